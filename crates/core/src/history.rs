@@ -1,0 +1,259 @@
+//! The loaded history: one struct of columns per table, every id a dense `u32`, every instant UTC
+//! seconds, every event table sorted by time so that "as of T" is a binary search.
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+
+use crate::contract::{EmailEventKind, WebEventKind};
+use crate::ids::IdIndex;
+use crate::zones::ZoneSource;
+
+/// Everything augur knows about a shop, as columns.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Contacts (from the contacts table, then derived from ids seen in events).
+    pub contacts: Contacts,
+    /// Products (from the products table, then derived from ids seen in orders and web events).
+    pub products: Products,
+    /// Order lines, sorted by time.
+    pub orders: Orders,
+    /// E-mail events, sorted by time.
+    pub email_events: EmailEvents,
+    /// Web events, sorted by time.
+    pub web_events: WebEvents,
+    /// Campaign ids seen in e-mail events.
+    pub campaigns: IdIndex,
+}
+
+/// A typed column of contact attributes (columns of the contacts table outside the contract).
+#[derive(Debug, Clone)]
+pub enum AttributeColumn {
+    /// Text values.
+    Text(Vec<Option<Box<str>>>),
+    /// Numeric values.
+    Number(Vec<Option<f64>>),
+    /// Boolean values.
+    Flag(Vec<Option<bool>>),
+}
+
+impl AttributeColumn {
+    fn grow(&mut self, len: usize) {
+        match self {
+            Self::Text(v) => v.resize(len, None),
+            Self::Number(v) => v.resize(len, None),
+            Self::Flag(v) => v.resize(len, None),
+        }
+    }
+}
+
+/// Contacts, indexed by dense contact id.
+#[derive(Debug, Default)]
+pub struct Contacts {
+    /// External ids.
+    pub ids: IdIndex,
+    /// Whether the row came from the contacts table (else derived from events).
+    pub listed: Vec<bool>,
+    /// E-mail address.
+    pub email: Vec<Option<Box<str>>>,
+    /// First name.
+    pub first_name: Vec<Option<Box<str>>>,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: Vec<Option<&'static str>>,
+    /// Resolved time zone.
+    pub timezone: Vec<Tz>,
+    /// Which rule gave the zone.
+    pub timezone_source: Vec<ZoneSource>,
+    /// Sign-up time, UTC seconds.
+    pub created_at: Vec<Option<i64>>,
+    /// Marketing consent (`None` = unknown).
+    pub email_consent: Vec<Option<bool>>,
+    /// Other columns, by name.
+    pub attributes: BTreeMap<String, AttributeColumn>,
+}
+
+impl Contacts {
+    /// Number of contacts.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Adds (or finds) a contact, growing every column; `listed` marks contacts-table rows.
+    pub(crate) fn intern(&mut self, id: &str, default_zone: Tz) -> u32 {
+        let i = self.ids.intern(id);
+        let len = self.ids.len();
+        if self.listed.len() < len {
+            self.listed.push(false);
+            self.email.push(None);
+            self.first_name.push(None);
+            self.country.push(None);
+            self.timezone.push(default_zone);
+            self.timezone_source.push(ZoneSource::Default);
+            self.created_at.push(None);
+            self.email_consent.push(None);
+        }
+        i
+    }
+
+    /// Pads attribute columns to the number of contacts.
+    pub(crate) fn pad_attributes(&mut self) {
+        let len = self.len();
+        for column in self.attributes.values_mut() {
+            column.grow(len);
+        }
+    }
+}
+
+/// Products, indexed by dense product id.
+#[derive(Debug, Default)]
+pub struct Products {
+    /// External ids.
+    pub ids: IdIndex,
+    /// Whether the row came from the products table (else derived).
+    pub listed: Vec<bool>,
+    /// Display name.
+    pub name: Vec<Option<Box<str>>>,
+    /// Dense category index into `categories`.
+    pub category: Vec<u32>,
+    /// Category names (`category` indexes this).
+    pub categories: IdIndex,
+    /// Price (from the table, else the latest positive unit price seen in orders).
+    pub price: Vec<Option<f64>>,
+    /// Product page.
+    pub url: Vec<Option<Box<str>>>,
+    /// Image.
+    pub image_url: Vec<Option<Box<str>>>,
+    /// Availability (unknown counts as in stock).
+    pub in_stock: Vec<bool>,
+}
+
+impl Products {
+    /// Number of products.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Adds (or finds) a product, growing every column.
+    pub(crate) fn intern(&mut self, id: &str) -> u32 {
+        let i = self.ids.intern(id);
+        if self.listed.len() < self.ids.len() {
+            self.listed.push(false);
+            self.name.push(None);
+            self.category.push(crate::ids::NONE);
+            self.price.push(None);
+            self.url.push(None);
+            self.image_url.push(None);
+            self.in_stock.push(true);
+        }
+        i
+    }
+}
+
+/// Order lines, sorted by time.
+#[derive(Debug, Default)]
+pub struct Orders {
+    /// External order ids (`order` indexes this).
+    pub order_ids: IdIndex,
+    /// Dense order id.
+    pub order: Vec<u32>,
+    /// Dense contact id.
+    pub contact: Vec<u32>,
+    /// Dense product id.
+    pub product: Vec<u32>,
+    /// UTC seconds.
+    pub at: Vec<i64>,
+    /// Quantity; negative for returns.
+    pub quantity: Vec<f64>,
+    /// Price per unit (0 when unknown).
+    pub unit_price: Vec<f64>,
+}
+
+impl Orders {
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+}
+
+/// E-mail events, sorted by time.
+#[derive(Debug, Default)]
+pub struct EmailEvents {
+    /// Dense contact id.
+    pub contact: Vec<u32>,
+    /// Dense campaign id, or [`crate::ids::NONE`].
+    pub campaign: Vec<u32>,
+    /// Event kind.
+    pub kind: Vec<EmailEventKind>,
+    /// UTC seconds.
+    pub at: Vec<i64>,
+    /// Flagged as a machine (privacy-proxy) open by the e-mail platform.
+    pub machine_open: Vec<bool>,
+}
+
+impl EmailEvents {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+}
+
+/// Web events, sorted by time.
+#[derive(Debug, Default)]
+pub struct WebEvents {
+    /// Dense contact id.
+    pub contact: Vec<u32>,
+    /// Event kind.
+    pub kind: Vec<WebEventKind>,
+    /// Dense product id, or [`crate::ids::NONE`].
+    pub product: Vec<u32>,
+    /// UTC seconds.
+    pub at: Vec<i64>,
+}
+
+impl WebEvents {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+}
+
+/// Sorts parallel columns by a key computed from the row index; every column is permuted the same way.
+pub(crate) fn permutation_by<K: Ord + Send>(
+    len: usize,
+    key: impl Fn(usize) -> K + Sync,
+) -> Vec<u32> {
+    use rayon::slice::ParallelSliceMut;
+    let mut order: Vec<u32> = (0..u32::try_from(len).unwrap_or(u32::MAX)).collect();
+    order.par_sort_by_key(|&i| key(i as usize));
+    order
+}
+
+/// Applies a permutation to a column.
+pub(crate) fn permute<T: Copy>(column: &[T], order: &[u32]) -> Vec<T> {
+    order.iter().map(|&i| column[i as usize]).collect()
+}

@@ -1,0 +1,105 @@
+//! Dense integer ids: every external id (contact, product, order, campaign) is read once into a
+//! `u32` index that all later stages share, so features, models and scores are plain arrays.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Marks "no id" in `u32` id columns (e.g. a web event without a product).
+pub const NONE: u32 = u32::MAX;
+
+/// Reads an external id into its canonical text: trimmed, and `17850.0` read as `17850`, so that
+/// integer ids exported through a float column match the same ids elsewhere. Empty means null.
+pub fn canonical_id(raw: &str) -> Option<Cow<'_, str>> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Some((whole, frac)) = s.split_once('.') {
+        let integral = !whole.is_empty()
+            && whole
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'))
+            && frac.bytes().all(|b| b == b'0');
+        if integral {
+            return Some(Cow::Borrowed(whole));
+        }
+    }
+    Some(Cow::Borrowed(s))
+}
+
+/// A two-way map between external ids and dense indexes `0..len`, in first-seen order.
+#[derive(Debug, Default, Clone)]
+pub struct IdIndex {
+    names: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32>,
+}
+
+impl IdIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The dense index of `id`, adding it if new. `id` must already be canonical.
+    pub fn intern(&mut self, id: &str) -> u32 {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).unwrap_or(NONE - 1);
+        self.names.push(id.into());
+        self.index.insert(id.into(), i);
+        i
+    }
+
+    /// The dense index of `id`, if known.
+    pub fn get(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    /// The external id of a dense index.
+    pub fn name(&self, i: u32) -> &str {
+        self.names.get(i as usize).map_or("", |s| s)
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no id was added.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// External ids in dense order.
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.names.iter().map(|s| &**s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_looking_ids_are_integers() {
+        assert_eq!(canonical_id(" 17850.0 ").as_deref(), Some("17850"));
+        assert_eq!(canonical_id("17850").as_deref(), Some("17850"));
+        assert_eq!(canonical_id("-3.00").as_deref(), Some("-3"));
+        assert_eq!(canonical_id("85123A").as_deref(), Some("85123A"));
+        assert_eq!(canonical_id("1.5").as_deref(), Some("1.5"));
+        assert_eq!(canonical_id("  "), None);
+    }
+
+    #[test]
+    fn interning_is_dense_and_stable() {
+        let mut ids = IdIndex::new();
+        assert_eq!(ids.intern("b"), 0);
+        assert_eq!(ids.intern("a"), 1);
+        assert_eq!(ids.intern("b"), 0);
+        assert_eq!(ids.name(1), "a");
+        assert_eq!(ids.get("c"), None);
+        assert_eq!(ids.len(), 2);
+    }
+}

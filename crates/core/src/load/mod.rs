@@ -1,0 +1,110 @@
+//! Loading: Parquet exports → [`History`] plus a [`QualityReport`].
+//!
+//! Each table streams as Arrow record batches, projected to the mapped columns. Row groups decode
+//! in parallel (a window of a few per core, so memory stays bounded by that window and the growing
+//! columns), then pass in file order through one sequential step that applies the rules and maps
+//! ids to dense indexes. That order makes the ids, and so everything downstream, deterministic.
+
+mod assemble;
+mod decode;
+mod source;
+
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::contract::TableKind;
+use crate::error::{Error, Result};
+use crate::history::History;
+use crate::quality::{QualityReport, TableReport};
+use crate::time::TimeReader;
+
+pub use assemble::Loader;
+
+/// Rows read so far, for progress displays.
+pub type Progress<'a> = &'a (dyn Fn(TableKind, u64) + Sync);
+
+/// Loads every configured table. Fatal data problems are listed in the report (see
+/// [`QualityReport::is_fatal`]); unreadable files and schema mismatches are errors.
+pub fn load(config: &Config) -> Result<(History, QualityReport)> {
+    load_with_progress(config, &|_, _| {})
+}
+
+/// [`load`], calling `progress` after each decoded row group with the table and its rows so far.
+pub fn load_with_progress(
+    config: &Config,
+    progress: Progress<'_>,
+) -> Result<(History, QualityReport)> {
+    let tables = config.configured_tables();
+    if tables.is_empty() {
+        return Err(Error::NoTables {
+            hint: String::new(),
+        });
+    }
+    let mut loader = Loader::new(config)?;
+    for kind in tables {
+        let report = load_table(config, kind, &mut loader, progress)?;
+        loader.report.tables.push(report);
+    }
+    Ok(loader.finish())
+}
+
+fn load_table(
+    config: &Config,
+    kind: TableKind,
+    loader: &mut Loader,
+    progress: Progress<'_>,
+) -> Result<TableReport> {
+    let table = config.tables.get(kind);
+    let Some(root) = table.path.as_deref() else {
+        return Ok(TableReport::new(kind));
+    };
+    let paths = source::list_files(root, kind)?;
+    let files = paths
+        .iter()
+        .map(|p| source::open_file(root, p, kind, table))
+        .collect::<Result<Vec<_>>>()?;
+    let mut report = TableReport::new(kind);
+    report.files = paths;
+
+    let times = TimeReader::new(
+        config.naive_zone(kind),
+        table.timestamp_format.clone(),
+        table.timestamp_unit,
+    );
+    let units: Vec<(usize, usize)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(f, file)| (0..file.row_groups()).map(move |rg| (f, rg)))
+        .collect();
+    let window = 2 * rayon::current_num_threads().max(1);
+    let mut rows = 0u64;
+    for chunk in units.chunks(window) {
+        let decoded: Vec<_> = chunk
+            .par_iter()
+            .map(|&(f, rg)| {
+                decode::decode_row_group(&files[f], rg, kind, &times, config.data.batch_size)
+            })
+            .collect();
+        for batches in decoded {
+            for batch in batches? {
+                rows += batch.rows as u64;
+                loader.absorb(kind, &batch, &mut report);
+            }
+            progress(kind, rows);
+        }
+    }
+    report.rows_read = rows;
+    loader.finish_table(kind, &mut report);
+    Ok(report)
+}
+
+/// Loads with [`load`] and fails on fatal data problems, for callers that need usable data.
+pub fn load_checked(config: &Config) -> Result<(History, QualityReport)> {
+    let (history, report) = load(config)?;
+    if report.is_fatal() {
+        return Err(Error::Unusable {
+            problems: report.fatal.join("; "),
+        });
+    }
+    Ok((history, report))
+}

@@ -1,0 +1,258 @@
+//! Finding a table's Parquet files and matching their columns to the contract, before any row is
+//! read: every schema problem is reported here with the file, the column and what exists.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::{DataType, Schema};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+
+use crate::config::TableConfig;
+use crate::contract::{Field, FieldType, TableKind};
+use crate::error::{Error, Result};
+use crate::time::TimeReader;
+
+/// Where a contract field's values come from in one file.
+#[derive(Debug, Clone)]
+pub(crate) enum FieldSource {
+    /// Position of the column in the projected batch.
+    Column(usize),
+    /// A hive partition value (`key=value` folder), constant for the file.
+    Partition(String),
+    /// Not in this file (an optional field).
+    Absent,
+}
+
+/// Kind of an attribute column (contacts only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttributeType {
+    Text,
+    Number,
+    Flag,
+}
+
+/// One Parquet file, opened and matched to the contract.
+#[derive(Debug)]
+pub(crate) struct FileSource {
+    pub path: PathBuf,
+    pub metadata: ArrowReaderMetadata,
+    pub projection: ProjectionMask,
+    /// Parallel to `TableKind::fields()`.
+    pub fields: Vec<FieldSource>,
+    /// Attribute columns: name, position in the projected batch, type.
+    pub attributes: Vec<(String, usize, AttributeType)>,
+}
+
+impl FileSource {
+    pub fn row_groups(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+}
+
+/// Lists the Parquet files of a table path: the file itself, or every `.parquet` file under a
+/// directory (recursively, sorted by path, hidden and `_`-prefixed entries skipped).
+pub(crate) fn list_files(path: &Path, table: TableKind) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let p = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.ends_with(".parquet") || name.ends_with(".parq") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::NoFiles {
+            path: path.to_path_buf(),
+            table: table.name(),
+        });
+    }
+    Ok(files)
+}
+
+/// `key=value` folders between the table root and the file.
+fn partition_values(root: &Path, file: &Path) -> BTreeMap<String, String> {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    rel.parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .filter_map(|c| {
+            let c = c.as_os_str().to_string_lossy();
+            c.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Opens a file's footer and matches its columns to the table's contract fields.
+pub(crate) fn open_file(
+    root: &Path,
+    path: &Path,
+    table: TableKind,
+    config: &TableConfig,
+) -> Result<FileSource> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Err(Error::NotParquet {
+            path: path.into(),
+            table: table.name(),
+            reason: "the file is empty".into(),
+        });
+    }
+    let metadata =
+        ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| {
+            Error::NotParquet {
+                path: path.into(),
+                table: table.name(),
+                reason: e.to_string(),
+            }
+        })?;
+    let schema: &Schema = metadata.schema();
+    let available: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let partitions = partition_values(root, path);
+
+    let mut roots: Vec<usize> = Vec::new();
+    let mut field_roots: Vec<Option<usize>> = Vec::new();
+    let mut sources = Vec::new();
+    for field in table.fields() {
+        let column = config.column_for(field.name);
+        match schema.index_of(column) {
+            Ok(i) => {
+                check_type(
+                    path,
+                    table,
+                    field,
+                    column,
+                    schema.field(i).data_type(),
+                    &available,
+                )?;
+                roots.push(i);
+                field_roots.push(Some(i));
+                sources.push(FieldSource::Absent);
+            }
+            Err(_) => {
+                field_roots.push(None);
+                if let Some(value) = partitions.get(column) {
+                    sources.push(FieldSource::Partition(value.clone()));
+                } else if field.required || config.is_mapped(field.name) {
+                    return Err(Error::MissingColumn {
+                        path: path.into(),
+                        table: table.name(),
+                        field: field.name,
+                        column: column.to_string(),
+                        available,
+                    });
+                } else {
+                    sources.push(FieldSource::Absent);
+                }
+            }
+        }
+    }
+
+    let mut attribute_roots = Vec::new();
+    if table == TableKind::Contacts {
+        for (i, f) in schema.fields().iter().enumerate() {
+            if roots.contains(&i) {
+                continue;
+            }
+            if let Some(ty) = attribute_type(f.data_type()) {
+                attribute_roots.push((f.name().clone(), i, ty));
+                roots.push(i);
+            } else {
+                tracing::warn!(file = %path.display(), column = %f.name(), data_type = %f.data_type(), "attribute column skipped: only strings, numbers and booleans are kept");
+            }
+        }
+    }
+
+    // A projected batch holds the selected root columns in schema order.
+    let mut sorted = roots.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let position = |root: usize| sorted.binary_search(&root).unwrap_or(0);
+    for (source, root) in sources.iter_mut().zip(&field_roots) {
+        if let Some(root) = root {
+            *source = FieldSource::Column(position(*root));
+        }
+    }
+    let attributes = attribute_roots
+        .into_iter()
+        .map(|(name, root, ty)| (name, position(root), ty))
+        .collect();
+    let projection = ProjectionMask::roots(metadata.parquet_schema(), sorted.iter().copied());
+    Ok(FileSource {
+        path: path.to_path_buf(),
+        metadata,
+        projection,
+        fields: sources,
+        attributes,
+    })
+}
+
+fn check_type(
+    path: &Path,
+    table: TableKind,
+    field: &Field,
+    column: &str,
+    data_type: &DataType,
+    available: &[String],
+) -> Result<()> {
+    let ok = match field.ty {
+        FieldType::Id | FieldType::Text => is_stringish(data_type) || data_type.is_numeric(),
+        FieldType::Number => data_type.is_numeric() || is_stringish(data_type),
+        FieldType::Flag => {
+            matches!(data_type, DataType::Boolean)
+                || data_type.is_integer()
+                || is_stringish(data_type)
+        }
+        FieldType::Timestamp => TimeReader::accepts(data_type),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::ColumnType {
+        path: path.into(),
+        table: table.name(),
+        field: field.name,
+        column: column.to_string(),
+        expected: field.ty.expected(),
+        found: data_type.to_string(),
+        available: available.to_vec(),
+    })
+}
+
+fn is_stringish(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_stringish(value),
+        _ => false,
+    }
+}
+
+fn attribute_type(data_type: &DataType) -> Option<AttributeType> {
+    if is_stringish(data_type) {
+        Some(AttributeType::Text)
+    } else if matches!(data_type, DataType::Boolean) {
+        Some(AttributeType::Flag)
+    } else if data_type.is_numeric() {
+        Some(AttributeType::Number)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,451 @@
+//! Instants: reading every timestamp form the contract accepts into UTC seconds, and the
+//! local-time helpers (hour of week, naive wall-clock in a zone) shared by every later stage.
+//!
+//! Accepted forms, per column:
+//! - Parquet timestamps with a zone (exact instants) or without one (wall-clock, read in the
+//!   configured zone); Parquet dates (midnight, configured zone);
+//! - integer or float epochs in s, ms, µs or ns — `timestamp_unit`, else inferred from the
+//!   magnitude: below 10¹¹ seconds, below 10¹⁴ milliseconds, below 10¹⁷ microseconds, else nanoseconds;
+//! - strings: ISO-8601 / RFC 3339 with or without offset, with `T` or a space, or a bare date;
+//!   or any `strftime` layout given as `timestamp_format` (which also applies to integers such as
+//!   `19970101` with `%Y%m%d`).
+//!
+//! A wall-clock time that falls in a daylight-saving gap is moved forward by the gap; one that
+//! occurs twice when clocks go back is read as the earlier instant.
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Date32Type, Date64Type, Float64Type, Int64Type, TimeUnit};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike};
+use chrono_tz::Tz;
+
+use crate::config::EpochUnit;
+
+/// Seconds per day.
+pub const DAY: i64 = 86_400;
+/// Seconds per hour.
+pub const HOUR: i64 = 3_600;
+
+/// Outcome of reading one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TimeStatus {
+    /// Read.
+    Ok,
+    /// The value was null or empty.
+    Null,
+    /// The value could not be read as an instant.
+    Unparsable,
+}
+
+/// A column of instants in UTC seconds, with the status of each row.
+#[derive(Debug, Default)]
+pub struct TimeColumn {
+    /// UTC seconds since the epoch (0 where the status is not `Ok`).
+    pub seconds: Vec<i64>,
+    /// Per-row outcome.
+    pub status: Vec<TimeStatus>,
+    /// A few raw values that could not be read, for the report.
+    pub bad_examples: Vec<String>,
+}
+
+impl TimeColumn {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            seconds: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            bad_examples: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, value: Option<i64>, raw: impl FnOnce() -> String) {
+        match value {
+            Some(s) => {
+                self.seconds.push(s);
+                self.status.push(TimeStatus::Ok);
+            }
+            None => {
+                self.seconds.push(0);
+                self.status.push(TimeStatus::Unparsable);
+                if self.bad_examples.len() < 3 {
+                    self.bad_examples.push(raw());
+                }
+            }
+        }
+    }
+
+    fn push_null(&mut self) {
+        self.seconds.push(0);
+        self.status.push(TimeStatus::Null);
+    }
+}
+
+/// How to read one table's timestamp columns.
+#[derive(Debug, Clone)]
+pub struct TimeReader {
+    zone: Tz,
+    format: Option<String>,
+    unit: Option<EpochUnit>,
+}
+
+impl TimeReader {
+    /// A reader for naive values in `zone`, with an optional `strftime` format and epoch unit.
+    pub fn new(zone: Tz, format: Option<String>, unit: Option<EpochUnit>) -> Self {
+        Self { zone, format, unit }
+    }
+
+    /// Whether an Arrow type can hold instants for this reader.
+    pub fn accepts(data_type: &DataType) -> bool {
+        matches!(
+            data_type,
+            DataType::Timestamp(..)
+                | DataType::Date32
+                | DataType::Date64
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+                | DataType::Float32
+                | DataType::Float64
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+        ) || matches!(data_type, DataType::Dictionary(_, v) if Self::accepts(v))
+    }
+
+    /// Reads a column. The caller checks [`TimeReader::accepts`] first; other types yield all-unparsable.
+    pub fn read(&self, array: &dyn Array) -> TimeColumn {
+        let n = array.len();
+        let mut out = TimeColumn::with_capacity(n);
+        match array.data_type() {
+            DataType::Timestamp(unit, zone) => {
+                let values = cast_to::<Int64Type>(array, &DataType::Int64);
+                let per_second = unit_per_second(*unit);
+                for i in 0..n {
+                    if values.is_null(i) {
+                        out.push_null();
+                        continue;
+                    }
+                    let v = values.value(i);
+                    let secs = v.div_euclid(per_second);
+                    let value = if zone.is_some() {
+                        Some(secs)
+                    } else {
+                        self.naive_epoch_to_utc(secs)
+                    };
+                    out.push(value, || v.to_string());
+                }
+            }
+            DataType::Date32 => {
+                let days = array.as_primitive::<Date32Type>();
+                for i in 0..n {
+                    if days.is_null(i) {
+                        out.push_null();
+                        continue;
+                    }
+                    let d = i64::from(days.value(i));
+                    out.push(self.naive_epoch_to_utc(d * DAY), || d.to_string());
+                }
+            }
+            DataType::Date64 => {
+                let ms = array.as_primitive::<Date64Type>();
+                for i in 0..n {
+                    if ms.is_null(i) {
+                        out.push_null();
+                        continue;
+                    }
+                    let v = ms.value(i);
+                    out.push(self.naive_epoch_to_utc(v.div_euclid(1000)), || {
+                        v.to_string()
+                    });
+                }
+            }
+            DataType::Float32 | DataType::Float64 if self.format.is_none() => {
+                let values = cast_to::<Float64Type>(array, &DataType::Float64);
+                for i in 0..n {
+                    if values.is_null(i) {
+                        out.push_null();
+                        continue;
+                    }
+                    let v = values.value(i);
+                    out.push(self.epoch_float(v), || v.to_string());
+                }
+            }
+            t if t.is_integer() && self.format.is_none() => {
+                let values = cast_to::<Int64Type>(array, &DataType::Int64);
+                for i in 0..n {
+                    if values.is_null(i) {
+                        out.push_null();
+                        continue;
+                    }
+                    let v = values.value(i);
+                    out.push(self.epoch_int(v), || v.to_string());
+                }
+            }
+            _ => {
+                let strings = match arrow::compute::cast(array, &DataType::Utf8) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        for _ in 0..n {
+                            out.push(None, || array.data_type().to_string());
+                        }
+                        return out;
+                    }
+                };
+                let strings = strings.as_string::<i32>();
+                for i in 0..n {
+                    let raw = if strings.is_null(i) {
+                        ""
+                    } else {
+                        strings.value(i).trim()
+                    };
+                    if raw.is_empty() {
+                        out.push_null();
+                        continue;
+                    }
+                    out.push(self.parse_str(raw), || raw.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn epoch_int(&self, v: i64) -> Option<i64> {
+        let per_second = match self.unit {
+            Some(unit) => epoch_unit_per_second(unit),
+            None => infer_per_second(v.unsigned_abs() as f64),
+        };
+        Some(v.div_euclid(per_second))
+    }
+
+    fn epoch_float(&self, v: f64) -> Option<i64> {
+        if !v.is_finite() {
+            return None;
+        }
+        let per_second = match self.unit {
+            Some(unit) => epoch_unit_per_second(unit),
+            None => infer_per_second(v.abs()),
+        };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let secs = (v / per_second as f64).floor() as i64;
+        Some(secs)
+    }
+
+    /// Interprets `secs` as wall-clock seconds (a naive timestamp) in the reader's zone.
+    fn naive_epoch_to_utc(&self, secs: i64) -> Option<i64> {
+        let naive = DateTime::from_timestamp(secs, 0)?.naive_utc();
+        Some(naive_to_utc(&naive, self.zone))
+    }
+
+    /// Parses one string with the configured format, or as ISO-8601.
+    pub fn parse_str(&self, raw: &str) -> Option<i64> {
+        match &self.format {
+            Some(format) => {
+                if let Ok(dt) = DateTime::parse_from_str(raw, format) {
+                    return Some(dt.timestamp());
+                }
+                if let Ok(naive) = NaiveDateTime::parse_from_str(raw, format) {
+                    return Some(naive_to_utc(&naive, self.zone));
+                }
+                let date = NaiveDate::parse_from_str(raw, format).ok()?;
+                Some(naive_to_utc(&date.and_hms_opt(0, 0, 0)?, self.zone))
+            }
+            None => parse_iso(raw, self.zone),
+        }
+    }
+}
+
+/// Parses ISO-8601 / RFC 3339 text; naive values are read in `zone`.
+pub fn parse_iso(raw: &str, zone: Tz) -> Option<i64> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(raw) {
+        return Some(dt.timestamp());
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f %z",
+    ] {
+        if let Ok(dt) = DateTime::parse_from_str(raw, format) {
+            return Some(dt.timestamp());
+        }
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(raw, format) {
+            return Some(naive_to_utc(&naive, zone));
+        }
+    }
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
+    Some(naive_to_utc(&date.and_hms_opt(0, 0, 0)?, zone))
+}
+
+/// Reads a wall-clock time in `zone` as UTC seconds: gaps move forward, repeats take the earlier.
+pub fn naive_to_utc(naive: &NaiveDateTime, zone: Tz) -> i64 {
+    match zone.from_local_datetime(naive) {
+        LocalResult::Single(dt) => dt.timestamp(),
+        LocalResult::Ambiguous(earlier, _) => earlier.timestamp(),
+        LocalResult::None => {
+            // Inside a daylight-saving gap: the same wall-clock reading an hour later exists.
+            let later = *naive + chrono::Duration::hours(1);
+            match zone.from_local_datetime(&later) {
+                LocalResult::Single(dt) | LocalResult::Ambiguous(dt, _) => dt.timestamp(),
+                LocalResult::None => naive.and_utc().timestamp(),
+            }
+        }
+    }
+}
+
+/// Hour of the week in `zone` (0 = Monday 00:00–00:59 local, 167 = Sunday 23:00–23:59).
+pub fn hour_of_week(utc_seconds: i64, zone: Tz) -> usize {
+    let Some(dt) = DateTime::from_timestamp(utc_seconds, 0) else {
+        return 0;
+    };
+    let local = dt.with_timezone(&zone);
+    local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize
+}
+
+/// Formats UTC seconds as RFC 3339, for reports.
+pub fn format_utc(utc_seconds: i64) -> String {
+    DateTime::from_timestamp(utc_seconds, 0).map_or_else(
+        || utc_seconds.to_string(),
+        |dt| dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+fn cast_to<T: arrow::datatypes::ArrowPrimitiveType>(
+    array: &dyn Array,
+    to: &DataType,
+) -> arrow::array::PrimitiveArray<T> {
+    let casted = arrow::compute::cast(array, to)
+        .unwrap_or_else(|_| arrow::array::new_null_array(to, array.len()));
+    casted.as_primitive::<T>().clone()
+}
+
+fn unit_per_second(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
+}
+
+fn epoch_unit_per_second(unit: EpochUnit) -> i64 {
+    match unit {
+        EpochUnit::S => 1,
+        EpochUnit::Ms => 1_000,
+        EpochUnit::Us => 1_000_000,
+        EpochUnit::Ns => 1_000_000_000,
+    }
+}
+
+fn infer_per_second(magnitude: f64) -> i64 {
+    if magnitude < 1e11 {
+        1
+    } else if magnitude < 1e14 {
+        1_000
+    } else if magnitude < 1e17 {
+        1_000_000
+    } else {
+        1_000_000_000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
+    use std::sync::Arc;
+
+    const T: i64 = 1_700_000_000; // 2023-11-14T22:13:20Z
+
+    fn reader(zone: Tz) -> TimeReader {
+        TimeReader::new(zone, None, None)
+    }
+
+    #[test]
+    fn zoned_timestamps_are_exact() {
+        let a = TimestampMillisecondArray::from(vec![Some(T * 1000), None]).with_timezone("+02:00");
+        let col = reader(Tz::Europe__Berlin).read(&a);
+        assert_eq!(col.seconds[0], T);
+        assert_eq!(col.status[1], TimeStatus::Null);
+    }
+
+    #[test]
+    fn naive_timestamps_use_the_zone() {
+        let a = TimestampMillisecondArray::from(vec![T * 1000]);
+        let col = reader(Tz::Europe__Berlin).read(&a);
+        assert_eq!(col.seconds[0], T - 3600, "Berlin is UTC+1 in November");
+    }
+
+    #[test]
+    fn epochs_in_every_unit() {
+        let a = Int64Array::from(vec![T, T * 1000, T * 1_000_000, T * 1_000_000_000]);
+        let col = reader(Tz::UTC).read(&a);
+        assert_eq!(col.seconds, vec![T; 4]);
+    }
+
+    #[test]
+    fn strings_iso_and_naive() {
+        let a = Arc::new(StringArray::from(vec![
+            Some("2023-11-14T22:13:20Z"),
+            Some("2023-11-14T23:13:20+01:00"),
+            Some("2023-11-14 23:13:20"),
+            Some("2023-11-14"),
+            Some("yesterday"),
+            Some(""),
+        ]));
+        let col = reader(Tz::Europe__Berlin).read(a.as_ref());
+        assert_eq!(col.seconds[..3], [T, T, T]);
+        assert_eq!(col.seconds[3], T - (22 * 3600 + 13 * 60 + 20) - 3600);
+        assert_eq!(col.status[4], TimeStatus::Unparsable);
+        assert_eq!(col.bad_examples, vec!["yesterday".to_string()]);
+        assert_eq!(col.status[5], TimeStatus::Null);
+    }
+
+    #[test]
+    fn custom_format_for_strings_and_integers() {
+        let r = TimeReader::new(Tz::UTC, Some("%m/%d/%Y %H:%M".into()), None);
+        assert_eq!(r.parse_str("12/1/2010 8:26"), Some(1_291_191_960));
+        let r = TimeReader::new(Tz::UTC, Some("%Y%m%d".into()), None);
+        let col = r.read(&Int64Array::from(vec![19_970_101]));
+        assert_eq!(col.seconds[0], 852_076_800);
+    }
+
+    #[test]
+    fn daylight_saving_gap_and_repeat() {
+        let gap = NaiveDate::from_ymd_opt(2024, 3, 31)
+            .and_then(|d| d.and_hms_opt(2, 30, 0))
+            .expect("valid");
+        let after = NaiveDate::from_ymd_opt(2024, 3, 31)
+            .and_then(|d| d.and_hms_opt(3, 30, 0))
+            .expect("valid");
+        assert_eq!(
+            naive_to_utc(&gap, Tz::Europe__Berlin),
+            naive_to_utc(&after, Tz::Europe__Berlin)
+        );
+        let repeat = NaiveDate::from_ymd_opt(2024, 10, 27)
+            .and_then(|d| d.and_hms_opt(2, 30, 0))
+            .expect("valid");
+        assert_eq!(
+            naive_to_utc(&repeat, Tz::Europe__Berlin),
+            1_729_989_000,
+            "earlier instant, UTC+2"
+        );
+    }
+
+    #[test]
+    fn hour_of_week_is_local() {
+        // 2023-11-13 is a Monday; 08:00 in New York is 13:00 UTC.
+        let monday_8am_ny = 1_699_880_400;
+        assert_eq!(hour_of_week(monday_8am_ny, Tz::America__New_York), 8);
+        assert_eq!(hour_of_week(monday_8am_ny, Tz::UTC), 13);
+    }
+}

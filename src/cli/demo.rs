@@ -1,0 +1,47 @@
+//! `augur demo`: the main job on embedded defaults — demo data if absent, then validation.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use augur_core::Config;
+use augur_synth::DemoSpec;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory of the demo data (written if it holds no data yet).
+    #[arg(long, default_value = "data/demo")]
+    pub dir: PathBuf,
+    /// Contacts to generate when the data is absent.
+    #[arg(long, default_value_t = 10_000)]
+    pub contacts: u64,
+    /// Seed for generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let config_path = args.dir.join("augur.toml");
+    if config_path.is_file() {
+        tracing::info!(dir = %args.dir.display(), "using existing demo data");
+    } else {
+        let spec = DemoSpec {
+            contacts: args.contacts,
+            seed: args.seed,
+            ..DemoSpec::default()
+        };
+        super::demo_data::generate(&spec, &args.dir)?;
+    }
+    let (config, _) = Config::load(Some(&config_path))?;
+    let report = super::validate::validate(&config)?;
+    print!("{}", report.render_text());
+    if report.is_fatal() {
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "\nDemo data in {} validated. Next: `augur validate --config {}`.",
+        args.dir.display(),
+        config_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

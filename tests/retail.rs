@@ -1,0 +1,271 @@
+//! A raw retail export (`InvoiceNo, StockCode, …`) loads with a mapping config alone.
+
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, Int64Array, StringArray};
+use augur_core::Config;
+use augur_core::quality::DropReason;
+
+use crate::util::{Dir, run, stdout, write_parquet};
+
+pub const RETAIL_CONFIG: &str = r#"
+[data]
+timezone = "Europe/London"
+
+[tables.orders]
+path = "online_retail.parquet"
+timestamp_format = "%m/%d/%Y %H:%M"
+cancelled_order_prefix = "C"
+exclude_products = ["POST", "DOT", "M", "BANK CHARGES"]
+exclude_product_pattern = "^gift_"
+
+[tables.orders.columns]
+order_id = "InvoiceNo"
+product_id = "StockCode"
+product_name = "Description"
+quantity = "Quantity"
+ordered_at = "InvoiceDate"
+unit_price = "UnitPrice"
+contact_id = "CustomerID"
+country = "Country"
+"#;
+
+/// InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country.
+type RetailRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    i64,
+    &'static str,
+    f64,
+    Option<f64>,
+    &'static str,
+);
+
+fn write_fixture(dir: &Dir) {
+    let rows: Vec<RetailRow> = vec![
+        (
+            "536365",
+            "85123A",
+            "WHITE HANGING HEART T-LIGHT HOLDER",
+            6,
+            "12/1/2010 8:26",
+            2.55,
+            Some(17850.0),
+            "United Kingdom",
+        ),
+        (
+            "536365",
+            "71053",
+            "WHITE METAL LANTERN",
+            6,
+            "12/1/2010 8:26",
+            3.39,
+            Some(17850.0),
+            "United Kingdom",
+        ),
+        (
+            "536365",
+            "POST",
+            "POSTAGE",
+            1,
+            "12/1/2010 8:26",
+            18.0,
+            Some(17850.0),
+            "United Kingdom",
+        ),
+        // An exact duplicate line.
+        (
+            "536365",
+            "71053",
+            "WHITE METAL LANTERN",
+            6,
+            "12/1/2010 8:26",
+            3.39,
+            Some(17850.0),
+            "United Kingdom",
+        ),
+        (
+            "536370",
+            "22728",
+            "ALARM CLOCK BAKELIKE PINK",
+            24,
+            "12/1/2010 8:45",
+            3.75,
+            Some(12583.0),
+            "France",
+        ),
+        // No customer.
+        (
+            "536414",
+            "22139",
+            "RETROSPOT TEA SET",
+            56,
+            "12/1/2010 11:52",
+            0.0,
+            None,
+            "United Kingdom",
+        ),
+        // Cancellation of an earlier purchase: kept as a return.
+        (
+            "C536379",
+            "71053",
+            "WHITE METAL LANTERN",
+            -2,
+            "12/2/2010 9:41",
+            3.39,
+            Some(17850.0),
+            "United Kingdom",
+        ),
+        // Cancellation of something never bought.
+        (
+            "C536383",
+            "35004C",
+            "SET OF 3 COLOURED FLYING DUCKS",
+            -1,
+            "12/2/2010 9:49",
+            4.65,
+            Some(15311.0),
+            "United Kingdom",
+        ),
+        (
+            "536384",
+            "gift_0001_20",
+            "Dotcomgiftshop Gift Voucher",
+            1,
+            "12/2/2010 10:00",
+            17.0,
+            Some(15311.0),
+            "United Kingdom",
+        ),
+        (
+            "536390",
+            "22941",
+            "CHRISTMAS LIGHTS 10 REINDEER",
+            2,
+            "not a date",
+            8.5,
+            Some(15311.0),
+            "United Kingdom",
+        ),
+        (
+            "536391",
+            "22942",
+            "CHRISTMAS LIGHTS 10 SANTAS",
+            1,
+            "12/3/2010 14:10",
+            8.5,
+            Some(15311.0),
+            "EIRE",
+        ),
+    ];
+    write_parquet(
+        &dir.join("online_retail.parquet"),
+        vec![
+            (
+                "InvoiceNo",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            ),
+            (
+                "StockCode",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            ),
+            (
+                "Description",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ),
+            (
+                "Quantity",
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
+            ),
+            (
+                "InvoiceDate",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.4))),
+            ),
+            (
+                "UnitPrice",
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.5))),
+            ),
+            (
+                "CustomerID",
+                Arc::new(Float64Array::from(
+                    rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "Country",
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.7))),
+            ),
+        ],
+    );
+    dir.write("augur.toml", RETAIL_CONFIG);
+}
+
+#[test]
+fn raw_retail_export_loads_with_config_alone() {
+    let dir = Dir::new();
+    write_fixture(&dir);
+    let config = Config::from_toml(RETAIL_CONFIG, dir.path()).expect("config");
+    let (history, report) = augur_core::load::load(&config).expect("load");
+    let orders = report
+        .table(augur_core::TableKind::Orders)
+        .expect("orders report");
+    assert_eq!(orders.rows_read, 11);
+    let dropped = |r: DropReason| orders.dropped.get(&r).copied().unwrap_or(0);
+    assert_eq!(
+        dropped(DropReason::ExcludedProduct),
+        2,
+        "POST and the gift voucher"
+    );
+    assert_eq!(dropped(DropReason::Duplicate), 1);
+    assert_eq!(dropped(DropReason::MissingContactId), 1);
+    assert_eq!(dropped(DropReason::ReturnWithoutPurchase), 1);
+    assert_eq!(dropped(DropReason::UnparsableTimestamp), 1);
+    assert_eq!(orders.rows_kept, 5);
+
+    // Float-looking ids read as integers; contacts and products derived from order lines.
+    let contacts = &history.contacts;
+    let c = contacts.ids.get("17850").expect("17850.0 read as 17850") as usize;
+    assert_eq!(contacts.country[c], Some("GB"));
+    assert_eq!(contacts.timezone[c], augur_core::Tz::Europe__London);
+    let c = contacts.ids.get("15311").expect("15311") as usize;
+    assert_eq!(contacts.country[c], Some("GB"), "first country seen wins");
+    assert_eq!(report.contacts, 3);
+    assert_eq!(report.contacts_derived, 3);
+    let p = history.products.ids.get("71053").expect("product") as usize;
+    assert_eq!(
+        history.products.name[p].as_deref(),
+        Some("WHITE METAL LANTERN")
+    );
+    assert_eq!(history.products.price[p], Some(3.39));
+
+    // The cancellation is a return of the earlier purchase; naive times read in London (UTC in winter).
+    let returns: Vec<usize> = (0..history.orders.len())
+        .filter(|&i| history.orders.quantity[i] < 0.0)
+        .collect();
+    assert_eq!(returns.len(), 1);
+    assert_eq!(history.orders.quantity[returns[0]], -2.0);
+    assert_eq!(history.orders.at[0], 1_291_191_960, "2010-12-01T08:26Z");
+}
+
+#[test]
+fn validate_prints_the_report_for_the_retail_export() {
+    let dir = Dir::new();
+    write_fixture(&dir);
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for expected in [
+        "orders",
+        "excluded product code",
+        "return without a purchase",
+        "duplicate row",
+        "unparsable timestamp (e.g. not a date)",
+        "2010-12-01T08:26:00Z",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in report");
+    }
+    let out = run(dir.augur().args(["validate", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(json["contacts"], 3);
+}

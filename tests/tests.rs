@@ -1,0 +1,8 @@
+//! All integration tests in one binary (one link step); each module covers one subcommand or area.
+
+mod util;
+
+mod demo_data;
+mod retail;
+mod timestamps;
+mod validate;

@@ -1,0 +1,212 @@
+//! `augur validate` on bad input: every problem named, nothing panics, nothing half-loaded.
+
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, Int64Array, ListArray, StringArray};
+use arrow::datatypes::Int32Type;
+
+use crate::util::{Dir, run, stderr, stdout, write_parquet};
+
+fn orders_config(dir: &Dir, path: &str) {
+    dir.write(
+        "augur.toml",
+        &format!("[tables.orders]\npath = \"{path}\"\n"),
+    );
+}
+
+fn good_orders(dir: &Dir, rel: &str) {
+    write_parquet(
+        &dir.join(rel),
+        vec![
+            ("contact_id", Arc::new(StringArray::from(vec!["a", "b"]))),
+            ("product_id", Arc::new(StringArray::from(vec!["p1", "p2"]))),
+            (
+                "ordered_at",
+                Arc::new(StringArray::from(vec![
+                    "2024-01-01T10:00:00Z",
+                    "2024-01-02T10:00:00Z",
+                ])),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn good_orders_only_validate() {
+    let dir = Dir::new();
+    good_orders(&dir, "orders.parquet");
+    orders_config(&dir, "orders.parquet");
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("contacts: 2 (2 derived from events)"));
+}
+
+#[test]
+fn corrupt_empty_and_foreign_files_are_named() {
+    for (name, bytes) in [
+        ("empty.parquet", Vec::new()),
+        ("text.parquet", b"order_id,contact_id\n1,2\n".to_vec()),
+        (
+            "garbage.parquet",
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+    ] {
+        let dir = Dir::new();
+        std::fs::write(dir.join(name), bytes).expect("write");
+        orders_config(&dir, name);
+        let out = run(dir.augur().arg("validate"));
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(name) && err.contains("not a readable Parquet file"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn truncated_parquet_is_named() {
+    let dir = Dir::new();
+    good_orders(&dir, "full.parquet");
+    let bytes = std::fs::read(dir.join("full.parquet")).expect("read");
+    std::fs::write(dir.join("cut.parquet"), &bytes[..bytes.len() / 2]).expect("write");
+    orders_config(&dir, "cut.parquet");
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cut.parquet"));
+}
+
+#[test]
+fn missing_column_lists_what_exists() {
+    let dir = Dir::new();
+    write_parquet(
+        &dir.join("orders.parquet"),
+        vec![
+            ("CustomerID", Arc::new(StringArray::from(vec!["a"]))),
+            ("product_id", Arc::new(StringArray::from(vec!["p1"]))),
+            (
+                "ordered_at",
+                Arc::new(StringArray::from(vec!["2024-01-01"])),
+            ),
+        ],
+    );
+    orders_config(&dir, "orders.parquet");
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for expected in [
+        "orders.parquet",
+        "`contact_id`",
+        "CustomerID, product_id, ordered_at",
+        "tables.orders.columns.contact_id",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}`: {err}");
+    }
+}
+
+#[test]
+fn wrong_column_type_names_expected_and_found() {
+    let dir = Dir::new();
+    let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1)])]);
+    write_parquet(
+        &dir.join("orders.parquet"),
+        vec![
+            ("contact_id", Arc::new(lists)),
+            ("product_id", Arc::new(StringArray::from(vec!["p1"]))),
+            ("ordered_at", Arc::new(BooleanArray::from(vec![true]))),
+        ],
+    );
+    orders_config(&dir, "orders.parquet");
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("column `contact_id`")
+            && err.contains("expected a string or integer id")
+            && err.contains("List"),
+        "{err}"
+    );
+}
+
+#[test]
+fn all_rows_dropped_is_fatal() {
+    let dir = Dir::new();
+    write_parquet(
+        &dir.join("orders.parquet"),
+        vec![
+            ("contact_id", Arc::new(Int64Array::from(vec![1, 2]))),
+            ("product_id", Arc::new(Int64Array::from(vec![1, 2]))),
+            (
+                "ordered_at",
+                Arc::new(StringArray::from(vec!["01.02.2024", "03.02.2024"])),
+            ),
+        ],
+    );
+    orders_config(&dir, "orders.parquet");
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FATAL") && text.contains("timestamp_format"),
+        "{text}"
+    );
+}
+
+#[test]
+fn directory_without_parquet_files() {
+    let dir = Dir::new();
+    dir.write("exports/readme.txt", "nothing here");
+    orders_config(&dir, "exports");
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no .parquet files found for the orders table"));
+}
+
+#[test]
+fn missing_path_and_bad_config_are_named() {
+    let dir = Dir::new();
+    orders_config(&dir, "nowhere.parquet");
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nowhere.parquet"));
+
+    dir.write(
+        "augur.toml",
+        "[tables.orders]\npath = \"o.parquet\"\ntimestamp_unit = \"minutes\"\n",
+    );
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("timestamp_unit"), "{}", stderr(&out));
+
+    let out = run(dir.augur().args(["validate", "--config", "absent.toml"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("absent.toml"));
+}
+
+#[test]
+fn hive_partitions_and_environment_overrides() {
+    let dir = Dir::new();
+    write_parquet(
+        &dir.join("exports/contacts/country=DE/part-0.parquet"),
+        vec![("contact_id", Arc::new(StringArray::from(vec!["a", "b"])))],
+    );
+    write_parquet(
+        &dir.join("exports/contacts/country=JP/part-0.parquet"),
+        vec![("contact_id", Arc::new(StringArray::from(vec!["c"])))],
+    );
+    good_orders(&dir, "exports/orders/part-0.parquet");
+    dir.write("augur.toml", "[tables.orders]\npath = \"wrong-place\"\n");
+    let out = run(dir
+        .augur()
+        .env("AUGUR_TABLES__ORDERS__PATH", "exports/orders")
+        .env("AUGUR_TABLES__CONTACTS__PATH", "exports/contacts")
+        .args(["validate", "--json"]));
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["contacts"], 3);
+    assert_eq!(json["contacts_derived"], 0);
+    assert_eq!(
+        json["timezone_sources"]["country"], 3,
+        "zones from the partition's country"
+    );
+}
