@@ -211,6 +211,10 @@ impl EmailEventKind {
 
     /// Reads the contract spelling or a common synonym (case-insensitive).
     pub fn parse(raw: &str) -> Option<Self> {
+        // Exact contract spellings first: no allocation on the common path.
+        if let Some(kind) = Self::ALL.into_iter().find(|k| k.name() == raw) {
+            return Some(kind);
+        }
         let s = raw.trim().to_ascii_lowercase();
         Some(match s.as_str() {
             "sent" | "send" | "sends" | "processed" => Self::Sent,
@@ -271,6 +275,9 @@ impl WebEventKind {
 
     /// Reads the contract spelling or a common synonym (case-insensitive).
     pub fn parse(raw: &str) -> Option<Self> {
+        if let Some(kind) = Self::ALL.into_iter().find(|k| k.name() == raw) {
+            return Some(kind);
+        }
         let s = raw.trim().to_ascii_lowercase().replace(['-', ' '], "_");
         Some(match s.as_str() {
             "view" | "page_view" | "pageview" | "product_view" | "view_item" | "viewed" => {

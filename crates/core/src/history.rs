@@ -242,18 +242,42 @@ impl WebEvents {
     }
 }
 
-/// Sorts parallel columns by a key computed from the row index; every column is permuted the same way.
-pub(crate) fn permutation_by<K: Ord + Send>(
-    len: usize,
-    key: impl Fn(usize) -> K + Sync,
+/// The row order that sorts a table by time and contact, remaining ties broken by `tie_key`
+/// (then by row index), so the result does not depend on the order rows arrived in.
+///
+/// Sorting `(time, contact, row)` triples keeps comparisons on contiguous memory; only the rare
+/// runs of equal time and contact look at the other columns.
+pub(crate) fn time_order<K: Ord>(
+    at: &[i64],
+    contact: &[u32],
+    tie_key: impl Fn(usize) -> K + Sync,
 ) -> Vec<u32> {
-    use rayon::slice::ParallelSliceMut;
-    let mut order: Vec<u32> = (0..u32::try_from(len).unwrap_or(u32::MAX)).collect();
-    order.par_sort_by_key(|&i| key(i as usize));
-    order
+    use rayon::prelude::*;
+    let rows = u32::try_from(at.len()).unwrap_or(u32::MAX);
+    let mut keyed: Vec<(i64, u32, u32)> = (0..rows)
+        .into_par_iter()
+        .map(|i| (at[i as usize], contact[i as usize], i))
+        .collect();
+    if !keyed.windows(2).all(|w| w[0] <= w[1]) {
+        keyed.par_sort_unstable();
+    }
+    let mut start = 0;
+    while start < keyed.len() {
+        let (t, c, _) = keyed[start];
+        let mut end = start + 1;
+        while end < keyed.len() && keyed[end].0 == t && keyed[end].1 == c {
+            end += 1;
+        }
+        if end - start > 1 {
+            keyed[start..end].sort_unstable_by_key(|&(_, _, i)| (tie_key(i as usize), i));
+        }
+        start = end;
+    }
+    keyed.into_par_iter().map(|(_, _, i)| i).collect()
 }
 
 /// Applies a permutation to a column.
-pub(crate) fn permute<T: Copy>(column: &[T], order: &[u32]) -> Vec<T> {
-    order.iter().map(|&i| column[i as usize]).collect()
+pub(crate) fn permute<T: Copy + Send + Sync>(column: &[T], order: &[u32]) -> Vec<T> {
+    use rayon::prelude::*;
+    order.par_iter().map(|&i| column[i as usize]).collect()
 }

@@ -2,7 +2,8 @@
 //! `u32` index that all later stages share, so features, models and scores are plain arrays.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 
 /// Marks "no id" in `u32` id columns (e.g. a web event without a product).
 pub const NONE: u32 = u32::MAX;
@@ -32,7 +33,9 @@ pub fn canonical_id(raw: &str) -> Option<Cow<'_, str>> {
 #[derive(Debug, Default, Clone)]
 pub struct IdIndex {
     names: Vec<Box<str>>,
-    index: HashMap<Box<str>, u32>,
+    index: FxHashMap<Box<str>, u32>,
+    /// The id looked up last: exports often repeat one id on consecutive rows.
+    last: Option<u32>,
 }
 
 impl IdIndex {
@@ -43,6 +46,17 @@ impl IdIndex {
 
     /// The dense index of `id`, adding it if new. `id` must already be canonical.
     pub fn intern(&mut self, id: &str) -> u32 {
+        if let Some(i) = self.last {
+            if *self.names[i as usize] == *id {
+                return i;
+            }
+        }
+        let i = self.intern_uncached(id);
+        self.last = Some(i);
+        i
+    }
+
+    fn intern_uncached(&mut self, id: &str) -> u32 {
         if let Some(&i) = self.index.get(id) {
             return i;
         }

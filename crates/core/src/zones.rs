@@ -21,6 +21,17 @@ pub enum ZoneSource {
     Default,
 }
 
+impl ZoneSource {
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Contact => "contact",
+            Self::Country => "country",
+            Self::Default => "default",
+        }
+    }
+}
+
 /// Names used in exports for countries whose tzdata name differs.
 const ALIASES: &[(&str, &str)] = &[
     ("united kingdom", "GB"),

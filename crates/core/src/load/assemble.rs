@@ -13,7 +13,7 @@ use super::source::AttributeType;
 use crate::config::{Config, TableConfig};
 use crate::contract::{EmailEventKind, TableKind, WebEventKind};
 use crate::error::{Error, Result};
-use crate::history::{AttributeColumn, History, permutation_by, permute};
+use crate::history::{AttributeColumn, History, permute, time_order};
 use crate::ids::{NONE, canonical_id};
 use crate::quality::{DropReason, QualityReport, TableReport};
 use crate::time::{TimeColumn, TimeStatus};
@@ -357,11 +357,7 @@ impl Loader {
                 continue;
             };
             let raw = event.str(row).unwrap_or("");
-            let Some(kind) = self
-                .email_values
-                .get(&raw.trim().to_lowercase())
-                .copied()
-                .or_else(|| EmailEventKind::parse(raw))
+            let Some(kind) = mapped(&self.email_values, raw).or_else(|| EmailEventKind::parse(raw))
             else {
                 report.drop_row(DropReason::UnknownEventType, || raw.to_string());
                 continue;
@@ -400,11 +396,7 @@ impl Loader {
                 continue;
             };
             let raw = event.str(row).unwrap_or("");
-            let Some(kind) = self
-                .web_values
-                .get(&raw.trim().to_lowercase())
-                .copied()
-                .or_else(|| WebEventKind::parse(raw))
+            let Some(kind) = mapped(&self.web_values, raw).or_else(|| WebEventKind::parse(raw))
             else {
                 report.drop_row(DropReason::UnknownEventType, || raw.to_string());
                 continue;
@@ -432,47 +424,46 @@ impl Loader {
             TableKind::Orders => self.finish_orders(report),
             TableKind::EmailEvents => {
                 let e = &mut self.history.email_events;
-                let order = permutation_by(e.len(), |i| {
-                    (
-                        e.at[i],
-                        e.contact[i],
-                        e.kind[i],
-                        e.campaign[i],
-                        e.machine_open[i],
-                    )
+                let order = time_order(&e.at, &e.contact, |i| {
+                    (e.kind[i], e.campaign[i], e.machine_open[i])
                 });
-                let same = |a: usize, b: usize| {
+                e.contact = permute(&e.contact, &order);
+                e.campaign = permute(&e.campaign, &order);
+                e.kind = permute(&e.kind, &order);
+                e.at = permute(&e.at, &order);
+                e.machine_open = permute(&e.machine_open, &order);
+                let keep = keep_first_of_runs(e.len(), report, |a, b| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
                         && e.kind[a] == e.kind[b]
                         && e.campaign[a] == e.campaign[b]
                         && e.machine_open[a] == e.machine_open[b]
-                };
-                let keep = dedupe(&order, same, report);
-                e.contact = permute(&e.contact, &keep);
-                e.campaign = permute(&e.campaign, &keep);
-                e.kind = permute(&e.kind, &keep);
-                e.at = permute(&e.at, &keep);
-                e.machine_open = permute(&e.machine_open, &keep);
+                });
+                retain(&mut e.contact, &keep);
+                retain(&mut e.campaign, &keep);
+                retain(&mut e.kind, &keep);
+                retain(&mut e.at, &keep);
+                retain(&mut e.machine_open, &keep);
                 report.rows_kept = e.len() as u64;
                 report.observe_time_range(&e.at);
             }
             TableKind::WebEvents => {
                 let e = &mut self.history.web_events;
-                let order = permutation_by(e.len(), |i| {
-                    (e.at[i], e.contact[i], e.kind[i], e.product[i])
-                });
-                let same = |a: usize, b: usize| {
+                let order = time_order(&e.at, &e.contact, |i| (e.kind[i], e.product[i]));
+                e.contact = permute(&e.contact, &order);
+                e.kind = permute(&e.kind, &order);
+                e.product = permute(&e.product, &order);
+                e.at = permute(&e.at, &order);
+                let keep = keep_first_of_runs(e.len(), report, |a, b| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
                         && e.kind[a] == e.kind[b]
                         && e.product[a] == e.product[b]
-                };
-                let keep = dedupe(&order, same, report);
-                e.contact = permute(&e.contact, &keep);
-                e.kind = permute(&e.kind, &keep);
-                e.product = permute(&e.product, &keep);
-                e.at = permute(&e.at, &keep);
+                });
+                retain(&mut e.contact, &keep);
+                retain(&mut e.kind, &keep);
+                retain(&mut e.product, &keep);
+                retain(&mut e.at, &keep);
                 report.rows_kept = e.len() as u64;
                 report.observe_time_range(&e.at);
             }
@@ -494,10 +485,8 @@ impl Loader {
     fn finish_orders(&mut self, report: &mut TableReport) {
         let o = &mut self.history.orders;
         // Purchases sort before returns of the same instant, so a same-second return finds its purchase.
-        let order = permutation_by(o.len(), |i| {
+        let order = time_order(&o.at, &o.contact, |i| {
             (
-                o.at[i],
-                o.contact[i],
                 o.quantity[i] < 0.0,
                 o.order[i],
                 o.product[i],
@@ -505,42 +494,50 @@ impl Loader {
                 o.unit_price[i].to_bits(),
             )
         });
-        let same = |a: usize, b: usize| {
+        o.order = permute(&o.order, &order);
+        o.contact = permute(&o.contact, &order);
+        o.product = permute(&o.product, &order);
+        o.at = permute(&o.at, &order);
+        o.quantity = permute(&o.quantity, &order);
+        o.unit_price = permute(&o.unit_price, &order);
+        let mut keep = keep_first_of_runs(o.len(), report, |a, b| {
             o.at[a] == o.at[b]
                 && o.contact[a] == o.contact[b]
                 && o.order[a] == o.order[b]
                 && o.product[a] == o.product[b]
                 && o.quantity[a].to_bits() == o.quantity[b].to_bits()
                 && o.unit_price[a].to_bits() == o.unit_price[b].to_bits()
-        };
-        let unique = dedupe(&order, same, report);
+        });
         let mut bought: HashSet<u64> = HashSet::new();
-        let mut keep = Vec::with_capacity(unique.len());
         let mut returns = 0;
-        for &i in &unique {
-            let i = i as usize;
+        for (i, kept) in keep.iter_mut().enumerate() {
+            if !*kept {
+                continue;
+            }
             let key = (u64::from(o.contact[i]) << 32) | u64::from(o.product[i]);
             if o.quantity[i] > 0.0 {
                 bought.insert(key);
-            } else if !bought.contains(&key) {
-                let (c, p) = (o.contact[i], o.product[i]);
+            } else if bought.contains(&key) {
+                returns += 1;
+            } else {
+                *kept = false;
                 let names = (&self.history.contacts.ids, &self.history.products.ids);
                 report.drop_row(DropReason::ReturnWithoutPurchase, || {
-                    format!("contact {} product {}", names.0.name(c), names.1.name(p))
+                    format!(
+                        "contact {} product {}",
+                        names.0.name(o.contact[i]),
+                        names.1.name(o.product[i])
+                    )
                 });
-                continue;
-            } else {
-                returns += 1;
             }
-            keep.push(i as u32);
         }
         report.note("return lines kept (product bought earlier)", returns);
-        o.order = permute(&o.order, &keep);
-        o.contact = permute(&o.contact, &keep);
-        o.product = permute(&o.product, &keep);
-        o.at = permute(&o.at, &keep);
-        o.quantity = permute(&o.quantity, &keep);
-        o.unit_price = permute(&o.unit_price, &keep);
+        retain(&mut o.order, &keep);
+        retain(&mut o.contact, &keep);
+        retain(&mut o.product, &keep);
+        retain(&mut o.at, &keep);
+        retain(&mut o.quantity, &keep);
+        retain(&mut o.unit_price, &keep);
         report.rows_kept = o.len() as u64;
         report.observe_time_range(&o.at);
     }
@@ -548,22 +545,38 @@ impl Loader {
     /// Resolves time zones, pads attributes and judges the report.
     pub(crate) fn finish(mut self) -> (History, QualityReport) {
         let contacts = &mut self.history.contacts;
-        let mut sources: BTreeMap<String, u64> = BTreeMap::new();
+        let mut counts = [0u64; 3];
+        let mut zone_names: rustc_hash::FxHashMap<&str, Option<Tz>> =
+            rustc_hash::FxHashMap::default();
         let mut unknown_zones = 0u64;
         for c in 0..contacts.len() {
             let raw = self.raw_zones.get(c).and_then(|z| z.as_deref());
-            let (zone, source) = resolve_zone(raw, contacts.country[c], self.default_zone);
+            // Few distinct zone names: parse each once.
+            let parsed = raw.map(|r| {
+                *zone_names
+                    .entry(r)
+                    .or_insert_with(|| r.trim().parse::<Tz>().ok())
+            });
+            let (zone, source) = match parsed.flatten() {
+                Some(tz) => (tz, ZoneSource::Contact),
+                None => resolve_zone(None, contacts.country[c], self.default_zone),
+            };
             if raw.is_some_and(|r| !r.trim().is_empty()) && source != ZoneSource::Contact {
                 unknown_zones += 1;
             }
             contacts.timezone[c] = zone;
             contacts.timezone_source[c] = source;
-            let name = serde_json::to_value(source)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            *sources.entry(name).or_default() += 1;
+            counts[source as usize] += 1;
         }
+        let sources: BTreeMap<String, u64> = [
+            ZoneSource::Contact,
+            ZoneSource::Country,
+            ZoneSource::Default,
+        ]
+        .into_iter()
+        .map(|s| (s.name().to_string(), counts[s as usize]))
+        .filter(|(_, n)| *n > 0)
+        .collect();
         contacts.pad_attributes();
         if let Some(t) = self
             .report
@@ -588,23 +601,34 @@ impl Loader {
     }
 }
 
-/// Keeps the first of each run of equal rows (in sorted `order`), counting the rest as duplicates.
-fn dedupe(
-    order: &[u32],
-    same: impl Fn(usize, usize) -> bool,
+/// An event value mapped in `event_values` (keys lower-cased), if any mapping exists.
+fn mapped<K: Copy>(values: &BTreeMap<String, K>, raw: &str) -> Option<K> {
+    if values.is_empty() {
+        return None;
+    }
+    values.get(&raw.trim().to_lowercase()).copied()
+}
+
+/// Marks every row equal to the row before it (the columns are sorted) as a duplicate to drop.
+fn keep_first_of_runs(
+    len: usize,
     report: &mut TableReport,
-) -> Vec<u32> {
-    let mut keep: Vec<u32> = Vec::with_capacity(order.len());
-    for &i in order {
-        if let Some(&last) = keep.last() {
-            if same(last as usize, i as usize) {
-                report.drop_row(DropReason::Duplicate, String::new);
-                continue;
-            }
+    same: impl Fn(usize, usize) -> bool,
+) -> Vec<bool> {
+    let mut keep = vec![true; len];
+    for (i, kept) in keep.iter_mut().enumerate().skip(1) {
+        if same(i - 1, i) {
+            *kept = false;
+            report.drop_row(DropReason::Duplicate, String::new);
         }
-        keep.push(i);
     }
     keep
+}
+
+/// Keeps the rows of a column whose mask entry is true.
+fn retain<T>(column: &mut Vec<T>, keep: &[bool]) {
+    let mut mask = keep.iter();
+    column.retain(|_| mask.next().copied().unwrap_or(true));
 }
 
 /// The instant of a row, or `None` after counting why it is missing.

@@ -78,6 +78,7 @@ fn load_table(
         .collect();
     let window = 2 * rayon::current_num_threads().max(1);
     let mut rows = 0u64;
+    let started = std::time::Instant::now();
     for chunk in units.chunks(window) {
         let decoded: Vec<_> = chunk
             .par_iter()
@@ -94,7 +95,15 @@ fn load_table(
         }
     }
     report.rows_read = rows;
+    let read = started.elapsed();
     loader.finish_table(kind, &mut report);
+    tracing::debug!(
+        table = kind.name(),
+        rows,
+        read_seconds = read.as_secs_f64(),
+        finish_seconds = (started.elapsed() - read).as_secs_f64(),
+        "table loaded"
+    );
     Ok(report)
 }
 
