@@ -3,6 +3,8 @@
 mod util;
 
 mod demo_data;
+mod quality;
 mod retail;
 mod timestamps;
+mod train;
 mod validate;

@@ -1,4 +1,5 @@
-//! `augur demo`: the main job on embedded defaults — demo data if absent, then validation.
+//! `augur demo`: the main job on embedded defaults — demo data if absent, validation, training
+//! with its backtest summary.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ pub struct DemoArgs {
     /// Seed for generated data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Where model versions are written.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {

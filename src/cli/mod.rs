@@ -3,6 +3,8 @@
 mod demo;
 mod demo_data;
 mod progress;
+mod score;
+mod train;
 mod validate;
 
 use std::path::PathBuf;
@@ -52,6 +54,10 @@ pub enum Command {
     DemoData(demo_data::DemoDataArgs),
     /// Load the configured exports and print a data-quality report; exits 1 on fatal problems.
     Validate(validate::ValidateArgs),
+    /// Fit churn, affinity and send-time models as of T, backtest them, write models/<version>.
+    Train(train::TrainArgs),
+    /// Score every contact with a trained model and write predictions as Parquet.
+    Score(score::ScoreArgs),
 }
 
 /// The configuration file argument shared by subcommands that read exports.
@@ -91,5 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&args),
         Command::DemoData(args) => demo_data::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Score(args) => score::run(&args),
     }
 }

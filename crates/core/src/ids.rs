@@ -2,6 +2,7 @@
 //! `u32` index that all later stages share, so features, models and scores are plain arrays.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -32,8 +33,9 @@ pub fn canonical_id(raw: &str) -> Option<Cow<'_, str>> {
 /// A two-way map between external ids and dense indexes `0..len`, in first-seen order.
 #[derive(Debug, Default, Clone)]
 pub struct IdIndex {
-    names: Vec<Box<str>>,
-    index: FxHashMap<Box<str>, u32>,
+    /// Each id is allocated once and shared by `names` and `index`.
+    names: Vec<Arc<str>>,
+    index: FxHashMap<Arc<str>, u32>,
     /// The id looked up last: exports often repeat one id on consecutive rows.
     last: Option<u32>,
 }
@@ -61,8 +63,9 @@ impl IdIndex {
             return i;
         }
         let i = u32::try_from(self.names.len()).unwrap_or(NONE - 1);
-        self.names.push(id.into());
-        self.index.insert(id.into(), i);
+        let name: Arc<str> = Arc::from(id);
+        self.names.push(name.clone());
+        self.index.insert(name, i);
         i
     }
 

@@ -10,13 +10,19 @@
 // built once per failed load, never in a loop, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod affinity;
+pub mod artifact;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod features;
 pub mod history;
 pub mod ids;
 pub mod load;
+pub mod model;
 pub mod quality;
+pub mod score;
+pub mod send_time;
 pub mod time;
 pub mod zones;
 mod zones_table;

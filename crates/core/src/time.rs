@@ -311,6 +311,79 @@ pub fn hour_of_week(utc_seconds: i64, zone: Tz) -> usize {
     local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize
 }
 
+/// Fast local hour-of-week for many events: the UTC offset of each zone is looked up once per
+/// UTC hour of the covered range, instead of once per event. Outside the range, or for a zone
+/// it was not built for, it falls back to [`hour_of_week`]. (A transition that happens at a
+/// half hour, as in Adelaide, is seen on the next whole hour.)
+#[derive(Debug, Clone)]
+pub struct LocalClock {
+    first_hour: i64,
+    zones: std::collections::HashMap<Tz, usize>,
+    offsets: Vec<Vec<i32>>,
+}
+
+impl LocalClock {
+    /// A clock for `zones` covering `[from, to)` (UTC seconds).
+    pub fn new(zones: impl IntoIterator<Item = Tz>, from: i64, to: i64) -> Self {
+        let first_hour = from.div_euclid(HOUR);
+        let hours = usize::try_from((to.div_euclid(HOUR) - first_hour + 1).clamp(0, 24 * 366 * 30))
+            .unwrap_or(0);
+        let mut index = std::collections::HashMap::new();
+        let mut offsets = Vec::new();
+        for zone in zones {
+            if index.contains_key(&zone) {
+                continue;
+            }
+            index.insert(zone, offsets.len());
+            let table = (0..hours)
+                .map(|h| {
+                    let t = (first_hour + h as i64) * HOUR;
+                    DateTime::from_timestamp(t, 0).map_or(0, |dt| {
+                        use chrono::Offset;
+                        dt.with_timezone(&zone).offset().fix().local_minus_utc()
+                    })
+                })
+                .collect();
+            offsets.push(table);
+        }
+        Self {
+            first_hour,
+            zones: index,
+            offsets,
+        }
+    }
+
+    /// The clock's index of a zone, for [`LocalClock::hour_of_week_in`].
+    pub fn zone_index(&self, zone: Tz) -> Option<usize> {
+        self.zones.get(&zone).copied()
+    }
+
+    /// Hour of the week in `zone` (0 = Monday 00:00 local).
+    pub fn hour_of_week(&self, utc_seconds: i64, zone: Tz) -> usize {
+        match self.zone_index(zone) {
+            Some(z) => self.hour_of_week_in(utc_seconds, z, zone),
+            None => hour_of_week(utc_seconds, zone),
+        }
+    }
+
+    /// [`LocalClock::hour_of_week`] with the zone's index already looked up.
+    pub fn hour_of_week_in(&self, utc_seconds: i64, zone_index: usize, zone: Tz) -> usize {
+        let slot = utc_seconds.div_euclid(HOUR) - self.first_hour;
+        let offset = usize::try_from(slot)
+            .ok()
+            .and_then(|s| self.offsets[zone_index].get(s));
+        match offset {
+            Some(&offset) => {
+                let local = utc_seconds + i64::from(offset);
+                // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday.
+                let weekday = (local.div_euclid(DAY) + 3).rem_euclid(7);
+                (weekday * 24 + local.rem_euclid(DAY) / HOUR) as usize
+            }
+            None => hour_of_week(utc_seconds, zone),
+        }
+    }
+}
+
 /// Formats UTC seconds as RFC 3339, for reports.
 pub fn format_utc(utc_seconds: i64) -> String {
     DateTime::from_timestamp(utc_seconds, 0).map_or_else(
@@ -439,6 +512,26 @@ mod tests {
             1_729_989_000,
             "earlier instant, UTC+2"
         );
+    }
+
+    #[test]
+    fn local_clock_matches_chrono_across_daylight_saving() {
+        let zones = [
+            Tz::America__New_York,
+            Tz::Asia__Kolkata,
+            Tz::Europe__Berlin,
+            Tz::Australia__Sydney,
+            Tz::UTC,
+        ];
+        let (from, to) = (1_700_000_000 - 200 * DAY, 1_700_000_000 + 200 * DAY);
+        let clock = LocalClock::new(zones, from, to);
+        let mut t = from - 5 * DAY;
+        while t < to + 5 * DAY {
+            for z in zones {
+                assert_eq!(clock.hour_of_week(t, z), hour_of_week(t, z), "{z} at {t}");
+            }
+            t += 1_777;
+        }
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! The model directory: `models/<version>/` with a manifest and one JSON file per model, and
+//! `models/current` naming the newest version. Format documented in `docs/model-format.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::affinity::AffinityModel;
+use crate::error::{Error, Result};
+use crate::model::ChurnModel;
+use crate::send_time::SendTimeModel;
+
+/// Version of the directory layout and file formats this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a model directory is: when, from what, how, and how well.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version ([`FORMAT_VERSION`] when written by this build).
+    pub format_version: u32,
+    /// Directory name, e.g. `20261128T101500Z`.
+    pub version: String,
+    /// When training finished (RFC 3339).
+    pub created_at: String,
+    /// Only events before this instant were used (RFC 3339 and UTC seconds).
+    pub as_of: String,
+    /// See `as_of`.
+    pub as_of_seconds: i64,
+    /// Churn horizon asked for and used, days.
+    pub horizon_days: f64,
+    /// See `horizon_days`.
+    pub horizon_days_used: f64,
+    /// A fingerprint of the input rows (counts and time ranges per table).
+    pub data_fingerprint: String,
+    /// Rows per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Hyper-parameters of every model.
+    pub hyperparameters: serde_json::Value,
+    /// Backtest metrics (same as `metrics.json`).
+    pub metrics: serde_json::Value,
+    /// Fallbacks used, in words; empty when every model was fitted as intended.
+    pub fallbacks: Vec<String>,
+}
+
+/// A loaded model directory.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Churn model.
+    pub churn: ChurnModel,
+    /// Affinity model.
+    pub affinity: AffinityModel,
+    /// Send-time model.
+    pub send_time: SendTimeModel,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: not a valid model file: {e}", path.display())))
+}
+
+/// Writes `value` as pretty JSON.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Write {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Resolves a models directory: a version directory (with `manifest.json`), or a parent with
+/// a `current` file or link naming one.
+pub fn resolve(dir: &Path) -> Result<PathBuf> {
+    if dir.join("manifest.json").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let current = dir.join("current");
+    if current.is_dir() && current.join("manifest.json").is_file() {
+        return Ok(current);
+    }
+    if current.is_file() {
+        let name = std::fs::read_to_string(&current).map_err(|e| Error::io(&current, e))?;
+        let target = dir.join(name.trim());
+        if target.join("manifest.json").is_file() {
+            return Ok(target);
+        }
+    }
+    Err(Error::Config(format!(
+        "{}: no trained model here (no manifest.json and no `current`); run `augur train` first",
+        dir.display()
+    )))
+}
+
+impl Artifact {
+    /// Loads and checks a model directory (see [`resolve`]).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let dir = resolve(dir)?;
+        // The format version is checked before anything else, so a newer layout gets the right advice.
+        let raw: serde_json::Value = read_json(&dir.join("manifest.json"))?;
+        let version = raw
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if version > u64::from(FORMAT_VERSION) {
+            return Err(Error::Config(format!(
+                "{}: written by a newer augur (model format {version}, this build reads up to {FORMAT_VERSION}); upgrade augur or retrain",
+                dir.display()
+            )));
+        }
+        let manifest: Manifest = serde_json::from_value(raw).map_err(|e| {
+            Error::Config(format!(
+                "{}: not a valid manifest: {e}",
+                dir.join("manifest.json").display()
+            ))
+        })?;
+        let churn: ChurnModel = read_json(&dir.join("churn.json"))?;
+        let affinity: AffinityModel = read_json(&dir.join("affinity.json"))?;
+        let send_time: SendTimeModel = read_json(&dir.join("send_time.json"))?;
+        let n = churn.features.len();
+        if churn.mean.len() != n
+            || churn.scale.len() != n
+            || churn.weights.len() != n
+            || send_time.population.len() != crate::send_time::HOURS
+        {
+            return Err(Error::Config(format!(
+                "{}: model files are inconsistent; retrain",
+                dir.display()
+            )));
+        }
+        Ok(Self {
+            dir,
+            manifest,
+            churn,
+            affinity,
+            send_time,
+        })
+    }
+
+    /// Writes a model directory `root/<version>` and points `root/current` at it.
+    pub fn write(
+        root: &Path,
+        manifest: &Manifest,
+        churn: &ChurnModel,
+        affinity: &AffinityModel,
+        send_time: &SendTimeModel,
+    ) -> Result<PathBuf> {
+        let dir = root.join(&manifest.version);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        write_json(&dir.join("churn.json"), churn)?;
+        write_json(&dir.join("affinity.json"), affinity)?;
+        write_json(&dir.join("send_time.json"), send_time)?;
+        write_json(&dir.join("metrics.json"), &manifest.metrics)?;
+        // The manifest last: a directory without one is an unfinished run.
+        write_json(&dir.join("manifest.json"), manifest)?;
+        let current = root.join("current");
+        let tmp = root.join(".current.tmp");
+        std::fs::write(&tmp, &manifest.version).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &current).map_err(|e| Error::io(&current, e))?;
+        Ok(dir)
+    }
+}

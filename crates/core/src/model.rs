@@ -1,0 +1,113 @@
+//! Fitted models as plain numbers, and the one scoring path that turns features into predictions.
+//! Training (in `augur-train`) fills these structs; scoring needs nothing but them.
+
+use serde::{Deserialize, Serialize};
+
+/// Logistic churn model over standardized features, with Platt recalibration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChurnModel {
+    /// Feature names, in column order.
+    pub features: Vec<String>,
+    /// Per-feature mean used for standardizing.
+    pub mean: Vec<f64>,
+    /// Per-feature standard deviation used for standardizing (never zero).
+    pub scale: Vec<f64>,
+    /// Weight per standardized feature.
+    pub weights: Vec<f64>,
+    /// Intercept.
+    pub intercept: f64,
+    /// Platt scaling of the linear score: `p = σ(a·z + b)`.
+    pub calibration: (f64, f64),
+    /// Days of the window the probability refers to.
+    pub horizon_days: f64,
+}
+
+/// Churn risk tiers by probability of not buying within the horizon.
+pub const TIERS: [(&str, f64); 4] = [
+    ("low", 0.0),
+    ("medium", 0.4),
+    ("high", 0.7),
+    ("critical", 0.9),
+];
+
+/// The tier of a probability.
+pub fn tier(p: f64) -> &'static str {
+    TIERS
+        .iter()
+        .rev()
+        .find(|(_, from)| p >= *from)
+        .map_or("low", |(name, _)| name)
+}
+
+fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl ChurnModel {
+    /// The linear score of one feature row.
+    pub fn linear(&self, x: &[f64]) -> f64 {
+        self.intercept
+            + x.iter()
+                .zip(&self.mean)
+                .zip(&self.scale)
+                .zip(&self.weights)
+                .map(|(((v, m), s), w)| w * (v - m) / s)
+                .sum::<f64>()
+    }
+
+    /// Calibrated probability of not buying within the horizon; always in (0, 1).
+    pub fn probability(&self, x: &[f64]) -> f64 {
+        let (a, b) = self.calibration;
+        sigmoid(a * self.linear(x) + b).clamp(1e-6, 1.0 - 1e-6)
+    }
+
+    /// The features that push this contact's risk up most, strongest first (at most `n`).
+    pub fn reasons(&self, x: &[f64], n: usize) -> Vec<String> {
+        let mut contributions: Vec<(f64, usize)> = x
+            .iter()
+            .enumerate()
+            .map(|(j, v)| (self.weights[j] * (v - self.mean[j]) / self.scale[j], j))
+            .filter(|(c, _)| *c > 0.05)
+            .collect();
+        contributions.sort_by(|a, b| b.0.total_cmp(&a.0));
+        contributions
+            .into_iter()
+            .take(n)
+            .map(|(_, j)| {
+                let direction = if self.weights[j] > 0.0 { "high" } else { "low" };
+                format!("{} {direction}", self.features[j])
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probability_and_reasons() {
+        let m = ChurnModel {
+            features: vec!["recency_days".into(), "frequency".into()],
+            mean: vec![1.0, 1.0],
+            scale: vec![1.0, 1.0],
+            weights: vec![2.0, -1.0],
+            intercept: 0.0,
+            calibration: (1.0, 0.0),
+            horizon_days: 90.0,
+        };
+        let risky = [3.0, 0.0];
+        assert!(m.probability(&risky) > 0.9);
+        assert_eq!(
+            m.reasons(&risky, 3),
+            vec!["recency_days high", "frequency low"]
+        );
+        assert_eq!(tier(m.probability(&risky)), "critical");
+        assert!((m.probability(&[1.0, 1.0]) - 0.5).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,390 @@
+//! Product affinity: item-to-item cosine similarity from co-purchases and carts, repeat rates,
+//! popularity per country, blend weights chosen on an earlier window, and recommendation
+//! metrics against popularity and the contact's own most-bought items.
+
+use std::collections::{BTreeMap, HashMap};
+
+use augur_core::History;
+use augur_core::affinity::{
+    AffinityModel, Catalog, Filters, Mode, Profile, Request, Signals, profiles,
+};
+use augur_core::features::rows_before;
+use augur_core::time::DAY;
+use serde::Serialize;
+
+/// Neighbours kept per product.
+pub const NEIGHBORS: usize = 50;
+/// Products with a similarity row (the most bought); the rest still get recommended by others.
+pub const MAX_SIMILARITY_PRODUCTS: usize = 8_000;
+/// Contacts sampled for evaluation and blend selection.
+pub const EVAL_CONTACTS: usize = 30_000;
+
+/// Recommendation metrics at 10.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RecMetrics {
+    /// Contacts evaluated.
+    pub contacts: usize,
+    /// Mean share of the relevant items found in the top 10.
+    pub recall_at_10: f64,
+    /// Mean share of the top 10 that is relevant.
+    pub precision_at_10: f64,
+    /// Mean normalized discounted cumulative gain.
+    pub ndcg_at_10: f64,
+    /// Share of contacts with at least one relevant item in the top 10.
+    pub hit_rate_at_10: f64,
+}
+
+/// Accumulates [`RecMetrics`].
+#[derive(Default)]
+pub struct RecScore {
+    n: usize,
+    recall: f64,
+    precision: f64,
+    ndcg: f64,
+    hits: f64,
+}
+
+impl RecScore {
+    /// Adds one contact's ranked list against its relevant set.
+    pub fn add(&mut self, ranked: &[u32], relevant: &[u32]) {
+        if relevant.is_empty() {
+            return;
+        }
+        let top = &ranked[..ranked.len().min(10)];
+        let found: Vec<bool> = top.iter().map(|p| relevant.contains(p)).collect();
+        let hits = found.iter().filter(|f| **f).count() as f64;
+        let dcg: f64 = found
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f)
+            .map(|(r, _)| 1.0 / (r as f64 + 2.0).log2())
+            .sum();
+        let ideal: f64 = (0..relevant.len().min(10))
+            .map(|r| 1.0 / (r as f64 + 2.0).log2())
+            .sum();
+        self.n += 1;
+        self.recall += hits / relevant.len() as f64;
+        self.precision += hits / 10.0;
+        self.ndcg += dcg / ideal;
+        self.hits += f64::from(u8::from(hits > 0.0));
+    }
+
+    /// The means.
+    pub fn finish(&self) -> RecMetrics {
+        let n = self.n.max(1) as f64;
+        RecMetrics {
+            contacts: self.n,
+            recall_at_10: self.recall / n,
+            precision_at_10: self.precision / n,
+            ndcg_at_10: self.ndcg / n,
+            hit_rate_at_10: self.hits / n,
+        }
+    }
+}
+
+/// Per contact: distinct products bought in `[from, to)`.
+pub fn bought_between(history: &History, from: i64, to: i64) -> HashMap<u32, Vec<u32>> {
+    let o = &history.orders;
+    let mut out: HashMap<u32, Vec<u32>> = HashMap::new();
+    for i in rows_before(&o.at, from)..rows_before(&o.at, to) {
+        if o.quantity[i] > 0.0 {
+            let items = out.entry(o.contact[i]).or_default();
+            if !items.contains(&o.product[i]) {
+                items.push(o.product[i]);
+            }
+        }
+    }
+    out
+}
+
+/// Fits the model on history before `t`.
+pub fn fit_at(history: &History, t: i64, signals: Signals) -> AffinityModel {
+    let n_products = history.products.len();
+    let profs = profiles(history, t, &signals);
+    // Popularity: purchases in the last 90 days (all time if none).
+    let o = &history.orders;
+    let end = rows_before(&o.at, t);
+    let recent_start = rows_before(&o.at, t - 90 * DAY);
+    let mut popularity = vec![0f32; n_products];
+    let start = if (recent_start..end).any(|i| o.quantity[i] > 0.0) {
+        recent_start
+    } else {
+        0
+    };
+    for i in start..end {
+        if o.quantity[i] > 0.0 {
+            popularity[o.product[i] as usize] += 1.0;
+        }
+    }
+    let max = popularity.iter().copied().fold(0f32, f32::max).max(1.0);
+    popularity.iter_mut().for_each(|p| *p /= max);
+
+    // Repeat rate: buyers with two or more orders of the product.
+    let mut orders_of: HashMap<(u32, u32), (u32, u32)> = HashMap::new();
+    for i in 0..end {
+        if o.quantity[i] > 0.0 {
+            let e = orders_of
+                .entry((o.contact[i], o.product[i]))
+                .or_insert((u32::MAX, 0));
+            if e.0 != o.order[i] {
+                e.0 = o.order[i];
+                e.1 += 1;
+            }
+        }
+    }
+    let mut buyers = vec![0u32; n_products];
+    let mut repeaters = vec![0u32; n_products];
+    for ((_, p), (_, n)) in &orders_of {
+        buyers[*p as usize] += 1;
+        repeaters[*p as usize] += u32::from(*n >= 2);
+    }
+    let repeat_rate: Vec<f32> = (0..n_products)
+        .map(|p| (repeaters[p] as f32 + 0.5) / (buyers[p] as f32 + 2.0))
+        .collect();
+
+    let neighbors = similarities(&profs, n_products, &buyers);
+
+    // Popular per country ("" = everyone).
+    let mut by_country: BTreeMap<String, HashMap<u32, f64>> = BTreeMap::new();
+    for (c, prof) in profs.iter().enumerate() {
+        let country = history.contacts.country[c].unwrap_or("").to_string();
+        for &(p, bought, _) in prof {
+            if bought > 0.0 {
+                *by_country
+                    .entry(country.clone())
+                    .or_default()
+                    .entry(p)
+                    .or_default() += 1.0;
+                if !country.is_empty() {
+                    *by_country
+                        .entry(String::new())
+                        .or_default()
+                        .entry(p)
+                        .or_default() += 1.0;
+                }
+            }
+        }
+    }
+    let popular_by_country = by_country
+        .into_iter()
+        .filter(|(_, m)| m.len() >= 10)
+        .map(|(country, m)| {
+            let mut v: Vec<(u32, f64)> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            (country, v.into_iter().take(100).map(|(p, _)| p).collect())
+        })
+        .collect();
+
+    AffinityModel {
+        product_ids: history.products.ids.names().map(String::from).collect(),
+        neighbors,
+        popularity,
+        repeat_rate,
+        popular_by_country,
+        signals,
+        repeat_weight: 1.0,
+        popularity_weight: 0.05,
+    }
+}
+
+/// Cosine similarity of products over contacts (purchases and carts), top [`NEIGHBORS`] each.
+fn similarities(profs: &[Profile], n_products: usize, buyers: &[u32]) -> Vec<Vec<(u32, f32)>> {
+    let mut ranked: Vec<u32> = (0..n_products as u32)
+        .filter(|&p| buyers[p as usize] > 0)
+        .collect();
+    ranked.sort_by(|a, b| buyers[*b as usize].cmp(&buyers[*a as usize]).then(a.cmp(b)));
+    ranked.truncate(MAX_SIMILARITY_PRODUCTS);
+    let mut slot = vec![usize::MAX; n_products];
+    for (s, &p) in ranked.iter().enumerate() {
+        slot[p as usize] = s;
+    }
+    let m = ranked.len();
+    let mut co = vec![0f32; m * m];
+    let mut norm = vec![0f32; m];
+    for prof in profs {
+        let items: Vec<(usize, f32)> = prof
+            .iter()
+            .filter(|(p, bought, web)| {
+                slot[*p as usize] != usize::MAX && (*bought > 0.0 || *web > 0.2)
+            })
+            .map(|(p, bought, web)| {
+                (
+                    slot[*p as usize],
+                    if *bought > 0.0 {
+                        1.0
+                    } else {
+                        (*web as f32).min(0.5)
+                    },
+                )
+            })
+            .take(60)
+            .collect();
+        for (a, &(i, wi)) in items.iter().enumerate() {
+            norm[i] += wi * wi;
+            for &(j, wj) in &items[a + 1..] {
+                co[i * m + j] += wi * wj;
+                co[j * m + i] += wi * wj;
+            }
+        }
+    }
+    let mut out = vec![Vec::new(); n_products];
+    for (i, &p) in ranked.iter().enumerate() {
+        let mut row: Vec<(u32, f32)> = (0..m)
+            .filter(|&j| j != i && co[i * m + j] > 0.0)
+            .map(|j| {
+                (
+                    ranked[j],
+                    co[i * m + j] / ((norm[i] * norm[j]).sqrt() + 2.0),
+                )
+            })
+            .collect();
+        row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        row.truncate(NEIGHBORS);
+        out[p as usize] = row;
+    }
+    out
+}
+
+/// Held-out recommendation metrics of augur and the baselines.
+#[derive(Debug, Clone, Serialize)]
+pub struct AffinityBacktest {
+    /// All items bought in the window; augur in replenish mode.
+    pub all_items: BTreeMap<String, RecMetrics>,
+    /// Items new to the contact; augur in discover mode.
+    pub new_items: BTreeMap<String, RecMetrics>,
+}
+
+/// What a held-out window needs, computed once: profiles before the cutoff and purchases after.
+pub struct Window {
+    profiles: Vec<Profile>,
+    future: HashMap<u32, Vec<u32>>,
+    contacts: Vec<u32>,
+}
+
+impl Window {
+    /// The window `[cutoff, cutoff + horizon)`, with at most `max_contacts` contacts (an even sample).
+    pub fn new(
+        history: &History,
+        cutoff: i64,
+        horizon: i64,
+        signals: &Signals,
+        max_contacts: usize,
+    ) -> Self {
+        let future = bought_between(history, cutoff, cutoff + horizon);
+        let mut contacts: Vec<u32> = future.keys().copied().collect();
+        contacts.sort_unstable();
+        let step = contacts.len().div_ceil(max_contacts).max(1);
+        let contacts = contacts.into_iter().step_by(step).collect();
+        Self {
+            profiles: profiles(history, cutoff, signals),
+            future,
+            contacts,
+        }
+    }
+}
+
+/// Evaluates a model fitted before the window's cutoff on the purchases in the window.
+pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> AffinityBacktest {
+    use rayon::prelude::*;
+    let popular: Vec<u32> = model
+        .popular_by_country
+        .get("")
+        .cloned()
+        .unwrap_or_default();
+    let per_contact: Vec<[(Vec<u32>, Vec<u32>); 6]> = window
+        .contacts
+        .par_iter()
+        .map(|&c| {
+            let prof = &window.profiles[c as usize];
+            let owned: Vec<u32> = prof
+                .iter()
+                .filter(|(_, b, _)| *b > 0.0)
+                .map(|(p, _, _)| *p)
+                .collect();
+            let relevant = window.future[&c].clone();
+            let new: Vec<u32> = relevant
+                .iter()
+                .copied()
+                .filter(|p| !owned.contains(p))
+                .collect();
+            let country = history.contacts.country[c as usize];
+            let rec = |mode| -> Vec<u32> {
+                let request = Request {
+                    mode,
+                    k: 10,
+                    filters: Filters::default(),
+                };
+                model
+                    .recommend(prof, country, &request, &Catalog::default())
+                    .into_iter()
+                    .map(|(p, _)| p)
+                    .collect()
+            };
+            let popular_new: Vec<u32> = popular
+                .iter()
+                .copied()
+                .filter(|p| !owned.contains(p))
+                .take(10)
+                .collect();
+            // The contact's own most-bought items, then popular ones.
+            let mut own: Vec<(u32, f64)> = prof
+                .iter()
+                .filter(|(_, b, _)| *b > 0.0)
+                .map(|(p, b, _)| (*p, *b))
+                .collect();
+            own.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let mut own: Vec<u32> = own.into_iter().map(|(p, _)| p).take(10).collect();
+            own.extend(popular_new.iter().copied());
+            [
+                (rec(Mode::Replenish), relevant.clone()),
+                (rec(Mode::Discover), new.clone()),
+                (popular.iter().copied().take(10).collect(), relevant.clone()),
+                (popular_new.clone(), new.clone()),
+                (own, relevant),
+                (popular_new, new),
+            ]
+        })
+        .collect();
+    let mut scores: [RecScore; 6] = Default::default();
+    for row in &per_contact {
+        for (score, (ranked, relevant)) in scores.iter_mut().zip(row) {
+            score.add(ranked, relevant);
+        }
+    }
+    let pack = |a: &RecScore, p: &RecScore, o: &RecScore| {
+        BTreeMap::from([
+            ("augur".to_string(), a.finish()),
+            ("popularity".to_string(), p.finish()),
+            ("own_most_bought".to_string(), o.finish()),
+        ])
+    };
+    AffinityBacktest {
+        all_items: pack(&scores[0], &scores[2], &scores[4]),
+        new_items: pack(&scores[1], &scores[3], &scores[5]),
+    }
+}
+
+/// Chooses the repeat and popularity weights on an earlier window (recall@10, all items).
+pub fn select_blend(history: &History, cutoff: i64, horizon: i64, signals: Signals) -> (f64, f64) {
+    let model = fit_at(history, cutoff, signals);
+    let window = Window::new(history, cutoff, horizon, &signals, EVAL_CONTACTS / 3);
+    let mut best = (
+        f64::NEG_INFINITY,
+        model.repeat_weight,
+        model.popularity_weight,
+    );
+    for repeat in [0.5, 1.0, 2.0, 4.0] {
+        for popularity in [0.02, 0.1] {
+            let trial = AffinityModel {
+                repeat_weight: repeat,
+                popularity_weight: popularity,
+                ..model.clone()
+            };
+            let r = backtest(history, &trial, &window).all_items["augur"].recall_at_10;
+            if r > best.0 {
+                best = (r, repeat, popularity);
+            }
+        }
+    }
+    (best.1, best.2)
+}

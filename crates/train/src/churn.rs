@@ -1,0 +1,255 @@
+//! Churn risk: examples at stacked cutoffs (features before each cutoff, label = no purchase in
+//! the window after it), a logistic regression fitted with linfa, Platt recalibration, and the
+//! baselines a data scientist would try first (recency alone, RFM logistic regression).
+
+use augur_core::History;
+use augur_core::features::{CHURN_FEATURES, buys_between, churn_features, contact_states};
+use augur_core::model::ChurnModel;
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+
+use crate::error::{Error, Result};
+
+/// Fewer buyers than this at the training cutoffs, or fewer than [`MIN_PER_CLASS`] in either
+/// class, and the churn model falls back to the recency heuristic.
+pub const MIN_EXAMPLES: usize = 50;
+/// See [`MIN_EXAMPLES`].
+pub const MIN_PER_CLASS: usize = 10;
+/// Training rows are capped (a deterministic subsample) to keep fitting fast on large shops.
+pub const MAX_TRAINING_ROWS: usize = 150_000;
+
+/// Column indexes of the RFM baseline: recency, frequency, average order value.
+pub const RFM_COLUMNS: [usize; 3] = [0, 1, 3];
+
+/// Labelled examples: one row per (cutoff, contact that had bought before the cutoff).
+#[derive(Debug, Default)]
+pub struct Examples {
+    /// Feature rows.
+    pub rows: Vec<[f64; CHURN_FEATURES.len()]>,
+    /// Churned: no purchase in the window after the cutoff.
+    pub churned: Vec<bool>,
+    /// Dense contact id of each row.
+    pub contacts: Vec<u32>,
+}
+
+impl Examples {
+    /// Examples at one cutoff with a label window of `horizon` seconds.
+    pub fn at(history: &History, cutoff: i64, horizon: i64) -> Self {
+        let states = contact_states(history, cutoff);
+        let bought = buys_between(history, cutoff, cutoff + horizon);
+        let mut out = Self::default();
+        for (c, state) in states.iter().enumerate() {
+            if let Some(row) = churn_features(state, cutoff) {
+                out.rows.push(row);
+                out.churned.push(!bought[c]);
+                out.contacts.push(c as u32);
+            }
+        }
+        out
+    }
+
+    /// Appends another set.
+    pub fn extend(&mut self, other: Self) {
+        self.rows.extend(other.rows);
+        self.churned.extend(other.churned);
+        self.contacts.extend(other.contacts);
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Whether a model can be fitted on these examples.
+    pub fn enough(&self) -> bool {
+        let pos = self.churned.iter().filter(|c| **c).count();
+        self.len() >= MIN_EXAMPLES && pos >= MIN_PER_CLASS && self.len() - pos >= MIN_PER_CLASS
+    }
+}
+
+/// Fits a logistic regression on the chosen feature columns, then Platt-recalibrates it on
+/// `calibrate` (the most recent examples), and returns a model over all columns (unused
+/// columns get weight 0).
+pub fn fit(
+    train: &Examples,
+    calibrate: &Examples,
+    columns: &[usize],
+    alpha: f64,
+    horizon_days: f64,
+) -> Result<ChurnModel> {
+    let rows = subsample(train.len(), MAX_TRAINING_ROWS);
+    let k = columns.len();
+    let mut mean = vec![0.0; k];
+    let mut scale = vec![0.0; k];
+    for &i in &rows {
+        for (j, &c) in columns.iter().enumerate() {
+            mean[j] += train.rows[i][c];
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= rows.len().max(1) as f64);
+    for &i in &rows {
+        for (j, &c) in columns.iter().enumerate() {
+            scale[j] += (train.rows[i][c] - mean[j]).powi(2);
+        }
+    }
+    scale
+        .iter_mut()
+        .for_each(|s| *s = (*s / rows.len().max(1) as f64).sqrt().max(1e-9));
+
+    let x = Array2::from_shape_fn((rows.len(), k), |(r, j)| {
+        (train.rows[rows[r]][columns[j]] - mean[j]) / scale[j]
+    });
+    let y = Array1::from_iter(rows.iter().map(|&i| train.churned[i]));
+    let fitted = LogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(100)
+        .fit(&Dataset::new(x, y))
+        .map_err(|e| Error::Fit(format!("churn logistic regression: {e}")))?;
+
+    let mut model = ChurnModel {
+        features: CHURN_FEATURES.iter().map(|s| (*s).to_string()).collect(),
+        mean: vec![0.0; CHURN_FEATURES.len()],
+        scale: vec![1.0; CHURN_FEATURES.len()],
+        weights: vec![0.0; CHURN_FEATURES.len()],
+        intercept: fitted.intercept(),
+        calibration: (1.0, 0.0),
+        horizon_days,
+    };
+    for (j, &c) in columns.iter().enumerate() {
+        model.mean[c] = mean[j];
+        model.scale[c] = scale[j];
+        model.weights[c] = fitted.params()[j];
+    }
+    // linfa orders binary labels; make sure the score rises with churn.
+    if correlation_sign(&model, train) < 0.0 {
+        model.weights.iter_mut().for_each(|w| *w = -*w);
+        model.intercept = -model.intercept;
+    }
+    model.calibration = platt(&model, calibrate)?;
+    Ok(model)
+}
+
+fn correlation_sign(model: &ChurnModel, ex: &Examples) -> f64 {
+    let (mut pos, mut neg, mut np, mut nn) = (0.0, 0.0, 0.0, 0.0);
+    for (row, &c) in ex.rows.iter().zip(&ex.churned).take(10_000) {
+        let z = model.linear(row);
+        if c {
+            pos += z;
+            np += 1.0;
+        } else {
+            neg += z;
+            nn += 1.0;
+        }
+    }
+    pos / f64::max(np, 1.0) - neg / f64::max(nn, 1.0)
+}
+
+/// One-dimensional logistic fit of labels on the linear score: `(a, b)` of `σ(a·z + b)`.
+fn platt(model: &ChurnModel, ex: &Examples) -> Result<(f64, f64)> {
+    if !ex.enough() {
+        return Ok((1.0, 0.0));
+    }
+    let rows = subsample(ex.len(), MAX_TRAINING_ROWS);
+    let x = Array2::from_shape_fn((rows.len(), 1), |(r, _)| model.linear(&ex.rows[rows[r]]));
+    let y = Array1::from_iter(rows.iter().map(|&i| ex.churned[i]));
+    let fitted = LogisticRegression::default()
+        .alpha(1e-6)
+        .max_iterations(100)
+        .fit(&Dataset::new(x, y))
+        .map_err(|e| Error::Fit(format!("churn calibration: {e}")))?;
+    let (a, b) = (fitted.params()[0], fitted.intercept());
+    // A non-positive slope would invert the ranking: keep the uncalibrated score instead.
+    Ok(if a > 0.0 && a.is_finite() && b.is_finite() {
+        (a, b)
+    } else {
+        (1.0, 0.0)
+    })
+}
+
+/// Every `step`-th index, so that at most `cap` rows are used, spread over all rows.
+fn subsample(n: usize, cap: usize) -> Vec<usize> {
+    let step = n.div_ceil(cap).max(1);
+    (0..n).step_by(step).collect()
+}
+
+/// The fallback when there are too few buyers to fit: risk rises with recency against the
+/// horizon, `σ(1.5·(ln(recency + 1) − ln(horizon)))`.
+pub fn heuristic(horizon_days: f64) -> ChurnModel {
+    let mut weights = vec![0.0; CHURN_FEATURES.len()];
+    weights[0] = 1.5;
+    ChurnModel {
+        features: CHURN_FEATURES.iter().map(|s| (*s).to_string()).collect(),
+        mean: vec![0.0; CHURN_FEATURES.len()],
+        scale: vec![1.0; CHURN_FEATURES.len()],
+        weights,
+        intercept: -1.5 * (horizon_days + 1.0).ln(),
+        calibration: (1.0, 0.0),
+        horizon_days,
+    }
+}
+
+/// Probabilities of a model for a set of examples.
+pub fn predict(model: &ChurnModel, ex: &Examples) -> Vec<f64> {
+    ex.rows.iter().map(|r| model.probability(r)).collect()
+}
+
+/// When the churn examples are taken.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChurnPlan {
+    /// Label window actually used, in seconds (shorter than asked when history is short).
+    pub horizon: i64,
+    /// Cutoff of the held-out backtest window `[eval_cutoff, eval_cutoff + horizon)`.
+    pub eval_cutoff: i64,
+    /// Cutoffs of the backtest's training examples (all labels end by `eval_cutoff`).
+    pub backtest_cutoffs: Vec<i64>,
+    /// Cutoffs of the production model's examples (all labels end by the as-of time).
+    pub cutoffs: Vec<i64>,
+}
+
+/// Plans cutoffs: a horizon of at most a third of the history (so a backtest and a model both
+/// fit), up to four stacked cutoffs half a horizon apart, each with at least 30 days of history.
+pub fn plan(first_event: i64, as_of: i64, horizon: i64) -> Option<ChurnPlan> {
+    let span = as_of - first_event;
+    let horizon = horizon.min(span / 3);
+    if horizon < 7 * augur_core::time::DAY {
+        return None;
+    }
+    let earliest = first_event + 30 * augur_core::time::DAY;
+    let stacked = |last: i64| -> Vec<i64> {
+        (0..4)
+            .map(|k| last - k * horizon / 2)
+            .filter(|c| *c >= earliest)
+            .collect()
+    };
+    let eval_cutoff = as_of - horizon;
+    Some(ChurnPlan {
+        horizon,
+        eval_cutoff,
+        backtest_cutoffs: stacked(eval_cutoff - horizon),
+        cutoffs: stacked(as_of - horizon),
+    })
+}
+
+/// Examples at several cutoffs, stacked; also returns the most recent cutoff's examples.
+pub fn stacked_examples(history: &History, cutoffs: &[i64], horizon: i64) -> (Examples, Examples) {
+    let mut all = Examples::default();
+    let mut newest = Examples::default();
+    for (k, &c) in cutoffs.iter().enumerate() {
+        let ex = Examples::at(history, c, horizon);
+        if k == 0 {
+            newest = Examples {
+                rows: ex.rows.clone(),
+                churned: ex.churned.clone(),
+                contacts: ex.contacts.clone(),
+            };
+        }
+        all.extend(ex);
+    }
+    (all, newest)
+}

@@ -1,0 +1,369 @@
+//! `augur train` end to end: plan cutoffs, backtest every model against its baselines on the
+//! last held-out horizon, fit the production models as of T, and write the model directory.
+
+use std::collections::BTreeMap;
+
+use augur_core::History;
+use augur_core::affinity::{AffinityModel, Signals};
+use augur_core::artifact::{Artifact, FORMAT_VERSION, Manifest};
+use augur_core::features::CHURN_FEATURES;
+use augur_core::model::ChurnModel;
+use augur_core::send_time::SendTimeModel;
+use augur_core::time::{DAY, format_utc};
+use serde::Serialize;
+
+use crate::affinity::{self, AffinityBacktest};
+use crate::churn::{self, Examples, RFM_COLUMNS};
+use crate::error::{Error, Result};
+use crate::metrics::ChurnMetrics;
+use crate::send_time::{self, SendTimeMetrics};
+
+/// Training options.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Only events before this instant are used (default: just after the latest event).
+    pub as_of: Option<i64>,
+    /// Churn horizon, days.
+    pub horizon_days: f64,
+    /// L2 strength of the churn logistic regression.
+    pub churn_alpha: f64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            as_of: None,
+            horizon_days: 90.0,
+            churn_alpha: 1.0,
+        }
+    }
+}
+
+/// Everything the backtest measured, for `metrics.json` and the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backtest {
+    /// Start of the held-out window (RFC 3339).
+    pub held_out_from: String,
+    /// End of the held-out window.
+    pub held_out_to: String,
+    /// Churn: augur, recency alone, RFM logistic regression.
+    pub churn: BTreeMap<String, ChurnMetrics>,
+    /// Recommendations.
+    pub recommendations: Option<AffinityBacktest>,
+    /// Send time: augur, global profile.
+    pub send_time: BTreeMap<String, SendTimeMetrics>,
+}
+
+/// Curves for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Curves {
+    /// Held-out churn probabilities of augur, recency and RFM, with labels.
+    pub churn: Vec<(String, Vec<f64>)>,
+    /// Labels of the held-out churn examples.
+    pub churn_labels: Vec<bool>,
+}
+
+/// A finished training run.
+pub struct Trained {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Churn model.
+    pub churn: ChurnModel,
+    /// Affinity model.
+    pub affinity: AffinityModel,
+    /// Send-time model.
+    pub send_time: SendTimeModel,
+    /// Backtest.
+    pub backtest: Backtest,
+    /// Curves for charts.
+    pub curves: Curves,
+}
+
+fn first_event(history: &History) -> Option<i64> {
+    [
+        history.orders.at.first(),
+        history.email_events.at.first(),
+        history.web_events.at.first(),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .copied()
+}
+
+fn last_event(history: &History) -> Option<i64> {
+    [
+        history.orders.at.last(),
+        history.email_events.at.last(),
+        history.web_events.at.last(),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .copied()
+}
+
+/// Trains every model on `history` as of `options.as_of`.
+pub fn train(
+    history: &History,
+    options: &TrainOptions,
+    version: &str,
+    created_at: &str,
+) -> Result<Trained> {
+    if options.horizon_days.is_nan() || options.horizon_days < 1.0 {
+        return Err(Error::Options(format!(
+            "horizon must be at least 1 day, got {}",
+            options.horizon_days
+        )));
+    }
+    let (Some(first), Some(last)) = (first_event(history), last_event(history)) else {
+        return Err(Error::Options("no events to learn from".into()));
+    };
+    let as_of = options.as_of.unwrap_or(last + 1);
+    if as_of <= first {
+        return Err(Error::Options(format!(
+            "--as-of {} is before the first event ({})",
+            format_utc(as_of),
+            format_utc(first)
+        )));
+    }
+    let horizon = (options.horizon_days * DAY as f64) as i64;
+    let mut fallbacks = Vec::new();
+    let started = std::time::Instant::now();
+    let stage = |name: &str| {
+        tracing::info!(
+            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+            "{name}"
+        );
+    };
+    let all_columns: Vec<usize> = (0..CHURN_FEATURES.len()).collect();
+
+    // Churn.
+    let plan = churn::plan(first, as_of, horizon);
+    let mut backtest_churn = BTreeMap::new();
+    let mut curves = Curves::default();
+    let (churn_model, horizon_used) = match &plan {
+        Some(plan) => {
+            if plan.horizon < horizon {
+                fallbacks.push(format!(
+                    "churn: history before the as-of time spans {:.0} days, too short for {:.0}-day labels; labels use {:.0}-day windows",
+                    (as_of - first) as f64 / DAY as f64,
+                    options.horizon_days,
+                    plan.horizon as f64 / DAY as f64
+                ));
+            }
+            let horizon_days = plan.horizon as f64 / DAY as f64;
+            let (bt_train, bt_newest) =
+                churn::stacked_examples(history, &plan.backtest_cutoffs, plan.horizon);
+            let eval = Examples::at(history, plan.eval_cutoff, plan.horizon);
+            if bt_train.enough() && eval.enough() {
+                let candidates: [(&str, &[usize]); 3] = [
+                    ("augur", &all_columns),
+                    ("recency", &[0]),
+                    ("rfm_logistic", &RFM_COLUMNS),
+                ];
+                for (name, columns) in candidates {
+                    let m = churn::fit(
+                        &bt_train,
+                        &bt_newest,
+                        columns,
+                        options.churn_alpha,
+                        horizon_days,
+                    )?;
+                    let p = churn::predict(&m, &eval);
+                    backtest_churn
+                        .insert(name.to_string(), ChurnMetrics::compute(&p, &eval.churned));
+                    curves.churn.push((name.to_string(), p));
+                }
+                curves.churn_labels = eval.churned;
+            } else {
+                fallbacks
+                    .push("churn: too few buyers before the held-out window for a backtest".into());
+            }
+            let (train, newest) = churn::stacked_examples(history, &plan.cutoffs, plan.horizon);
+            if train.enough() {
+                (
+                    churn::fit(
+                        &train,
+                        &newest,
+                        &all_columns,
+                        options.churn_alpha,
+                        horizon_days,
+                    )?,
+                    horizon_days,
+                )
+            } else {
+                fallbacks.push(format!(
+                    "churn: {} labelled buyers (need {} with {} per class); using the recency heuristic",
+                    train.len(),
+                    churn::MIN_EXAMPLES,
+                    churn::MIN_PER_CLASS
+                ));
+                (churn::heuristic(horizon_days), horizon_days)
+            }
+        }
+        None => {
+            fallbacks.push("churn: under 3 weeks of history; using the recency heuristic".into());
+            (churn::heuristic(options.horizon_days), options.horizon_days)
+        }
+    };
+
+    stage("churn model fitted and backtested");
+
+    // Recommendations and send time: evaluated on the same held-out window as churn.
+    let eval_horizon = plan.as_ref().map_or(horizon, |p| p.horizon);
+    let eval_cutoff = as_of - eval_horizon;
+    let select_window =
+        (eval_cutoff - eval_horizon > first).then_some((eval_cutoff - eval_horizon, eval_cutoff));
+    let signals = Signals::default();
+    let (repeat_weight, popularity_weight) = match select_window {
+        Some((from, _)) => affinity::select_blend(history, from, eval_horizon, signals),
+        None => {
+            fallbacks.push(
+                "recommendations: history too short to choose blend weights; defaults used".into(),
+            );
+            (1.0, 0.05)
+        }
+    };
+    let bt_affinity = AffinityModel {
+        repeat_weight,
+        popularity_weight,
+        ..affinity::fit_at(history, eval_cutoff, signals)
+    };
+    let recommendations = (eval_cutoff > first).then(|| {
+        affinity::backtest(
+            history,
+            &bt_affinity,
+            &affinity::Window::new(
+                history,
+                eval_cutoff,
+                eval_horizon,
+                &signals,
+                affinity::EVAL_CONTACTS,
+            ),
+        )
+    });
+    let affinity_model = AffinityModel {
+        repeat_weight,
+        popularity_weight,
+        ..affinity::fit_at(history, as_of, signals)
+    };
+
+    stage("affinity model fitted and backtested");
+    let select_counts = select_window
+        .filter(|(from, _)| *from > first)
+        .map(|(from, _)| send_time::CountsAt::new(history, from));
+    let eval_counts = (eval_cutoff > first).then(|| send_time::CountsAt::new(history, eval_cutoff));
+    let mut backtest_send = BTreeMap::new();
+    if let Some(eval_counts) = &eval_counts {
+        let bt_send = send_time::fit(history, eval_counts, select_counts.as_ref())?;
+        let held_out = send_time::engagements_between(history, eval_cutoff, as_of);
+        if held_out.is_empty() {
+            fallbacks.push(
+                "send time: no e-mail engagement in the held-out window; not backtested".into(),
+            );
+        } else {
+            let predicted = |c: u32| bt_send.predict(&eval_counts.counts[c as usize]).profile;
+            backtest_send.insert(
+                "augur".to_string(),
+                send_time::evaluate(&held_out, predicted),
+            );
+            backtest_send.insert(
+                "global_profile".to_string(),
+                send_time::evaluate(&held_out, |_| bt_send.population.clone()),
+            );
+        }
+    }
+    drop(select_counts);
+    let send_model = send_time::fit(
+        history,
+        &send_time::CountsAt::new(history, as_of),
+        eval_counts.as_ref(),
+    )?;
+    if send_model.clusters.is_empty() {
+        fallbacks.push("send time: too few engaged contacts for profile clusters; sparse contacts shrink to the population".into());
+    }
+
+    stage("send-time model fitted and backtested");
+    let backtest = Backtest {
+        held_out_from: format_utc(eval_cutoff),
+        held_out_to: format_utc(as_of),
+        churn: backtest_churn,
+        recommendations,
+        send_time: backtest_send,
+    };
+    let rows = BTreeMap::from([
+        ("contacts".to_string(), history.contacts.len() as u64),
+        ("products".to_string(), history.products.len() as u64),
+        ("orders".to_string(), history.orders.len() as u64),
+        (
+            "email_events".to_string(),
+            history.email_events.len() as u64,
+        ),
+        ("web_events".to_string(), history.web_events.len() as u64),
+    ]);
+    let fingerprint = fingerprint(history);
+    let hyperparameters = serde_json::json!({
+        "churn": { "model": "logistic_regression", "alpha": options.churn_alpha, "features": CHURN_FEATURES, "cutoffs": plan.as_ref().map(|p| p.cutoffs.iter().map(|c| format_utc(*c)).collect::<Vec<_>>()), "calibration": "platt" },
+        "affinity": { "neighbors": affinity::NEIGHBORS, "signals": signals, "repeat_weight": repeat_weight, "popularity_weight": popularity_weight },
+        "send_time": { "clusters": send_model.clusters.len(), "kappa_cluster": send_model.kappa_cluster, "kappa_population": send_model.kappa_population, "weights": send_model.weights },
+    });
+    let metrics = serde_json::to_value(&backtest).map_err(|e| Error::Fit(e.to_string()))?;
+    for fallback in &fallbacks {
+        tracing::warn!("{fallback}");
+    }
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        version: version.to_string(),
+        created_at: created_at.to_string(),
+        as_of: format_utc(as_of),
+        as_of_seconds: as_of,
+        horizon_days: options.horizon_days,
+        horizon_days_used: horizon_used,
+        data_fingerprint: fingerprint,
+        rows,
+        hyperparameters,
+        metrics,
+        fallbacks,
+    };
+    Ok(Trained {
+        manifest,
+        churn: churn_model,
+        affinity: affinity_model,
+        send_time: send_model,
+        backtest,
+        curves,
+    })
+}
+
+/// Counts and time ranges of every table, hashed: equal inputs give equal fingerprints.
+fn fingerprint(history: &History) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    history.contacts.len().hash(&mut h);
+    history.products.len().hash(&mut h);
+    for at in [
+        &history.orders.at,
+        &history.email_events.at,
+        &history.web_events.at,
+    ] {
+        at.len().hash(&mut h);
+        at.first().hash(&mut h);
+        at.last().hash(&mut h);
+        at.iter()
+            .step_by((at.len() / 1000).max(1))
+            .for_each(|t| t.hash(&mut h));
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// Writes a finished run into `root/<version>` and moves `root/current`.
+pub fn write(root: &std::path::Path, trained: &Trained) -> Result<std::path::PathBuf> {
+    Ok(Artifact::write(
+        root,
+        &trained.manifest,
+        &trained.churn,
+        &trained.affinity,
+        &trained.send_time,
+    )?)
+}

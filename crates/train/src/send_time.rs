@@ -1,0 +1,250 @@
+//! Send time: engagement profiles, clusters of profiles (k-means, linfa), the population prior,
+//! the send-to-open delay, and shrinkage strengths chosen on held-out engagement.
+
+use augur_core::History;
+use augur_core::contract::EmailEventKind;
+use augur_core::features::{is_machine_open, rows_before};
+use augur_core::send_time::{
+    EngagementWeights, HOURS, SendTimeModel, engagement_counts, history_clock, hour_of_day,
+    normalize, smooth,
+};
+use augur_core::time::HOUR;
+use linfa::prelude::*;
+use linfa_clustering::KMeans;
+use ndarray::Array2;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Profile clusters (fewer when few contacts have enough engagement).
+pub const CLUSTERS: usize = 8;
+/// Engagement weight a contact needs to take part in clustering.
+pub const MIN_CLUSTER_WEIGHT: f64 = 5.0;
+
+/// Held-out send-time metrics, on hours of the day (24 bins) as is usual for this task.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendTimeMetrics {
+    /// Held-out engagements (human opens and clicks) scored.
+    pub n: usize,
+    /// Mean log-likelihood per engagement of its hour of day (nats).
+    pub log_likelihood: f64,
+    /// Share of engagements in the predicted best hour of day.
+    pub top1_hit_rate: f64,
+    /// Share within one hour of it.
+    pub within_1h_hit_rate: f64,
+}
+
+/// Held-out engagements in `[from, to)`: (contact, local hour of week).
+pub fn engagements_between(history: &History, from: i64, to: i64) -> Vec<(u32, usize)> {
+    let e = &history.email_events;
+    let zone = &history.contacts.timezone;
+    let clock = history_clock(history, from);
+    let mut last_delivered: std::collections::HashMap<u32, i64> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for i in rows_before(&e.at, from - 7 * 24 * HOUR)..rows_before(&e.at, to) {
+        let c = e.contact[i];
+        match e.kind[i] {
+            EmailEventKind::Delivered => {
+                last_delivered.insert(c, e.at[i]);
+            }
+            EmailEventKind::Open | EmailEventKind::Click if e.at[i] >= from => {
+                let machine = e.kind[i] == EmailEventKind::Open
+                    && is_machine_open(e.machine_open[i], e.at[i], last_delivered.get(&c).copied());
+                if !machine {
+                    out.push((c, clock.hour_of_week(e.at[i], zone[c as usize])));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Scores profiles (one per contact, via `profile_of`) on held-out engagements.
+pub fn evaluate(
+    held_out: &[(u32, usize)],
+    mut profile_of: impl FnMut(u32) -> Vec<f64>,
+) -> SendTimeMetrics {
+    let (mut ll, mut top1, mut near) = (0.0, 0usize, 0usize);
+    let mut cache: std::collections::HashMap<u32, ([f64; 24], usize)> =
+        std::collections::HashMap::new();
+    for &(c, how) in held_out {
+        let (hod, best) = *cache.entry(c).or_insert_with(|| {
+            let hod = hour_of_day(&profile_of(c));
+            let best = (0..24)
+                .max_by(|&a, &b| hod[a].total_cmp(&hod[b]))
+                .unwrap_or(0);
+            (hod, best)
+        });
+        let h = how % 24;
+        ll += hod[h].max(1e-12).ln();
+        let d = (h as i64 - best as i64).rem_euclid(24);
+        top1 += usize::from(d == 0);
+        near += usize::from(d.min(24 - d) <= 1);
+    }
+    let n = held_out.len().max(1) as f64;
+    SendTimeMetrics {
+        n: held_out.len(),
+        log_likelihood: ll / n,
+        top1_hit_rate: top1 as f64 / n,
+        within_1h_hit_rate: near as f64 / n,
+    }
+}
+
+/// P(human open k hours after delivery), k = 0..24, from history before `t`.
+fn open_delay(history: &History, t: i64) -> Vec<f64> {
+    let e = &history.email_events;
+    let mut last_delivered: Vec<Option<i64>> = vec![None; history.contacts.len()];
+    let mut hist = vec![0.0; 24];
+    // The last year is plenty to learn the delay.
+    for i in rows_before(&e.at, t - 365 * 24 * HOUR)..rows_before(&e.at, t) {
+        let c = e.contact[i] as usize;
+        match e.kind[i] {
+            EmailEventKind::Delivered => last_delivered[c] = Some(e.at[i]),
+            EmailEventKind::Open => {
+                if let Some(d) = last_delivered[c] {
+                    if !is_machine_open(e.machine_open[i], e.at[i], Some(d)) {
+                        let k = ((e.at[i] - d) / HOUR) as usize;
+                        if k < 24 {
+                            hist[k] += 1.0;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if hist.iter().sum::<f64>() == 0.0 {
+        hist[0] = 1.0;
+    }
+    normalize(&hist)
+}
+
+/// Fits clusters and the population profile on engagement counts.
+fn priors(counts: &[[f32; HOURS]]) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let mut population = vec![0.0; HOURS];
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    for c in counts {
+        let s = smooth(c);
+        let n: f64 = s.iter().sum();
+        population.iter_mut().zip(&s).for_each(|(p, v)| *p += v);
+        if n >= MIN_CLUSTER_WEIGHT && rows.len() < 10_000 {
+            rows.push(normalize(&s));
+        }
+    }
+    let population = normalize(&population.iter().map(|p| p + 1e-9).collect::<Vec<_>>());
+    let k = CLUSTERS.min(rows.len() / 20);
+    if k < 2 {
+        return Ok((population, Vec::new()));
+    }
+    let x = Array2::from_shape_fn((rows.len(), HOURS), |(r, h)| rows[r][h]);
+    let model = KMeans::params(k)
+        .n_runs(1)
+        .max_n_iterations(50)
+        .tolerance(1e-5)
+        .fit(&DatasetBase::from(x))
+        .map_err(|e| Error::Fit(format!("send-time clusters: {e}")))?;
+    let clusters = model
+        .centroids()
+        .rows()
+        .into_iter()
+        .map(|row| normalize(&row.iter().map(|v| v.max(0.0) + 1e-9).collect::<Vec<_>>()))
+        .collect();
+    Ok((population, clusters))
+}
+
+const KAPPA_GRID: [f64; 7] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
+
+/// Engagement counts per contact as of an instant, computed once and shared by the fits and
+/// evaluations that need them (each pass reads every event before that instant).
+pub struct CountsAt {
+    /// The instant.
+    pub t: i64,
+    /// Counts per contact.
+    pub counts: Vec<[f32; HOURS]>,
+}
+
+impl CountsAt {
+    /// Counts as of `t` with the default engagement weights.
+    pub fn new(history: &History, t: i64) -> Self {
+        Self {
+            t,
+            counts: engagement_counts(history, t, &EngagementWeights::default()),
+        }
+    }
+}
+
+/// Fits the model on `counts` (as of `counts.t`), choosing shrinkage on the engagements in
+/// `[select.t, counts.t)` with the counts as of `select.t` (an earlier window, so the choice
+/// never sees the evaluation).
+pub fn fit(
+    history: &History,
+    counts: &CountsAt,
+    select: Option<&CountsAt>,
+) -> Result<SendTimeModel> {
+    let weights = EngagementWeights::default();
+    let t = counts.t;
+    let counts = &counts.counts;
+    let (population, clusters) = priors(counts)?;
+    let mut model = SendTimeModel {
+        weights,
+        population,
+        clusters,
+        kappa_cluster: 2.0,
+        kappa_population: 1.0,
+        delay: open_delay(history, t),
+    };
+    let Some(select) = select else {
+        return Ok(model);
+    };
+    let earlier = &select.counts;
+    let mut held_out = engagements_between(history, select.t, t);
+    if held_out.is_empty() {
+        return Ok(model);
+    }
+    let step = held_out.len().div_ceil(200_000).max(1);
+    held_out = held_out.into_iter().step_by(step).collect();
+    // Folding to hours of the day is linear, so each trial mixes precomputed 24-bin parts.
+    let fold = |p: &[f64]| hour_of_day(p);
+    let population_hod = fold(&model.population);
+    let cluster_hod: Vec<[f64; 24]> = model.clusters.iter().map(|c| fold(c)).collect();
+    let mut parts: std::collections::HashMap<u32, ([f64; 24], f64, Option<usize>)> =
+        std::collections::HashMap::new();
+    for &(c, _) in &held_out {
+        parts.entry(c).or_insert_with(|| {
+            let own = smooth(&earlier[c as usize]);
+            let n: f64 = own.iter().sum();
+            let cluster = if n > 0.0 {
+                model.nearest_cluster(&normalize(&own))
+            } else {
+                None
+            };
+            (fold(&own), n, cluster)
+        });
+    }
+    let mut best = (
+        f64::NEG_INFINITY,
+        model.kappa_cluster,
+        model.kappa_population,
+    );
+    for &kc in &KAPPA_GRID {
+        for &kp in &KAPPA_GRID {
+            let mut ll = 0.0;
+            for &(c, how) in &held_out {
+                let (own, n, cluster) = &parts[&c];
+                let h = how % 24;
+                let kc = if cluster.is_some() { kc } else { 0.0 };
+                let mass = own[h]
+                    + kc * cluster.map_or(0.0, |k| cluster_hod[k][h])
+                    + kp * population_hod[h];
+                ll += (mass / (n + kc + kp)).max(1e-12).ln();
+            }
+            if ll > best.0 {
+                best = (ll, kc, kp);
+            }
+        }
+    }
+    model.kappa_cluster = best.1;
+    model.kappa_population = best.2;
+    Ok(model)
+}

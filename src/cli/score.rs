@@ -1,0 +1,79 @@
+//! `augur score`: predictions for every contact, from a model directory, as Parquet.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use augur_core::Config;
+use augur_core::affinity::{Filters, Mode};
+use augur_core::artifact::Artifact;
+use augur_core::score::{ScoreOptions, write_all};
+use clap::{Args, ValueEnum};
+
+use super::ConfigArg;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// Repeat purchases count.
+    Replenish,
+    /// Only products the contact never bought.
+    Discover,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Model directory (a version, or a parent with `current`).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Score as of this instant (default: the model's as-of time).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Recommendation mode.
+    #[arg(long, value_enum, default_value_t = ModeArg::Replenish)]
+    pub mode: ModeArg,
+    /// Recommendations per contact.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Recommend only products in stock.
+    #[arg(long)]
+    pub in_stock: bool,
+    /// Output Parquet file.
+    #[arg(long, default_value = "predictions.parquet")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
+    let artifact = Artifact::load(&args.models)?;
+    let (config, _) = Config::load(args.config.config.as_deref())?;
+    let (history, _) = augur_core::load::load_checked(&config).context("loading the exports")?;
+    let as_of = match &args.as_of {
+        Some(raw) => super::train::parse_instant(raw)?,
+        None => artifact.manifest.as_of_seconds,
+    };
+    let options = ScoreOptions {
+        as_of,
+        mode: match args.mode {
+            ModeArg::Replenish => Mode::Replenish,
+            ModeArg::Discover => Mode::Discover,
+        },
+        k: args.k.clamp(1, 1000),
+        filters: Filters {
+            in_stock_only: args.in_stock,
+            ..Filters::default()
+        },
+    };
+    let started = std::time::Instant::now();
+    let contacts = write_all(&args.out, &artifact, &history, &options)?;
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        contacts,
+        model = %artifact.manifest.version,
+        seconds = format!("{secs:.2}"),
+        contacts_per_second = format!("{:.0}", contacts as f64 / secs.max(1e-9)),
+        out = %args.out.display(),
+        "predictions written"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,124 @@
+//! `augur train`: fit the models as of T, backtest them against baselines, write `models/<version>/`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use augur_core::Config;
+use augur_core::time::parse_iso;
+use augur_train::pipeline::{self, Backtest, TrainOptions, Trained};
+use clap::Args;
+
+use super::ConfigArg;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Use only events before this instant (RFC 3339 or YYYY-MM-DD, UTC); default: all events.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Where model versions are written (a `current` file names the newest).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Churn horizon in days: risk = P(no purchase within this many days).
+    #[arg(long, default_value_t = 90.0)]
+    pub horizon_days: f64,
+}
+
+/// Parses an instant given on the command line.
+pub fn parse_instant(raw: &str) -> anyhow::Result<i64> {
+    parse_iso(raw, augur_core::Tz::UTC).with_context(|| {
+        format!("`{raw}` is not a date or RFC 3339 time (e.g. 2026-10-01 or 2026-10-01T00:00:00Z)")
+    })
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let (config, source) = Config::load(args.config.config.as_deref())?;
+    tracing::info!(config = %source, "configuration loaded");
+    let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
+    let trained = train(&config, as_of, args.horizon_days, &args.models)?;
+    print_summary(&trained.backtest, &trained.manifest.fallbacks);
+    println!(
+        "\nModel {} written to {}",
+        trained.manifest.version,
+        args.models.join(&trained.manifest.version).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the data, trains, writes the model directory and its report.
+pub fn train(
+    config: &Config,
+    as_of: Option<i64>,
+    horizon_days: f64,
+    models: &Path,
+) -> anyhow::Result<Trained> {
+    let started = std::time::Instant::now();
+    let (history, _) = augur_core::load::load_checked(config).context("loading the exports")?;
+    tracing::info!(
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "history loaded"
+    );
+    let now = chrono::Utc::now();
+    let version = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let options = TrainOptions {
+        as_of,
+        horizon_days,
+        ..TrainOptions::default()
+    };
+    let trained =
+        pipeline::train(&history, &options, &version, &now.to_rfc3339()).context("training")?;
+    let dir = pipeline::write(models, &trained)
+        .with_context(|| format!("writing {}", models.display()))?;
+    tracing::info!(dir = %dir.display(), seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "model written");
+    Ok(trained)
+}
+
+/// Prints the backtest against the baselines.
+pub fn print_summary(backtest: &Backtest, fallbacks: &[String]) {
+    println!(
+        "Backtest on held-out time {} .. {}",
+        backtest.held_out_from, backtest.held_out_to
+    );
+    if !backtest.churn.is_empty() {
+        println!(
+            "\nchurn ({} contacts)            ROC AUC   PR AUC    Brier  log loss  top-10% lift",
+            backtest.churn.get("augur").map_or(0, |m| m.n)
+        );
+        for (name, m) in &backtest.churn {
+            println!(
+                "  {name:<28} {:>7.3}  {:>7.3}  {:>7.4}  {:>8.4}  {:>12.2}",
+                m.roc_auc, m.pr_auc, m.brier, m.log_loss, m.top_decile_lift
+            );
+        }
+    }
+    if let Some(recs) = &backtest.recommendations {
+        for (label, table) in [
+            ("all items", &recs.all_items),
+            ("new items", &recs.new_items),
+        ] {
+            println!(
+                "\nrecommendations, {label:<18} recall@10  precision@10  NDCG@10  hit rate@10"
+            );
+            for (name, m) in table {
+                println!(
+                    "  {name:<33} {:>9.3}  {:>12.3}  {:>7.3}  {:>11.3}",
+                    m.recall_at_10, m.precision_at_10, m.ndcg_at_10, m.hit_rate_at_10
+                );
+            }
+        }
+    }
+    if !backtest.send_time.is_empty() {
+        println!("\nsend time (hour of day)          log-lik/engagement  top-1 hit  ±1 h hit");
+        for (name, m) in &backtest.send_time {
+            println!(
+                "  {name:<32} {:>18.3}  {:>9.3}  {:>8.3}",
+                m.log_likelihood, m.top1_hit_rate, m.within_1h_hit_rate
+            );
+        }
+    }
+    for f in fallbacks {
+        println!("\nfallback: {f}");
+    }
+}
