@@ -26,6 +26,16 @@ pub struct History {
     pub campaigns: IdIndex,
 }
 
+impl History {
+    /// First and last instant of any event (orders, e-mail, web), if there are events.
+    pub fn event_span(&self) -> Option<(i64, i64)> {
+        let tables = [&self.orders.at, &self.email_events.at, &self.web_events.at];
+        let first = tables.iter().filter_map(|at| at.first()).min().copied()?;
+        let last = tables.iter().filter_map(|at| at.last()).max().copied()?;
+        Some((first, last))
+    }
+}
+
 /// A typed column of contact attributes (columns of the contacts table outside the contract).
 #[derive(Debug, Clone)]
 pub enum AttributeColumn {

@@ -146,23 +146,7 @@ pub fn engagement_counts(history: &History, t: i64, w: &EngagementWeights) -> Ve
 
 /// A [`LocalClock`] for the history's zones, covering its events before `t`.
 pub fn history_clock(history: &History, t: i64) -> LocalClock {
-    let tables = [
-        &history.orders.at,
-        &history.email_events.at,
-        &history.web_events.at,
-    ];
-    let first = tables
-        .iter()
-        .filter_map(|at| at.first())
-        .min()
-        .copied()
-        .unwrap_or(t);
-    let last = tables
-        .iter()
-        .filter_map(|at| at.last())
-        .max()
-        .copied()
-        .unwrap_or(t);
+    let (first, last) = history.event_span().unwrap_or((t, t));
     let mut zones: Vec<chrono_tz::Tz> = history.contacts.timezone.clone();
     zones.sort_unstable_by_key(|z| z.name());
     zones.dedup();

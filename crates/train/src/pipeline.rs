@@ -54,15 +54,6 @@ pub struct Backtest {
     pub send_time: BTreeMap<String, SendTimeMetrics>,
 }
 
-/// Curves for the report.
-#[derive(Debug, Clone, Default)]
-pub struct Curves {
-    /// Held-out churn probabilities of augur, recency and RFM, with labels.
-    pub churn: Vec<(String, Vec<f64>)>,
-    /// Labels of the held-out churn examples.
-    pub churn_labels: Vec<bool>,
-}
-
 /// A finished training run.
 pub struct Trained {
     /// The manifest.
@@ -75,32 +66,6 @@ pub struct Trained {
     pub send_time: SendTimeModel,
     /// Backtest.
     pub backtest: Backtest,
-    /// Curves for charts.
-    pub curves: Curves,
-}
-
-fn first_event(history: &History) -> Option<i64> {
-    [
-        history.orders.at.first(),
-        history.email_events.at.first(),
-        history.web_events.at.first(),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .copied()
-}
-
-fn last_event(history: &History) -> Option<i64> {
-    [
-        history.orders.at.last(),
-        history.email_events.at.last(),
-        history.web_events.at.last(),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .copied()
 }
 
 /// Trains every model on `history` as of `options.as_of`.
@@ -116,7 +81,7 @@ pub fn train(
             options.horizon_days
         )));
     }
-    let (Some(first), Some(last)) = (first_event(history), last_event(history)) else {
+    let Some((first, last)) = history.event_span() else {
         return Err(Error::Options("no events to learn from".into()));
     };
     let as_of = options.as_of.unwrap_or(last + 1);
@@ -141,7 +106,6 @@ pub fn train(
     // Churn.
     let plan = churn::plan(first, as_of, horizon);
     let mut backtest_churn = BTreeMap::new();
-    let mut curves = Curves::default();
     let (churn_model, horizon_used) = match &plan {
         Some(plan) => {
             if plan.horizon < horizon {
@@ -173,9 +137,7 @@ pub fn train(
                     let p = churn::predict(&m, &eval);
                     backtest_churn
                         .insert(name.to_string(), ChurnMetrics::compute(&p, &eval.churned));
-                    curves.churn.push((name.to_string(), p));
                 }
-                curves.churn_labels = eval.churned;
             } else {
                 fallbacks
                     .push("churn: too few buyers before the held-out window for a backtest".into());
@@ -332,7 +294,6 @@ pub fn train(
         affinity: affinity_model,
         send_time: send_model,
         backtest,
-        curves,
     })
 }
 
