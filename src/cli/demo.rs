@@ -42,10 +42,19 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if report.is_fatal() {
         return Ok(ExitCode::from(1));
     }
+    println!();
+    let trained = super::train::train(&config, None, 90.0, &args.models)?;
+    super::train::print_summary(&trained.backtest, &trained.manifest.fallbacks);
+    let dir = args.models.join(&trained.manifest.version);
     println!(
-        "\nDemo data in {} validated. Next: `augur validate --config {}`.",
-        args.dir.display(),
-        config_path.display()
+        "\nModel {} in {}: manifest.json, and metrics.json with the backtest above.",
+        trained.manifest.version,
+        dir.display()
+    );
+    println!(
+        "Score every contact: augur score --config {} --models {} --out predictions.parquet",
+        config_path.display(),
+        args.models.display()
     );
     Ok(ExitCode::SUCCESS)
 }
