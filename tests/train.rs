@@ -67,6 +67,15 @@ fn train_beats_baselines_and_score_writes_every_contact() {
     assert!(recall("new_items", "augur") > recall("new_items", "popularity"));
     let ll = |name: &str| m["send_time"][name]["log_likelihood"].as_f64().expect("ll");
     assert!(ll("augur") > ll("global_profile"));
+    let version = manifest["version"].as_str().expect("version");
+    let report = std::fs::read_to_string(dir.join("models").join(version).join("report.html"))
+        .expect("report");
+    assert!(
+        report.matches("<svg").count() >= 6
+            && report.contains("ROC")
+            && report.contains("Send-time profile")
+    );
+    assert!(!report.contains("chart not drawn"), "a chart failed");
 
     let out = run(dir.augur().args([
         "score",

@@ -47,9 +47,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     super::train::print_summary(&trained.backtest, &trained.manifest.fallbacks);
     let dir = args.models.join(&trained.manifest.version);
     println!(
-        "\nModel {} in {}: manifest.json, and metrics.json with the backtest above.",
+        "\nModel {} in {}; the report with charts: {}",
         trained.manifest.version,
-        dir.display()
+        dir.display(),
+        dir.join("report.html").display()
     );
     println!(
         "Score every contact: augur score --config {} --models {} --out predictions.parquet",

@@ -39,10 +39,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
     let trained = train(&config, as_of, args.horizon_days, &args.models)?;
     print_summary(&trained.backtest, &trained.manifest.fallbacks);
+    let dir = args.models.join(&trained.manifest.version);
     println!(
-        "\nModel {} written to {}",
+        "\nModel {} written to {}; report: {}",
         trained.manifest.version,
-        args.models.join(&trained.manifest.version).display()
+        dir.display(),
+        dir.join("report.html").display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -69,7 +71,7 @@ pub fn train(
     };
     let trained =
         pipeline::train(&history, &options, &version, &now.to_rfc3339()).context("training")?;
-    let dir = pipeline::write(models, &trained)
+    let dir = pipeline::write(models, &trained, &history)
         .with_context(|| format!("writing {}", models.display()))?;
     tracing::info!(dir = %dir.display(), seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "model written");
     Ok(trained)

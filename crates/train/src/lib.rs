@@ -10,6 +10,7 @@ pub mod churn;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod report;
 pub mod send_time;
 
 pub use error::{Error, Result};

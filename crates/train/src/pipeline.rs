@@ -66,6 +66,8 @@ pub struct Trained {
     pub send_time: SendTimeModel,
     /// Backtest.
     pub backtest: Backtest,
+    /// Held-out churn probabilities, for the report's charts.
+    pub churn_curves: crate::report::ChurnCurves,
 }
 
 /// Trains every model on `history` as of `options.as_of`.
@@ -106,6 +108,7 @@ pub fn train(
     // Churn.
     let plan = churn::plan(first, as_of, horizon);
     let mut backtest_churn = BTreeMap::new();
+    let mut churn_curves = crate::report::ChurnCurves::default();
     let (churn_model, horizon_used) = match &plan {
         Some(plan) => {
             if plan.horizon < horizon {
@@ -137,7 +140,9 @@ pub fn train(
                     let p = churn::predict(&m, &eval);
                     backtest_churn
                         .insert(name.to_string(), ChurnMetrics::compute(&p, &eval.churned));
+                    churn_curves.models.push((name.to_string(), p));
                 }
+                churn_curves.labels = eval.churned;
             } else {
                 fallbacks
                     .push("churn: too few buyers before the held-out window for a backtest".into());
@@ -294,6 +299,7 @@ pub fn train(
         affinity: affinity_model,
         send_time: send_model,
         backtest,
+        churn_curves,
     })
 }
 
@@ -318,13 +324,45 @@ fn fingerprint(history: &History) -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Writes a finished run into `root/<version>` and moves `root/current`.
-pub fn write(root: &std::path::Path, trained: &Trained) -> Result<std::path::PathBuf> {
-    Ok(Artifact::write(
+/// Writes a finished run into `root/<version>` (models, manifest, `report.html`) and moves
+/// `root/current`.
+pub fn write(
+    root: &std::path::Path,
+    trained: &Trained,
+    history: &History,
+) -> Result<std::path::PathBuf> {
+    let dir = Artifact::write(
         root,
         &trained.manifest,
         &trained.churn,
         &trained.affinity,
         &trained.send_time,
-    )?)
+    )?;
+    // Sample heatmaps: the three most engaged contacts.
+    let counts = augur_core::send_time::engagement_counts(
+        history,
+        trained.manifest.as_of_seconds,
+        &trained.send_time.weights,
+    );
+    let mut totals: Vec<(f32, usize)> = counts
+        .iter()
+        .enumerate()
+        .map(|(c, h)| (h.iter().sum::<f32>(), c))
+        .collect();
+    totals.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let samples: Vec<(String, Vec<f64>)> = totals
+        .iter()
+        .take(3)
+        .filter(|(n, _)| *n > 0.0)
+        .map(|&(_, c)| {
+            (
+                history.contacts.ids.name(c as u32).to_string(),
+                trained.send_time.predict(&counts[c]).profile,
+            )
+        })
+        .collect();
+    let path = dir.join("report.html");
+    std::fs::write(&path, crate::report::render(trained, &samples))
+        .map_err(|source| Error::Io { path, source })?;
+    Ok(dir)
 }
