@@ -39,9 +39,47 @@ pub struct ScoreArgs {
     /// Recommend only products in stock.
     #[arg(long)]
     pub in_stock: bool,
+    /// Never recommend these product ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Recommend only from these categories (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub category: Vec<String>,
     /// Output Parquet file.
     #[arg(long, default_value = "predictions.parquet")]
     pub out: PathBuf,
+}
+
+/// Reads the filter options against the loaded catalogue; unknown names are errors.
+fn filters(args: &ScoreArgs, history: &augur_core::History) -> anyhow::Result<Filters> {
+    let products = &history.products;
+    let exclude = args
+        .exclude
+        .iter()
+        .map(|id| {
+            products.ids.get(id.trim()).ok_or_else(|| {
+                anyhow::anyhow!("--exclude: no product `{id}` in the products or orders")
+            })
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    let categories = args
+        .category
+        .iter()
+        .map(|name| {
+            products.categories.get(name.trim()).ok_or_else(|| {
+                let known: Vec<&str> = products.categories.names().collect();
+                anyhow::anyhow!(
+                    "--category: no category `{name}`; categories: {}",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    Ok(Filters {
+        in_stock_only: args.in_stock,
+        exclude,
+        categories,
+    })
 }
 
 pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
@@ -59,10 +97,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             ModeArg::Discover => Mode::Discover,
         },
         k: args.k.clamp(1, 1000),
-        filters: Filters {
-            in_stock_only: args.in_stock,
-            ..Filters::default()
-        },
+        filters: filters(args, &history)?,
     };
     let started = std::time::Instant::now();
     let contacts = write_all(&args.out, &artifact, &history, &options)?;

@@ -220,6 +220,12 @@ pub fn train(
     let select_counts = select_window
         .filter(|(from, _)| *from > first)
         .map(|(from, _)| send_time::CountsAt::new(history, from));
+    if eval_cutoff <= first {
+        fallbacks.push(format!(
+            "recommendations and send time: history shorter than the {:.0}-day held-out window; fitted but not backtested",
+            eval_horizon as f64 / DAY as f64
+        ));
+    }
     let eval_counts = (eval_cutoff > first).then(|| send_time::CountsAt::new(history, eval_cutoff));
     let mut backtest_send = BTreeMap::new();
     if let Some(eval_counts) = &eval_counts {
