@@ -60,17 +60,25 @@ fn cdnow_churn_beats_recency_and_rfm() {
     let holdout_end = as_of + 39 * 7 * DAY;
     let first = history.orders.at[0];
     let plan = churn::plan(first, as_of, 90 * DAY).expect("enough history");
-    let (train, newest) = churn::stacked_examples(&history, &plan.cutoffs, plan.horizon);
+    let (train, newest, btyd) = churn::stacked_examples(&history, &plan.cutoffs, plan.horizon);
     let all: Vec<usize> = (0..augur_core::features::CHURN_FEATURES.len()).collect();
-    let model =
-        churn::fit(&train, &newest, &all, 1.0, plan.horizon as f64 / DAY as f64).expect("fit");
-    let rfm = churn::fit(&train, &newest, &RFM_COLUMNS, 1.0, 90.0).expect("fit rfm");
+    let model = churn::fit(
+        &train,
+        &newest,
+        &all,
+        1.0,
+        plan.horizon as f64 / DAY as f64,
+        btyd,
+    )
+    .expect("fit");
+    let rfm = churn::fit(&train, &newest, &RFM_COLUMNS, 1.0, 90.0, btyd).expect("fit rfm");
 
     let states = contact_states(&history, as_of);
     let bought = buys_between(&history, as_of, holdout_end);
     let (mut p, mut p_rfm, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     for (c, s) in states.iter().enumerate() {
-        let row = churn_features(s, as_of).expect("every CDNOW customer bought before 1997-10-01");
+        let row = churn_features(s, as_of, model.btyd.as_ref(), model.horizon_days)
+            .expect("every CDNOW customer bought before 1997-10-01");
         p.push(model.probability(&row));
         p_rfm.push(rfm.probability(&row));
         labels.push(!bought[c]);

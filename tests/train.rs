@@ -392,3 +392,38 @@ fn missing_or_newer_models_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("newer augur"), "{}", stderr(&out));
 }
+
+#[test]
+fn short_history_uses_a_model_fitted_without_labels() {
+    let dir = Dir::new();
+    // 120 buyers over two weeks: too short for churn labels, enough for BG/NBD.
+    let (mut contacts, mut products, mut at) = (Vec::new(), Vec::new(), Vec::new());
+    for c in 0..120u32 {
+        for k in 0..(1 + c % 4) {
+            contacts.push(format!("c{c}"));
+            products.push(format!("p{}", (c + k) % 7));
+            at.push(format!("2024-03-{:02}T{:02}:00:00Z", 1 + (c * 7 + k * 3) % 14, 8 + k));
+        }
+    }
+    write_parquet(
+        &dir.join("orders.parquet"),
+        vec![
+            ("contact_id", Arc::new(StringArray::from(contacts))),
+            ("product_id", Arc::new(StringArray::from(products))),
+            ("ordered_at", Arc::new(StringArray::from(at))),
+        ],
+    );
+    dir.write("augur.toml", "[tables.orders]\npath = \"orders.parquet\"\n");
+    let out = run(dir.augur().args(["train"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let manifest = metrics(&dir, "models");
+    let fallbacks = manifest["fallbacks"].to_string();
+    assert!(fallbacks.contains("BG/NBD"), "{fallbacks}");
+    let out = run(dir.augur().args(["score", "--out", "p.parquet"]));
+    assert_eq!(out.status.code(), Some(0));
+    for batch in read(&dir.join("p.parquet")) {
+        let risk = batch.column_by_name("churn_risk").expect("risk").as_primitive::<Float64Type>();
+        assert!(risk.iter().flatten().all(|p| p > 0.0 && p < 1.0));
+        assert_eq!(risk.null_count(), 0);
+    }
+}

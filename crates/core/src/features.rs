@@ -2,6 +2,7 @@
 //! `t`, computed only from events strictly before `t` (event tables are sorted by time, so the
 //! cut is a binary search and nothing after `t` is ever read).
 
+use crate::btyd::{BgNbd, Rfa};
 use crate::contract::{EmailEventKind, WebEventKind};
 use crate::history::History;
 use crate::ids::NONE;
@@ -14,7 +15,7 @@ pub const MACHINE_OPEN_SECONDS: i64 = 10;
 pub const NEVER_DAYS: f64 = 730.0;
 
 /// Names of the churn features, in column order. Counts are `ln(1 + x)`; durations in days.
-pub const CHURN_FEATURES: [&str; 25] = [
+pub const CHURN_FEATURES: [&str; 27] = [
     "recency_days",
     "frequency",
     "tenure_days",
@@ -40,6 +41,8 @@ pub const CHURN_FEATURES: [&str; 25] = [
     "recency_x_frequency",
     "recency_squared",
     "gap_ratio_x_frequency",
+    "btyd_p_alive",
+    "btyd_p_buy",
 ];
 
 /// Per-contact state as of `t`.
@@ -179,9 +182,20 @@ fn log_count(n: u32) -> f64 {
     f64::from(n).ln_1p()
 }
 
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
 /// The churn features of a contact that has bought before `t` (`None` otherwise), in
-/// [`CHURN_FEATURES`] order. Every value is finite.
-pub fn churn_features(s: &ContactState, t: i64) -> Option<[f64; CHURN_FEATURES.len()]> {
+/// [`CHURN_FEATURES`] order. `btyd` (fitted by training) adds P(alive) and P(buy within
+/// `horizon_days`); without it those two are neutral. Every value is finite.
+pub fn churn_features(
+    s: &ContactState,
+    t: i64,
+    btyd: Option<&BgNbd>,
+    horizon_days: f64,
+) -> Option<[f64; CHURN_FEATURES.len()]> {
     let (first, last) = (s.first_order?, s.last_order?);
     let recency = days(t - last).max(0.0);
     let tenure = days(t - first).max(0.0);
@@ -224,7 +238,21 @@ pub fn churn_features(s: &ContactState, t: i64) -> Option<[f64; CHURN_FEATURES.l
         (recency + 1.0).ln() * log_count(s.orders),
         (recency + 1.0).ln().powi(2),
         ((recency + 1.0) / (mean_gap + 1.0)).ln() * log_count(s.orders),
+        btyd.map_or(0.0, |m| {
+            logit(m.p_alive(&Rfa::new(first, last, s.orders, t)))
+        }),
+        btyd.map_or(0.0, |m| {
+            logit(m.p_buy(&Rfa::new(first, last, s.orders, t), horizon_days / 7.0))
+        }),
     ])
+}
+
+/// The buy-till-you-die view of every buyer as of `t`.
+pub fn buyers_rfa(states: &[ContactState], t: i64) -> Vec<Rfa> {
+    states
+        .iter()
+        .filter_map(|s| Some(Rfa::new(s.first_order?, s.last_order?, s.orders, t)))
+        .collect()
 }
 
 /// Whether the contact buys in `[from, to)`: the churn label is the opposite.
@@ -254,9 +282,9 @@ mod tests {
             spend: 10.0,
             ..ContactState::default()
         };
-        let f = churn_features(&s, 100 * DAY).expect("buyer");
+        let f = churn_features(&s, 100 * DAY, None, 90.0).expect("buyer");
         assert!(f.iter().all(|v| v.is_finite()));
-        assert!(churn_features(&ContactState::default(), 0).is_none());
+        assert!(churn_features(&ContactState::default(), 0, None, 90.0).is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod affinity;
 pub mod artifact;
+pub mod btyd;
 pub mod config;
 pub mod contract;
 pub mod error;

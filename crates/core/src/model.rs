@@ -20,6 +20,9 @@ pub struct ChurnModel {
     pub calibration: (f64, f64),
     /// Days of the window the probability refers to.
     pub horizon_days: f64,
+    /// The buy-till-you-die model behind the `btyd_*` features (absent: neutral features).
+    #[serde(default)]
+    pub btyd: Option<crate::btyd::BgNbd>,
 }
 
 /// Churn risk tiers by probability of not buying within the horizon.
@@ -100,6 +103,7 @@ mod tests {
             intercept: 0.0,
             calibration: (1.0, 0.0),
             horizon_days: 90.0,
+            btyd: None,
         };
         let risky = [3.0, 0.0];
         assert!(m.probability(&risky) > 0.9);

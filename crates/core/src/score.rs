@@ -128,7 +128,12 @@ impl<'a> Scorer<'a> {
     pub fn score(&self, c: usize) -> Prediction {
         let (artifact, history, t) = (self.artifact, self.history, self.as_of);
         let affinity = &artifact.affinity;
-        let (churn_risk, churn_tier, churn_reasons) = match churn_features(&self.states[c], t) {
+        let (churn_risk, churn_tier, churn_reasons) = match churn_features(
+            &self.states[c],
+            t,
+            artifact.churn.btyd.as_ref(),
+            artifact.churn.horizon_days,
+        ) {
             Some(row) => {
                 let p = artifact.churn.probability(&row);
                 (Some(p), tier(p), artifact.churn.reasons(&row, 3))

@@ -3,7 +3,10 @@
 //! baselines a data scientist would try first (recency alone, RFM logistic regression).
 
 use augur_core::History;
-use augur_core::features::{CHURN_FEATURES, buys_between, churn_features, contact_states};
+use augur_core::btyd::BgNbd;
+use augur_core::features::{
+    CHURN_FEATURES, buyers_rfa, buys_between, churn_features, contact_states,
+};
 use augur_core::model::ChurnModel;
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
@@ -35,12 +38,13 @@ pub struct Examples {
 
 impl Examples {
     /// Examples at one cutoff with a label window of `horizon` seconds.
-    pub fn at(history: &History, cutoff: i64, horizon: i64) -> Self {
+    pub fn at(history: &History, cutoff: i64, horizon: i64, btyd: Option<&BgNbd>) -> Self {
         let states = contact_states(history, cutoff);
+        let horizon_days = horizon as f64 / augur_core::time::DAY as f64;
         let bought = buys_between(history, cutoff, cutoff + horizon);
         let mut out = Self::default();
         for (c, state) in states.iter().enumerate() {
-            if let Some(row) = churn_features(state, cutoff) {
+            if let Some(row) = churn_features(state, cutoff, btyd, horizon_days) {
                 out.rows.push(row);
                 out.churned.push(!bought[c]);
                 out.contacts.push(c as u32);
@@ -82,6 +86,7 @@ pub fn fit(
     columns: &[usize],
     alpha: f64,
     horizon_days: f64,
+    btyd: Option<BgNbd>,
 ) -> Result<ChurnModel> {
     let rows = subsample(train.len(), MAX_TRAINING_ROWS);
     let k = columns.len();
@@ -120,6 +125,7 @@ pub fn fit(
         intercept: fitted.intercept(),
         calibration: (1.0, 0.0),
         horizon_days,
+        btyd,
     };
     for (j, &c) in columns.iter().enumerate() {
         model.mean[c] = mean[j];
@@ -191,7 +197,28 @@ pub fn heuristic(horizon_days: f64) -> ChurnModel {
         intercept: -1.5 * (horizon_days + 1.0).ln(),
         calibration: (1.0, 0.0),
         horizon_days,
+        btyd: None,
     }
+}
+
+/// The fallback without labels: a BG/NBD model fitted on the buyers as of `t`, scoring churn as
+/// 1 − P(buy within the horizon). `None` with fewer than 20 buyers.
+pub fn unsupervised(history: &History, t: i64, horizon_days: f64) -> Option<ChurnModel> {
+    let btyd = BgNbd::fit(&buyers_rfa(&contact_states(history, t), t))?;
+    let n = CHURN_FEATURES.len();
+    let column = CHURN_FEATURES.iter().position(|f| *f == "btyd_p_buy")?;
+    let mut weights = vec![0.0; n];
+    weights[column] = -1.0;
+    Some(ChurnModel {
+        features: CHURN_FEATURES.iter().map(|s| (*s).to_string()).collect(),
+        mean: vec![0.0; n],
+        scale: vec![1.0; n],
+        weights,
+        intercept: 0.0,
+        calibration: (1.0, 0.0),
+        horizon_days,
+        btyd: Some(btyd),
+    })
 }
 
 /// Probabilities of a model for a set of examples.
@@ -236,12 +263,20 @@ pub fn plan(first_event: i64, as_of: i64, horizon: i64) -> Option<ChurnPlan> {
     })
 }
 
-/// Examples at several cutoffs, stacked; also returns the most recent cutoff's examples.
-pub fn stacked_examples(history: &History, cutoffs: &[i64], horizon: i64) -> (Examples, Examples) {
+/// Examples at several cutoffs, stacked; also returns the most recent cutoff's examples and
+/// the buy-till-you-die model fitted on the buyers as of the most recent cutoff.
+pub fn stacked_examples(
+    history: &History,
+    cutoffs: &[i64],
+    horizon: i64,
+) -> (Examples, Examples, Option<BgNbd>) {
+    let btyd = cutoffs
+        .first()
+        .and_then(|&c| BgNbd::fit(&buyers_rfa(&contact_states(history, c), c)));
     let mut all = Examples::default();
     let mut newest = Examples::default();
     for (k, &c) in cutoffs.iter().enumerate() {
-        let ex = Examples::at(history, c, horizon);
+        let ex = Examples::at(history, c, horizon, btyd.as_ref());
         if k == 0 {
             newest = Examples {
                 rows: ex.rows.clone(),
@@ -251,5 +286,5 @@ pub fn stacked_examples(history: &History, cutoffs: &[i64], horizon: i64) -> (Ex
         }
         all.extend(ex);
     }
-    (all, newest)
+    (all, newest, btyd)
 }

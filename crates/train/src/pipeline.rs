@@ -120,9 +120,9 @@ pub fn train(
                 ));
             }
             let horizon_days = plan.horizon as f64 / DAY as f64;
-            let (bt_train, bt_newest) =
+            let (bt_train, bt_newest, bt_btyd) =
                 churn::stacked_examples(history, &plan.backtest_cutoffs, plan.horizon);
-            let eval = Examples::at(history, plan.eval_cutoff, plan.horizon);
+            let eval = Examples::at(history, plan.eval_cutoff, plan.horizon, bt_btyd.as_ref());
             if bt_train.enough() && eval.enough() {
                 let candidates: [(&str, &[usize]); 3] = [
                     ("augur", &all_columns),
@@ -136,6 +136,7 @@ pub fn train(
                         columns,
                         options.churn_alpha,
                         horizon_days,
+                        bt_btyd,
                     )?;
                     let p = churn::predict(&m, &eval);
                     backtest_churn
@@ -147,7 +148,8 @@ pub fn train(
                 fallbacks
                     .push("churn: too few buyers before the held-out window for a backtest".into());
             }
-            let (train, newest) = churn::stacked_examples(history, &plan.cutoffs, plan.horizon);
+            let (train, newest, btyd) =
+                churn::stacked_examples(history, &plan.cutoffs, plan.horizon);
             if train.enough() {
                 (
                     churn::fit(
@@ -156,22 +158,29 @@ pub fn train(
                         &all_columns,
                         options.churn_alpha,
                         horizon_days,
+                        btyd,
                     )?,
                     horizon_days,
                 )
             } else {
-                fallbacks.push(format!(
-                    "churn: {} labelled buyers (need {} with {} per class); using the recency heuristic",
+                let why = format!(
+                    "churn: {} labelled buyers (need {} with {} per class)",
                     train.len(),
                     churn::MIN_EXAMPLES,
                     churn::MIN_PER_CLASS
-                ));
-                (churn::heuristic(horizon_days), horizon_days)
+                );
+                (
+                    without_labels(history, as_of, options.horizon_days, &why, &mut fallbacks),
+                    options.horizon_days,
+                )
             }
         }
         None => {
-            fallbacks.push("churn: under 3 weeks of history; using the recency heuristic".into());
-            (churn::heuristic(options.horizon_days), options.horizon_days)
+            let why = "churn: under 3 weeks of history, too short for labels";
+            (
+                without_labels(history, as_of, options.horizon_days, why, &mut fallbacks),
+                options.horizon_days,
+            )
         }
     };
 
@@ -307,6 +316,31 @@ pub fn train(
         backtest,
         churn_curves,
     })
+}
+
+/// The churn model when labels cannot be had: BG/NBD fitted on the buyers if there are enough,
+/// else the recency heuristic; the fallback is named either way.
+fn without_labels(
+    history: &History,
+    as_of: i64,
+    horizon_days: f64,
+    why: &str,
+    fallbacks: &mut Vec<String>,
+) -> ChurnModel {
+    match churn::unsupervised(history, as_of, horizon_days) {
+        Some(model) => {
+            fallbacks.push(format!(
+                "{why}; using a BG/NBD buy-till-you-die model fitted without labels"
+            ));
+            model
+        }
+        None => {
+            fallbacks.push(format!(
+                "{why}; under 20 buyers for BG/NBD, using the recency heuristic"
+            ));
+            churn::heuristic(horizon_days)
+        }
+    }
 }
 
 /// Counts and time ranges of every table, hashed: equal inputs give equal fingerprints.
