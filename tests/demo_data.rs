@@ -2,13 +2,12 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
 use augur_core::time::hour_of_week;
 use augur_core::{Config, EmailEventKind};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{Dir, run};
+use crate::util::{Dir, col, read_parquet, run};
 
 fn generate(dir: &Dir, out: &str, contacts: u32, seed: u32) {
     let out = run(dir.augur().args([
@@ -21,16 +20,6 @@ fn generate(dir: &Dir, out: &str, contacts: u32, seed: u32) {
         out,
     ]));
     assert_eq!(out.status.code(), Some(0));
-}
-
-fn read_all(path: &std::path::Path) -> Vec<RecordBatch> {
-    let file = std::fs::File::open(path).expect("open");
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("reader")
-        .build()
-        .expect("build")
-        .map(|b| b.expect("batch"))
-        .collect()
 }
 
 #[test]
@@ -64,23 +53,12 @@ fn planted_structure_is_recoverable() {
     let mut peak_hour: HashMap<String, i32> = HashMap::new();
     let mut zone: HashMap<String, String> = HashMap::new();
     let mut rate: HashMap<String, f64> = HashMap::new();
-    for batch in read_all(&dir.join("demo/truth.parquet")) {
-        let ids = batch
-            .column_by_name("contact_id")
-            .expect("id")
-            .as_string::<i32>();
-        let peaks = batch
-            .column_by_name("peak_hour_of_day")
-            .expect("peak")
-            .as_primitive::<Int32Type>();
-        let zones = batch
-            .column_by_name("timezone")
-            .expect("zone")
-            .as_string::<i32>();
-        let rates = batch
-            .column_by_name("purchase_rate_per_day")
-            .expect("rate")
-            .as_primitive::<arrow::datatypes::Float64Type>();
+    for batch in read_parquet(&dir.join("demo/truth.parquet")) {
+        let ids = col(&batch, "contact_id").as_string::<i32>();
+        let peaks = col(&batch, "peak_hour_of_day").as_primitive::<Int32Type>();
+        let zones = col(&batch, "timezone").as_string::<i32>();
+        let rates =
+            col(&batch, "purchase_rate_per_day").as_primitive::<arrow::datatypes::Float64Type>();
         for i in 0..batch.num_rows() {
             peak_hour.insert(ids.value(i).to_string(), peaks.value(i));
             zone.insert(ids.value(i).to_string(), zones.value(i).to_string());

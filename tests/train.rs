@@ -5,21 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::{Float32Type, Float64Type, Int32Type};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{Dir, run, stderr, write_parquet};
-
-fn read(path: &std::path::Path) -> Vec<RecordBatch> {
-    let file = std::fs::File::open(path).expect("open");
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("reader")
-        .build()
-        .expect("build")
-        .map(|b| b.expect("batch"))
-        .collect()
-}
+use crate::util::{Dir, col, read_parquet, run, stderr, write_parquet};
 
 fn demo(dir: &Dir, contacts: u32) {
     let out = run(dir.augur().args([
@@ -88,27 +77,12 @@ fn train_beats_baselines_and_score_writes_every_contact() {
     ]));
     assert_eq!(out.status.code(), Some(0));
     let mut rows = 0;
-    for batch in read(&dir.join("p.parquet")) {
-        let risk = batch
-            .column_by_name("churn_risk")
-            .expect("risk")
-            .as_primitive::<Float64Type>();
-        let tier = batch
-            .column_by_name("churn_tier")
-            .expect("tier")
-            .as_string::<i32>();
-        let profile = batch
-            .column_by_name("send_time_profile")
-            .expect("profile")
-            .as_list::<i32>();
-        let recs = batch
-            .column_by_name("recommendations")
-            .expect("recs")
-            .as_list::<i32>();
-        let best = batch
-            .column_by_name("best_send_hour_of_week")
-            .expect("best")
-            .as_primitive::<Int32Type>();
+    for batch in read_parquet(&dir.join("p.parquet")) {
+        let risk = col(&batch, "churn_risk").as_primitive::<Float64Type>();
+        let tier = col(&batch, "churn_tier").as_string::<i32>();
+        let profile = col(&batch, "send_time_profile").as_list::<i32>();
+        let recs = col(&batch, "recommendations").as_list::<i32>();
+        let best = col(&batch, "best_send_hour_of_week").as_primitive::<Int32Type>();
         for i in 0..batch.num_rows() {
             if risk.is_null(i) {
                 assert_eq!(tier.value(i), "not_scored");
@@ -152,23 +126,11 @@ fn planted_truth_is_recovered() {
     ]));
     assert_eq!(out.status.code(), Some(0));
     let mut truth: HashMap<String, (bool, i32, i32)> = HashMap::new();
-    for b in read(&dir.join("demo/truth.parquet")) {
-        let id = b
-            .column_by_name("contact_id")
-            .expect("id")
-            .as_string::<i32>();
-        let alive = b
-            .column_by_name("alive_at_end")
-            .expect("alive")
-            .as_boolean();
-        let peak = b
-            .column_by_name("peak_hour_of_day")
-            .expect("peak")
-            .as_primitive::<Int32Type>();
-        let peak_week = b
-            .column_by_name("peak_hour_of_week")
-            .expect("peak")
-            .as_primitive::<Int32Type>();
+    for b in read_parquet(&dir.join("demo/truth.parquet")) {
+        let id = col(&b, "contact_id").as_string::<i32>();
+        let alive = col(&b, "alive_at_end").as_boolean();
+        let peak = col(&b, "peak_hour_of_day").as_primitive::<Int32Type>();
+        let peak_week = col(&b, "peak_hour_of_week").as_primitive::<Int32Type>();
         for i in 0..b.num_rows() {
             truth.insert(
                 id.value(i).to_string(),
@@ -199,19 +161,10 @@ fn planted_truth_is_recovered() {
     };
     let (mut risks, mut dropped) = (Vec::new(), Vec::new());
     let (mut checked, mut near) = (0, 0);
-    for b in read(&dir.join("p.parquet")) {
-        let id = b
-            .column_by_name("contact_id")
-            .expect("id")
-            .as_string::<i32>();
-        let risk = b
-            .column_by_name("churn_risk")
-            .expect("risk")
-            .as_primitive::<Float64Type>();
-        let best = b
-            .column_by_name("best_send_hour_of_week")
-            .expect("best")
-            .as_primitive::<Int32Type>();
+    for b in read_parquet(&dir.join("p.parquet")) {
+        let id = col(&b, "contact_id").as_string::<i32>();
+        let risk = col(&b, "churn_risk").as_primitive::<Float64Type>();
+        let best = col(&b, "best_send_hour_of_week").as_primitive::<Int32Type>();
         for i in 0..b.num_rows() {
             let (alive, peak, peak_week) = truth[id.value(i)];
             if !risk.is_null(i) {
@@ -327,8 +280,8 @@ fn events_after_as_of_change_nothing() {
             "{file} changed after planting events past the as-of time"
         );
     }
-    let a = read(&dir.join("before.parquet"));
-    let b = read(&dir.join("after.parquet"));
+    let a = read_parquet(&dir.join("before.parquet"));
+    let b = read_parquet(&dir.join("after.parquet"));
     assert_eq!(
         a, b,
         "predictions changed after planting events past the as-of time"
@@ -368,7 +321,7 @@ fn thin_history_trains_with_named_fallbacks() {
     );
     let out = run(dir.augur().args(["score", "--out", "p.parquet"]));
     assert_eq!(out.status.code(), Some(0));
-    let batches = read(&dir.join("p.parquet"));
+    let batches = read_parquet(&dir.join("p.parquet"));
     let risk = batches[0]
         .column_by_name("churn_risk")
         .expect("risk")
@@ -402,7 +355,11 @@ fn short_history_uses_a_model_fitted_without_labels() {
         for k in 0..(1 + c % 4) {
             contacts.push(format!("c{c}"));
             products.push(format!("p{}", (c + k) % 7));
-            at.push(format!("2024-03-{:02}T{:02}:00:00Z", 1 + (c * 7 + k * 3) % 14, 8 + k));
+            at.push(format!(
+                "2024-03-{:02}T{:02}:00:00Z",
+                1 + (c * 7 + k * 3) % 14,
+                8 + k
+            ));
         }
     }
     write_parquet(
@@ -421,8 +378,8 @@ fn short_history_uses_a_model_fitted_without_labels() {
     assert!(fallbacks.contains("BG/NBD"), "{fallbacks}");
     let out = run(dir.augur().args(["score", "--out", "p.parquet"]));
     assert_eq!(out.status.code(), Some(0));
-    for batch in read(&dir.join("p.parquet")) {
-        let risk = batch.column_by_name("churn_risk").expect("risk").as_primitive::<Float64Type>();
+    for batch in read_parquet(&dir.join("p.parquet")) {
+        let risk = col(&batch, "churn_risk").as_primitive::<Float64Type>();
         assert!(risk.iter().flatten().all(|p| p > 0.0 && p < 1.0));
         assert_eq!(risk.null_count(), 0);
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// A scratch directory that disappears with the test.
 pub struct Dir {
@@ -91,4 +92,22 @@ pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     let mut writer = ArrowWriter::try_new(file, schema, None).expect("writer");
     writer.write(&batch).expect("write batch");
     writer.close().expect("close");
+}
+
+/// Every record batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = File::open(path).expect("open parquet");
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("reader")
+        .build()
+        .expect("build")
+        .map(|b| b.expect("batch"))
+        .collect()
+}
+
+/// A column of a batch by name.
+pub fn col<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column `{name}`"))
 }
