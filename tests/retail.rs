@@ -269,3 +269,75 @@ fn validate_prints_the_report_for_the_retail_export() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(json["contacts"], 3);
 }
+
+#[test]
+fn extra_contact_columns_become_attributes() {
+    use arrow::array::{BooleanArray, ListArray};
+    use arrow::datatypes::Int32Type;
+    use augur_core::history::AttributeColumn;
+    let dir = Dir::new();
+    write_parquet(
+        &dir.join("contacts.parquet"),
+        vec![
+            ("contact_id", Arc::new(Int64Array::from(vec![1, 2]))),
+            (
+                "loyalty_tier",
+                Arc::new(StringArray::from(vec![Some("gold"), None])),
+            ),
+            (
+                "lifetime_points",
+                Arc::new(Float64Array::from(vec![120.5, 3.0])),
+            ),
+            ("vip", Arc::new(BooleanArray::from(vec![true, false]))),
+            (
+                "tags",
+                Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+                    Some(vec![Some(1)]),
+                    None,
+                ])),
+            ),
+        ],
+    );
+    write_parquet(
+        &dir.join("orders.parquet"),
+        vec![
+            ("contact_id", Arc::new(Int64Array::from(vec![2, 3]))),
+            ("product_id", Arc::new(StringArray::from(vec!["p", "q"]))),
+            (
+                "ordered_at",
+                Arc::new(StringArray::from(vec!["2024-01-01", "2024-01-02"])),
+            ),
+        ],
+    );
+    let config = Config::from_toml(
+        "[tables.contacts]\npath = \"contacts.parquet\"\n[tables.orders]\npath = \"orders.parquet\"\n",
+        dir.path(),
+    )
+    .expect("config");
+    let (history, report) = augur_core::load::load(&config).expect("load");
+    assert_eq!(
+        (report.contacts, report.contacts_derived),
+        (3, 1),
+        "contact 3 appears only in orders"
+    );
+    let attrs = &history.contacts.attributes;
+    assert!(
+        !attrs.contains_key("tags"),
+        "list columns are not attributes"
+    );
+    match &attrs["loyalty_tier"] {
+        AttributeColumn::Text(v) => assert_eq!(
+            v.iter().map(|x| x.as_deref()).collect::<Vec<_>>(),
+            vec![Some("gold"), None, None]
+        ),
+        other => panic!("{other:?}"),
+    }
+    match &attrs["lifetime_points"] {
+        AttributeColumn::Number(v) => assert_eq!(v, &vec![Some(120.5), Some(3.0), None]),
+        other => panic!("{other:?}"),
+    }
+    match &attrs["vip"] {
+        AttributeColumn::Flag(v) => assert_eq!(v, &vec![Some(true), Some(false), None]),
+        other => panic!("{other:?}"),
+    }
+}
