@@ -327,6 +327,17 @@ fn thin_history_trains_with_named_fallbacks() {
         .expect("risk")
         .as_primitive::<Float64Type>();
     assert!(risk.is_null(0) || risk.value(0).is_finite());
+
+    // A model whose features differ from this build's is refused, not silently misread.
+    let version = manifest["version"].as_str().expect("version");
+    let churn = dir.join("models").join(version).join("churn.json");
+    let text = std::fs::read_to_string(&churn)
+        .expect("churn.json")
+        .replacen("recency_days", "recency_weeks", 1);
+    std::fs::write(&churn, text).expect("write");
+    let out = run(dir.augur().args(["score", "--out", "p.parquet"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("retrain"), "{}", stderr(&out));
 }
 
 #[test]

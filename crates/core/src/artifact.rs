@@ -121,6 +121,17 @@ impl Artifact {
         let churn: ChurnModel = read_json(&dir.join("churn.json"))?;
         let affinity: AffinityModel = read_json(&dir.join("affinity.json"))?;
         let send_time: SendTimeModel = read_json(&dir.join("send_time.json"))?;
+        if churn
+            .features
+            .iter()
+            .map(String::as_str)
+            .ne(crate::features::CHURN_FEATURES)
+        {
+            return Err(Error::Config(format!(
+                "{}: the churn model was trained on other features than this build computes; retrain with `augur train`",
+                dir.display()
+            )));
+        }
         let n = churn.features.len();
         if churn.mean.len() != n
             || churn.scale.len() != n
