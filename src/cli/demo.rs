@@ -37,21 +37,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         super::demo_data::generate(&spec, &args.dir)?;
     }
     let (config, _) = Config::load(Some(&config_path))?;
-    let report = super::validate::validate(&config)?;
+    let (history, report) = super::validate::validate(&config)?;
     print!("{}", report.render_text());
     if report.is_fatal() {
         return Ok(ExitCode::from(1));
     }
     println!();
-    let trained = super::train::train(&config, None, 90.0, &args.models)?;
+    let trained = super::train::train_loaded(&history, None, 90.0, &args.models)?;
     super::train::print_summary(&trained.backtest, &trained.manifest.fallbacks);
-    let dir = args.models.join(&trained.manifest.version);
-    println!(
-        "\nModel {} in {}; the report with charts: {}",
-        trained.manifest.version,
-        dir.display(),
-        dir.join("report.html").display()
-    );
+    super::train::print_location(&args.models, &trained);
     println!(
         "Score every contact: augur score --config {} --models {} --out predictions.parquet",
         config_path.display(),

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use augur_core::Config;
 use augur_core::time::parse_iso;
+use augur_core::{Config, History};
 use augur_train::pipeline::{self, Backtest, TrainOptions, Trained};
 use clap::Args;
 
@@ -39,13 +39,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
     let trained = train(&config, as_of, args.horizon_days, &args.models)?;
     print_summary(&trained.backtest, &trained.manifest.fallbacks);
-    let dir = args.models.join(&trained.manifest.version);
-    println!(
-        "\nModel {} written to {}; report: {}",
-        trained.manifest.version,
-        dir.display(),
-        dir.join("report.html").display()
-    );
+    print_location(&args.models, &trained);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -62,6 +56,17 @@ pub fn train(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
         "history loaded"
     );
+    train_loaded(&history, as_of, horizon_days, models)
+}
+
+/// Trains on a loaded history and writes the model directory and its report.
+pub fn train_loaded(
+    history: &History,
+    as_of: Option<i64>,
+    horizon_days: f64,
+    models: &Path,
+) -> anyhow::Result<Trained> {
+    let started = std::time::Instant::now();
     let now = chrono::Utc::now();
     let version = now.format("%Y%m%dT%H%M%SZ").to_string();
     let options = TrainOptions {
@@ -70,11 +75,22 @@ pub fn train(
         ..TrainOptions::default()
     };
     let trained =
-        pipeline::train(&history, &options, &version, &now.to_rfc3339()).context("training")?;
-    let dir = pipeline::write(models, &trained, &history)
+        pipeline::train(history, &options, &version, &now.to_rfc3339()).context("training")?;
+    let dir = pipeline::write(models, &trained)
         .with_context(|| format!("writing {}", models.display()))?;
     tracing::info!(dir = %dir.display(), seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "model written");
     Ok(trained)
+}
+
+/// Says where the model and its report are.
+pub fn print_location(models: &Path, trained: &Trained) {
+    let dir = models.join(&trained.manifest.version);
+    println!(
+        "\nModel {} written to {}; report: {}",
+        trained.manifest.version,
+        dir.display(),
+        dir.join("report.html").display()
+    );
 }
 
 /// Prints the backtest against the baselines.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use augur_core::{Config, QualityReport, TableKind};
+use augur_core::{Config, History, QualityReport, TableKind};
 use clap::Args;
 
 use super::{ConfigArg, progress};
@@ -20,7 +20,7 @@ pub struct ValidateArgs {
 pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let (config, source) = Config::load(args.config.config.as_deref())?;
     tracing::info!(config = %source, "configuration loaded");
-    let report = validate(&config)?;
+    let (_, report) = validate(&config)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -33,14 +33,15 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Loads every table with a progress counter and returns the report.
-pub fn validate(config: &Config) -> anyhow::Result<QualityReport> {
+/// Loads every table with a progress counter; returns the history and its report.
+pub fn validate(config: &Config) -> anyhow::Result<(History, QualityReport)> {
     let bar = progress::counter("reading");
     let started = std::time::Instant::now();
-    let (_, report) = augur_core::load::load_with_progress(config, &|table: TableKind, rows| {
-        bar.set_message(format!("{} ({rows} rows)", table.name()));
-    })
-    .context("loading the exports")?;
+    let (history, report) =
+        augur_core::load::load_with_progress(config, &|table: TableKind, rows| {
+            bar.set_message(format!("{} ({rows} rows)", table.name()));
+        })
+        .context("loading the exports")?;
     bar.finish_and_clear();
     let rows: u64 = report.tables.iter().map(|t| t.rows_read).sum();
     let secs = started.elapsed().as_secs_f64();
@@ -50,5 +51,5 @@ pub fn validate(config: &Config) -> anyhow::Result<QualityReport> {
         rows_per_second = format!("{:.0}", rows as f64 / secs.max(1e-9)),
         "exports loaded"
     );
-    Ok(report)
+    Ok((history, report))
 }

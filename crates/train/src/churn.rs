@@ -5,7 +5,7 @@
 use augur_core::History;
 use augur_core::btyd::BgNbd;
 use augur_core::features::{
-    CHURN_FEATURES, buyers_rfa, buys_between, churn_features, contact_states,
+    CHURN_FEATURES, ContactState, buyers_rfa, buys_between, churn_features, contact_states,
 };
 use augur_core::model::ChurnModel;
 use linfa::prelude::*;
@@ -39,7 +39,23 @@ pub struct Examples {
 impl Examples {
     /// Examples at one cutoff with a label window of `horizon` seconds.
     pub fn at(history: &History, cutoff: i64, horizon: i64, btyd: Option<&BgNbd>) -> Self {
-        let states = contact_states(history, cutoff);
+        Self::from_states(
+            history,
+            &contact_states(history, cutoff),
+            cutoff,
+            horizon,
+            btyd,
+        )
+    }
+
+    /// [`Examples::at`] with the contact states as of `cutoff` already computed.
+    pub fn from_states(
+        history: &History,
+        states: &[ContactState],
+        cutoff: i64,
+        horizon: i64,
+        btyd: Option<&BgNbd>,
+    ) -> Self {
         let horizon_days = horizon as f64 / augur_core::time::DAY as f64;
         let bought = buys_between(history, cutoff, cutoff + horizon);
         let mut out = Self::default();
@@ -270,21 +286,20 @@ pub fn stacked_examples(
     cutoffs: &[i64],
     horizon: i64,
 ) -> (Examples, Examples, Option<BgNbd>) {
-    let btyd = cutoffs
-        .first()
-        .and_then(|&c| BgNbd::fit(&buyers_rfa(&contact_states(history, c), c)));
-    let mut all = Examples::default();
-    let mut newest = Examples::default();
-    for (k, &c) in cutoffs.iter().enumerate() {
-        let ex = Examples::at(history, c, horizon, btyd.as_ref());
-        if k == 0 {
-            newest = Examples {
-                rows: ex.rows.clone(),
-                churned: ex.churned.clone(),
-                contacts: ex.contacts.clone(),
-            };
-        }
-        all.extend(ex);
+    let Some((&newest_cutoff, older)) = cutoffs.split_first() else {
+        return (Examples::default(), Examples::default(), None);
+    };
+    let states = contact_states(history, newest_cutoff);
+    let btyd = BgNbd::fit(&buyers_rfa(&states, newest_cutoff));
+    let newest = Examples::from_states(history, &states, newest_cutoff, horizon, btyd.as_ref());
+    drop(states);
+    let mut all = Examples {
+        rows: newest.rows.clone(),
+        churned: newest.churned.clone(),
+        contacts: newest.contacts.clone(),
+    };
+    for &c in older {
+        all.extend(Examples::at(history, c, horizon, btyd.as_ref()));
     }
     (all, newest, btyd)
 }

@@ -68,6 +68,8 @@ pub struct Trained {
     pub backtest: Backtest,
     /// Held-out churn probabilities, for the report's charts.
     pub churn_curves: crate::report::ChurnCurves,
+    /// (contact id, send-time profile) of the most engaged contacts, for the report's heatmaps.
+    pub send_time_samples: Vec<(String, Vec<f64>)>,
 }
 
 /// Trains every model on `history` as of `options.as_of`.
@@ -257,11 +259,10 @@ pub fn train(
         }
     }
     drop(select_counts);
-    let send_model = send_time::fit(
-        history,
-        &send_time::CountsAt::new(history, as_of),
-        eval_counts.as_ref(),
-    )?;
+    let as_of_counts = send_time::CountsAt::new(history, as_of);
+    let send_model = send_time::fit(history, &as_of_counts, eval_counts.as_ref())?;
+    let send_time_samples = most_engaged(history, &as_of_counts.counts, &send_model, 3);
+    drop(as_of_counts);
     if send_model.clusters.is_empty() {
         fallbacks.push("send time: too few engaged contacts for profile clusters; sparse contacts shrink to the population".into());
     }
@@ -315,6 +316,7 @@ pub fn train(
         send_time: send_model,
         backtest,
         churn_curves,
+        send_time_samples,
     })
 }
 
@@ -364,13 +366,35 @@ fn fingerprint(history: &History) -> String {
     format!("{:016x}", h.finish())
 }
 
+/// The `n` contacts with the most engagement and their predicted profiles.
+fn most_engaged(
+    history: &History,
+    counts: &[[f32; augur_core::send_time::HOURS]],
+    model: &SendTimeModel,
+    n: usize,
+) -> Vec<(String, Vec<f64>)> {
+    let mut totals: Vec<(f32, usize)> = counts
+        .iter()
+        .enumerate()
+        .map(|(c, h)| (h.iter().sum::<f32>(), c))
+        .collect();
+    totals.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    totals
+        .iter()
+        .take(n)
+        .filter(|(total, _)| *total > 0.0)
+        .map(|&(_, c)| {
+            (
+                history.contacts.ids.name(c as u32).to_string(),
+                model.predict(&counts[c]).profile,
+            )
+        })
+        .collect()
+}
+
 /// Writes a finished run into `root/<version>` (models, manifest, `report.html`) and moves
 /// `root/current`.
-pub fn write(
-    root: &std::path::Path,
-    trained: &Trained,
-    history: &History,
-) -> Result<std::path::PathBuf> {
+pub fn write(root: &std::path::Path, trained: &Trained) -> Result<std::path::PathBuf> {
     let dir = Artifact::write(
         root,
         &trained.manifest,
@@ -378,31 +402,8 @@ pub fn write(
         &trained.affinity,
         &trained.send_time,
     )?;
-    // Sample heatmaps: the three most engaged contacts.
-    let counts = augur_core::send_time::engagement_counts(
-        history,
-        trained.manifest.as_of_seconds,
-        &trained.send_time.weights,
-    );
-    let mut totals: Vec<(f32, usize)> = counts
-        .iter()
-        .enumerate()
-        .map(|(c, h)| (h.iter().sum::<f32>(), c))
-        .collect();
-    totals.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let samples: Vec<(String, Vec<f64>)> = totals
-        .iter()
-        .take(3)
-        .filter(|(n, _)| *n > 0.0)
-        .map(|&(_, c)| {
-            (
-                history.contacts.ids.name(c as u32).to_string(),
-                trained.send_time.predict(&counts[c]).profile,
-            )
-        })
-        .collect();
     let path = dir.join("report.html");
-    std::fs::write(&path, crate::report::render(trained, &samples))
+    std::fs::write(&path, crate::report::render(trained))
         .map_err(|source| Error::Io { path, source })?;
     Ok(dir)
 }

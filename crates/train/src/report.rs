@@ -220,8 +220,9 @@ fn table(backtest: &Backtest) -> String {
     s
 }
 
-/// Renders the report; `samples` are (contact id, send-time profile) of a few engaged contacts.
-pub fn render(trained: &Trained, samples: &[(String, Vec<f64>)]) -> String {
+/// Renders the report of a finished run.
+pub fn render(trained: &Trained) -> String {
+    let samples = &trained.send_time_samples;
     let b = &trained.backtest;
     let m = &trained.manifest;
     let curves = &trained.churn_curves;
