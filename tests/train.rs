@@ -395,3 +395,61 @@ fn short_history_uses_a_model_fitted_without_labels() {
         assert_eq!(risk.null_count(), 0);
     }
 }
+
+#[test]
+fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
+    use augur_core::affinity::{Filters, Mode, Request};
+    let dir = Dir::new();
+    demo(&dir, 1200);
+    let out = run(dir
+        .augur()
+        .args(["train", "--config", "demo/augur.toml", "--models", "models"]));
+    assert_eq!(out.status.code(), Some(0));
+    let artifact = augur_core::artifact::Artifact::load(&dir.join("models")).expect("load");
+    let config = augur_core::Config::load(Some(&dir.join("demo/augur.toml")))
+        .expect("config")
+        .0;
+    let (history, _) = augur_core::load::load(&config).expect("load");
+    let models = artifact.models();
+    let rebuilt = augur_core::snapshot::build(&history, artifact.manifest.as_of_seconds, &models)
+        .expect("build");
+    let on_disk = &artifact.snapshot;
+    assert_eq!(on_disk.len(), 1200);
+    let discover = Request {
+        mode: Mode::Discover,
+        k: 5,
+        filters: Filters {
+            in_stock_only: true,
+            exclude: vec![0, 1],
+            categories: vec![0],
+        },
+    };
+    let mut scored = 0;
+    for request in [augur_core::snapshot::default_request(), discover] {
+        for c in 0..on_disk.len() {
+            let a = on_disk.predict(&models, c, &request);
+            assert_eq!(a, rebuilt.predict(&models, c, &request), "contact {c}");
+            assert!(
+                a.recommendations
+                    .iter()
+                    .all(|(p, _)| request.mode == Mode::Replenish
+                        || (!request.filters.exclude.contains(p)
+                            && on_disk.products.in_stock[*p as usize]
+                            && on_disk.products.category[*p as usize] == 0))
+            );
+            scored += usize::from(a.churn_risk.is_some());
+        }
+    }
+    assert!(scored > 500, "{scored}");
+
+    // A damaged snapshot is refused when the model loads, with the file named.
+    let version = artifact.manifest.version.clone();
+    let file = dir.join("models").join(&version).join("contacts.arrow");
+    let bytes = std::fs::read(&file).expect("read");
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("truncate");
+    let out = run(dir
+        .augur()
+        .args(["score", "--models", "models", "--out", "p.parquet"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("contacts.arrow"), "{}", stderr(&out));
+}

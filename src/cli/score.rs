@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use augur_core::Config;
-use augur_core::affinity::{Filters, Mode};
+use augur_core::affinity::{Filters, Mode, Request};
 use augur_core::artifact::Artifact;
-use augur_core::score::{ScoreOptions, write_all};
+use augur_core::score::write_all;
+use augur_core::snapshot::Snapshot;
 use clap::{Args, ValueEnum};
 
 use super::ConfigArg;
@@ -27,7 +28,8 @@ pub struct ScoreArgs {
     /// Model directory (a version, or a parent with `current`).
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
-    /// Score as of this instant (default: the model's as-of time).
+    /// Score as of this instant (default: the model's as-of time, from the model directory
+    /// alone; another instant reads the exports named by the configuration).
     #[arg(long)]
     pub as_of: Option<String>,
     /// Recommendation mode.
@@ -50,27 +52,33 @@ pub struct ScoreArgs {
     pub out: PathBuf,
 }
 
-/// Reads the filter options against the loaded catalogue; unknown names are errors.
-fn filters(args: &ScoreArgs, history: &augur_core::History) -> anyhow::Result<Filters> {
-    let products = &history.products;
+/// Reads the filter options against the model's catalogue; unknown names are errors.
+fn filters(args: &ScoreArgs, artifact: &Artifact, snapshot: &Snapshot) -> anyhow::Result<Filters> {
+    let products: std::collections::HashMap<&str, u32> = artifact
+        .affinity
+        .product_ids
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i as u32))
+        .collect();
     let exclude = args
         .exclude
         .iter()
         .map(|id| {
-            products.ids.get(id.trim()).ok_or_else(|| {
-                anyhow::anyhow!("--exclude: no product `{id}` in the products or orders")
+            products.get(id.trim()).copied().ok_or_else(|| {
+                anyhow::anyhow!("--exclude: no product `{id}` in the model's catalogue")
             })
         })
         .collect::<anyhow::Result<Vec<u32>>>()?;
+    let catalog = &snapshot.products;
     let categories = args
         .category
         .iter()
         .map(|name| {
-            products.categories.get(name.trim()).ok_or_else(|| {
-                let known: Vec<&str> = products.categories.names().collect();
+            catalog.category_index(name.trim()).ok_or_else(|| {
                 anyhow::anyhow!(
                     "--category: no category `{name}`; categories: {}",
-                    known.join(", ")
+                    catalog.categories.join(", ")
                 )
             })
         })
@@ -84,23 +92,36 @@ fn filters(args: &ScoreArgs, history: &augur_core::History) -> anyhow::Result<Fi
 
 pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let artifact = Artifact::load(&args.models)?;
-    let (config, _) = Config::load(args.config.config.as_deref())?;
-    let (history, _) = augur_core::load::load_checked(&config).context("loading the exports")?;
     let as_of = match &args.as_of {
-        Some(raw) => super::train::parse_instant(raw)?,
-        None => artifact.manifest.as_of_seconds,
+        Some(raw) => Some(super::train::parse_instant(raw)?),
+        None => None,
     };
-    let options = ScoreOptions {
-        as_of,
+    // The model directory holds every contact's state as of the training time; another instant
+    // needs the exports.
+    let rebuilt = match as_of.filter(|t| *t != artifact.manifest.as_of_seconds) {
+        Some(t) => {
+            let (config, _) = Config::load(args.config.config.as_deref())?;
+            let (history, _) =
+                augur_core::load::load_checked(&config).context("loading the exports")?;
+            Some(augur_core::snapshot::build(
+                &history,
+                t,
+                &artifact.models(),
+            )?)
+        }
+        None => None,
+    };
+    let snapshot = rebuilt.as_ref().unwrap_or(&artifact.snapshot);
+    let request = Request {
         mode: match args.mode {
             ModeArg::Replenish => Mode::Replenish,
             ModeArg::Discover => Mode::Discover,
         },
         k: args.k.clamp(1, 1000),
-        filters: filters(args, &history)?,
+        filters: filters(args, &artifact, snapshot)?,
     };
     let started = std::time::Instant::now();
-    let contacts = write_all(&args.out, &artifact, &history, &options)?;
+    let contacts = write_all(&args.out, snapshot, &artifact.models(), &request)?;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         contacts,

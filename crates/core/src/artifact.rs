@@ -1,5 +1,6 @@
-//! The model directory: `models/<version>/` with a manifest and one JSON file per model, and
-//! `models/current` naming the newest version. Format documented in `docs/model-format.md`.
+//! The model directory: `models/<version>/` with a manifest, one JSON file per model and the
+//! contact snapshot as of the training time, and `models/current` naming the newest version.
+//! Format documented in `docs/model-format.md`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use crate::affinity::AffinityModel;
 use crate::error::{Error, Result};
 use crate::model::ChurnModel;
 use crate::send_time::SendTimeModel;
+use crate::snapshot::{Models, Snapshot};
 
 /// Version of the directory layout and file formats this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -56,6 +58,8 @@ pub struct Artifact {
     pub affinity: AffinityModel,
     /// Send-time model.
     pub send_time: SendTimeModel,
+    /// Every contact's state as of the manifest's as-of time.
+    pub snapshot: Snapshot,
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -143,13 +147,24 @@ impl Artifact {
                 dir.display()
             )));
         }
+        let snapshot = Snapshot::read(&dir, manifest.as_of_seconds, &affinity.product_ids)?;
         Ok(Self {
             dir,
             manifest,
             churn,
             affinity,
             send_time,
+            snapshot,
         })
+    }
+
+    /// The fitted models, as the scoring path takes them.
+    pub fn models(&self) -> Models<'_> {
+        Models {
+            churn: &self.churn,
+            affinity: &self.affinity,
+            send_time: &self.send_time,
+        }
     }
 
     /// Writes a model directory `root/<version>` and points `root/current` at it.
@@ -159,9 +174,11 @@ impl Artifact {
         churn: &ChurnModel,
         affinity: &AffinityModel,
         send_time: &SendTimeModel,
+        snapshot: &Snapshot,
     ) -> Result<PathBuf> {
         let dir = root.join(&manifest.version);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        snapshot.write(&dir, &affinity.product_ids)?;
         write_json(&dir.join("churn.json"), churn)?;
         write_json(&dir.join("affinity.json"), affinity)?;
         write_json(&dir.join("send_time.json"), send_time)?;

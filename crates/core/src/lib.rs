@@ -24,6 +24,7 @@ pub mod model;
 pub mod quality;
 pub mod score;
 pub mod send_time;
+pub mod snapshot;
 pub mod time;
 pub mod zones;
 mod zones_table;

@@ -71,6 +71,14 @@ impl ChurnModel {
 
     /// The features that push this contact's risk up most, strongest first (at most `n`).
     pub fn reasons(&self, x: &[f64], n: usize) -> Vec<String> {
+        self.reason_features(x, n)
+            .into_iter()
+            .map(|j| self.reason_text(j))
+            .collect()
+    }
+
+    /// Indexes of the features that push this contact's risk up most, strongest first.
+    pub fn reason_features(&self, x: &[f64], n: usize) -> Vec<usize> {
         let mut contributions: Vec<(f64, usize)> = x
             .iter()
             .enumerate()
@@ -78,14 +86,18 @@ impl ChurnModel {
             .filter(|(c, _)| *c > 0.05)
             .collect();
         contributions.sort_by(|a, b| b.0.total_cmp(&a.0));
-        contributions
-            .into_iter()
-            .take(n)
-            .map(|(_, j)| {
-                let direction = if self.weights[j] > 0.0 { "high" } else { "low" };
-                format!("{} {direction}", self.features[j])
-            })
-            .collect()
+        contributions.into_iter().take(n).map(|(_, j)| j).collect()
+    }
+
+    /// A reason in words: the feature and the direction that raises the risk.
+    pub fn reason_text(&self, j: usize) -> String {
+        let direction = if self.weights.get(j).is_some_and(|w| *w > 0.0) {
+            "high"
+        } else {
+            "low"
+        };
+        let name = self.features.get(j).map_or("unknown", String::as_str);
+        format!("{name} {direction}")
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Trained {
     pub churn_curves: crate::report::ChurnCurves,
     /// (contact id, send-time profile) of the most engaged contacts, for the report's heatmaps.
     pub send_time_samples: Vec<(String, Vec<f64>)>,
+    /// Every contact's state as of the training time, scored with the fitted models.
+    pub snapshot: augur_core::snapshot::Snapshot,
 }
 
 /// Trains every model on `history` as of `options.as_of`.
@@ -295,6 +297,16 @@ pub fn train(
     for fallback in &fallbacks {
         tracing::warn!("{fallback}");
     }
+    let snapshot = augur_core::snapshot::build(
+        history,
+        as_of,
+        &augur_core::snapshot::Models {
+            churn: &churn_model,
+            affinity: &affinity_model,
+            send_time: &send_model,
+        },
+    )?;
+    stage("contact snapshot built");
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         version: version.to_string(),
@@ -317,6 +329,7 @@ pub fn train(
         backtest,
         churn_curves,
         send_time_samples,
+        snapshot,
     })
 }
 
@@ -401,6 +414,7 @@ pub fn write(root: &std::path::Path, trained: &Trained) -> Result<std::path::Pat
         &trained.churn,
         &trained.affinity,
         &trained.send_time,
+        &trained.snapshot,
     )?;
     let path = dir.join("report.html");
     std::fs::write(&path, crate::report::render(trained))

@@ -1,0 +1,442 @@
+//! The snapshot on disk: `contacts.arrow` (one row per contact) and `products.arrow` (one row per
+//! affinity-model product), Arrow IPC files without compression, so loading is reading buffers,
+//! not parsing. Layout documented in `docs/model-format.md`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, ListArray, PrimitiveArray,
+    RecordBatch, StringArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Schema};
+
+use super::{FACTS, FLAGS, NO_REASON, ProductCatalog, REASONS, Snapshot};
+use crate::error::{Error, Result};
+use crate::history::AttributeColumn;
+use crate::ids::{IdIndex, NONE};
+use crate::zones::normalize_country;
+
+/// Contacts file name inside a model directory.
+pub const CONTACTS_FILE: &str = "contacts.arrow";
+/// Products file name inside a model directory.
+pub const PRODUCTS_FILE: &str = "products.arrow";
+/// Prefix of extra contact attribute columns.
+const ATTRIBUTE_PREFIX: &str = "attribute.";
+
+fn write_batch(path: &Path, columns: Vec<(String, ArrayRef)>) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| Error::Write {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, a)| Field::new(name, a.data_type().clone(), a.null_count() > 0))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .map_err(|e| err(&e))?;
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut writer =
+        arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &schema)
+            .map_err(|e| err(&e))?;
+    writer.write(&batch).map_err(|e| err(&e))?;
+    writer.finish().map_err(|e| err(&e))
+}
+
+fn list<T: ArrowPrimitiveType>(offsets: &[u32], values: Vec<T::Native>) -> Result<ArrayRef> {
+    let offsets: Vec<i32> = offsets
+        .iter()
+        .map(|o| i32::try_from(*o))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Config("snapshot lists exceed 2^31 entries".into()))?;
+    let values = PrimitiveArray::<T>::from_iter_values(values);
+    let field = Arc::new(Field::new("item", values.data_type().clone(), false));
+    Ok(Arc::new(ListArray::new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(values),
+        None,
+    )))
+}
+
+impl Snapshot {
+    /// Writes `contacts.arrow` and `products.arrow` into `dir`; `product_ids` are the affinity
+    /// model's, written alongside so a reader can check the two files belong together.
+    pub fn write(&self, dir: &Path, product_ids: &[String]) -> Result<()> {
+        use arrow::datatypes::{Float32Type, UInt8Type, UInt32Type};
+        let n = self.len();
+        let mut columns: Vec<(String, ArrayRef)> = vec![
+            (
+                "contact_id".into(),
+                Arc::new(StringArray::from_iter_values(self.contacts.names())),
+            ),
+            (
+                "country".into(),
+                Arc::new(StringArray::from_iter(self.country.iter().copied())),
+            ),
+            (
+                "timezone".into(),
+                Arc::new(StringArray::from_iter_values(
+                    self.timezone.iter().map(|z| z.name()),
+                )),
+            ),
+            (
+                "churn_risk".into(),
+                Arc::new(Float64Array::from_iter(
+                    self.churn_risk
+                        .iter()
+                        .map(|p| Some(*p).filter(|p| p.is_finite())),
+                )),
+            ),
+        ];
+        let reason_offsets: Vec<u32> = (0..=n).map(|c| (c * REASONS) as u32).collect();
+        columns.push((
+            "churn_reasons".into(),
+            list::<UInt8Type>(
+                &reason_offsets,
+                self.churn_reasons.iter().flatten().copied().collect(),
+            )?,
+        ));
+        for (name, values) in FACTS.iter().zip(&self.facts) {
+            columns.push((
+                (*name).into(),
+                Arc::new(Float32Array::from_iter(
+                    values.iter().map(|v| Some(*v).filter(|v| v.is_finite())),
+                )),
+            ));
+        }
+        for (name, values) in FLAGS.iter().zip(&self.flags) {
+            columns.push(((*name).into(), Arc::new(BooleanArray::from(values.clone()))));
+        }
+        for (name, column) in &self.attributes {
+            let array: ArrayRef = match column {
+                AttributeColumn::Text(v) => {
+                    Arc::new(StringArray::from_iter(v.iter().map(Option::as_deref)))
+                }
+                AttributeColumn::Number(v) => Arc::new(Float64Array::from(v.clone())),
+                AttributeColumn::Flag(v) => Arc::new(BooleanArray::from(v.clone())),
+            };
+            columns.push((format!("{ATTRIBUTE_PREFIX}{name}"), array));
+        }
+        let (po, eo) = (&self.profile_offsets, &self.engagement_offsets);
+        columns.extend([
+            (
+                "profile_product".into(),
+                list::<UInt32Type>(po, self.profile_product.clone())?,
+            ),
+            (
+                "profile_bought".into(),
+                list::<Float32Type>(po, self.profile_bought.clone())?,
+            ),
+            (
+                "profile_web".into(),
+                list::<Float32Type>(po, self.profile_web.clone())?,
+            ),
+            (
+                "engagement_hour".into(),
+                list::<UInt8Type>(eo, self.engagement_hour.clone())?,
+            ),
+            (
+                "engagement_weight".into(),
+                list::<Float32Type>(eo, self.engagement_weight.clone())?,
+            ),
+        ]);
+        write_batch(&dir.join(CONTACTS_FILE), columns)?;
+        let p = &self.products;
+        let category = p.category.iter().map(|c| {
+            p.categories
+                .get(*c as usize)
+                .filter(|_| *c != NONE)
+                .map(String::as_str)
+        });
+        write_batch(
+            &dir.join(PRODUCTS_FILE),
+            vec![
+                (
+                    "product_id".into(),
+                    Arc::new(StringArray::from_iter_values(product_ids)),
+                ),
+                (
+                    "in_stock".into(),
+                    Arc::new(BooleanArray::from(p.in_stock.clone())),
+                ),
+                (
+                    "category".into(),
+                    Arc::new(StringArray::from_iter(category)),
+                ),
+            ],
+        )
+    }
+
+    /// Reads a snapshot written by [`Snapshot::write`]; `as_of` is the manifest's and
+    /// `product_ids` the affinity model's.
+    pub fn read(dir: &Path, as_of: i64, product_ids: &[String]) -> Result<Self> {
+        let contacts = Columns::read(&dir.join(CONTACTS_FILE))?;
+        let products = Columns::read(&dir.join(PRODUCTS_FILE))?;
+        if products
+            .strings("product_id")?
+            .iter()
+            .ne(product_ids.iter().map(|p| Some(p.as_str())))
+        {
+            return Err(products.invalid("product_id", "does not match affinity.json"));
+        }
+        let ids = contacts.strings("contact_id")?;
+        let mut index = IdIndex::new();
+        for id in ids.iter() {
+            index.intern(id.unwrap_or_default());
+        }
+        if index.len() != ids.len() {
+            return Err(contacts.invalid("contact_id", "repeats an id"));
+        }
+        let mut zones = rustc_hash::FxHashMap::default();
+        let timezone = contacts
+            .strings("timezone")?
+            .iter()
+            .map(|z| {
+                let name = z.unwrap_or("UTC");
+                if let Some(tz) = zones.get(name) {
+                    return Ok(*tz);
+                }
+                let tz: crate::Tz = name
+                    .parse()
+                    .map_err(|_| contacts.invalid("timezone", "holds an unknown time zone"))?;
+                zones.insert(name.to_string(), tz);
+                Ok(tz)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (reason_offsets, reason_codes) =
+            contacts.list::<arrow::datatypes::UInt8Type>("churn_reasons")?;
+        if reason_offsets.len() != ids.len() + 1 || reason_codes.len() != ids.len() * REASONS {
+            return Err(contacts.invalid("churn_reasons", "does not hold 3 codes per contact"));
+        }
+        let churn_reasons = reason_codes
+            .chunks_exact(REASONS)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        let mut attributes = std::collections::BTreeMap::new();
+        for (name, array) in contacts
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(contacts.batch.columns())
+        {
+            let Some(attribute) = name.name().strip_prefix(ATTRIBUTE_PREFIX) else {
+                continue;
+            };
+            let column = match array.data_type() {
+                DataType::Utf8 => AttributeColumn::Text(
+                    array
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|v| v.map(Box::from))
+                        .collect(),
+                ),
+                DataType::Float64 => AttributeColumn::Number(
+                    array
+                        .as_primitive::<arrow::datatypes::Float64Type>()
+                        .iter()
+                        .collect(),
+                ),
+                DataType::Boolean => AttributeColumn::Flag(array.as_boolean().iter().collect()),
+                _ => return Err(contacts.invalid(name.name(), "has an unexpected type")),
+            };
+            attributes.insert(attribute.to_string(), column);
+        }
+        let (profile_offsets, profile_product) =
+            contacts.list::<arrow::datatypes::UInt32Type>("profile_product")?;
+        let (_, profile_bought) =
+            contacts.list::<arrow::datatypes::Float32Type>("profile_bought")?;
+        let (_, profile_web) = contacts.list::<arrow::datatypes::Float32Type>("profile_web")?;
+        let (engagement_offsets, engagement_hour) =
+            contacts.list::<arrow::datatypes::UInt8Type>("engagement_hour")?;
+        let (_, engagement_weight) =
+            contacts.list::<arrow::datatypes::Float32Type>("engagement_weight")?;
+        let categories = products.strings("category")?;
+        // Category indexes in order of first appearance, as `build` numbers them.
+        let mut names: Vec<String> = Vec::new();
+        for c in categories.iter().flatten() {
+            if !names.iter().any(|n| n == c) {
+                names.push(c.to_string());
+            }
+        }
+        let catalog = ProductCatalog {
+            in_stock: products
+                .column("in_stock")?
+                .as_boolean_opt()
+                .ok_or_else(|| products.invalid("in_stock", "is not boolean"))?
+                .iter()
+                .map(|v| v.unwrap_or(true))
+                .collect(),
+            category: categories
+                .iter()
+                .map(|c| {
+                    c.and_then(|c| names.iter().position(|n| n == c))
+                        .map_or(NONE, |i| i as u32)
+                })
+                .collect(),
+            categories: names,
+        };
+        let snapshot = Snapshot {
+            as_of,
+            country: contacts
+                .strings("country")?
+                .iter()
+                .map(|c| c.and_then(normalize_country))
+                .collect(),
+            timezone,
+            churn_risk: contacts
+                .column("churn_risk")?
+                .as_primitive_opt::<arrow::datatypes::Float64Type>()
+                .ok_or_else(|| contacts.invalid("churn_risk", "is not float64"))?
+                .iter()
+                .map(|p| p.unwrap_or(f64::NAN))
+                .collect(),
+            churn_reasons,
+            facts: FACTS
+                .iter()
+                .map(|name| {
+                    Ok(contacts
+                        .column(name)?
+                        .as_primitive_opt::<arrow::datatypes::Float32Type>()
+                        .ok_or_else(|| contacts.invalid(name, "is not float32"))?
+                        .iter()
+                        .map(|v| v.unwrap_or(f32::NAN))
+                        .collect())
+                })
+                .collect::<Result<_>>()?,
+            flags: FLAGS
+                .iter()
+                .map(|name| {
+                    Ok(contacts
+                        .column(name)?
+                        .as_boolean_opt()
+                        .ok_or_else(|| contacts.invalid(name, "is not boolean"))?
+                        .iter()
+                        .collect())
+                })
+                .collect::<Result<_>>()?,
+            attributes,
+            profile_offsets,
+            profile_product,
+            profile_bought,
+            profile_web,
+            engagement_offsets,
+            engagement_hour,
+            engagement_weight,
+            products: catalog,
+            contacts: index,
+        };
+        snapshot.check(&contacts)?;
+        Ok(snapshot)
+    }
+
+    /// Cross-checks lengths and indexes, so a damaged file is refused at load, not at a request.
+    fn check(&self, file: &Columns) -> Result<()> {
+        let n = self.len();
+        let products = self.products.in_stock.len() as u32;
+        let lists_agree = self.profile_offsets.len() == n + 1
+            && self.engagement_offsets.len() == n + 1
+            && self.profile_bought.len() == self.profile_product.len()
+            && self.profile_web.len() == self.profile_product.len()
+            && self.engagement_weight.len() == self.engagement_hour.len();
+        if !lists_agree {
+            return Err(file.invalid("profile_*/engagement_*", "lists disagree in length"));
+        }
+        if self.profile_product.iter().any(|p| *p >= products) {
+            return Err(file.invalid("profile_product", "names a product outside products.arrow"));
+        }
+        if self
+            .engagement_hour
+            .iter()
+            .any(|h| usize::from(*h) >= crate::send_time::HOURS)
+        {
+            return Err(file.invalid("engagement_hour", "holds an hour past 167"));
+        }
+        if self
+            .churn_reasons
+            .iter()
+            .flatten()
+            .any(|j| *j != NO_REASON && usize::from(*j) >= crate::features::CHURN_FEATURES.len())
+        {
+            return Err(file.invalid("churn_reasons", "names an unknown feature"));
+        }
+        Ok(())
+    }
+}
+
+/// One Arrow IPC file read whole, with errors that name it.
+struct Columns {
+    path: std::path::PathBuf,
+    batch: RecordBatch,
+}
+
+impl Columns {
+    fn read(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let invalid = |e: &dyn std::fmt::Display| {
+            Error::Config(format!(
+                "{}: not a valid snapshot file ({e}); retrain with `augur train`",
+                path.display()
+            ))
+        };
+        let reader = arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
+            .map_err(|e| invalid(&e))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&e))?;
+        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| invalid(&e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            batch,
+        })
+    }
+
+    fn invalid(&self, column: &str, what: &str) -> Error {
+        Error::Config(format!(
+            "{}: column `{column}` {what}; the model directory is damaged, retrain with `augur train`",
+            self.path.display()
+        ))
+    }
+
+    fn column(&self, name: &str) -> Result<&ArrayRef> {
+        self.batch
+            .column_by_name(name)
+            .ok_or_else(|| self.invalid(name, "is missing"))
+    }
+
+    fn strings(&self, name: &str) -> Result<&StringArray> {
+        self.column(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| self.invalid(name, "is not text"))
+    }
+
+    /// A list column as (offsets, flattened values).
+    fn list<T: ArrowPrimitiveType>(&self, name: &str) -> Result<(Vec<u32>, Vec<T::Native>)> {
+        let list = self
+            .column(name)?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| self.invalid(name, "is not a list"))?;
+        let values = list
+            .values()
+            .as_primitive_opt::<T>()
+            .ok_or_else(|| self.invalid(name, "holds values of the wrong type"))?;
+        let offsets = list.value_offsets();
+        let first = offsets.first().copied().unwrap_or(0);
+        let last = offsets.last().copied().unwrap_or(0);
+        if first < 0 || last as usize > values.len() || offsets.windows(2).any(|w| w[1] < w[0]) {
+            return Err(self.invalid(name, "has broken offsets"));
+        }
+        Ok((
+            offsets.iter().map(|o| (o - first) as u32).collect(),
+            values.values()[first as usize..last as usize].to_vec(),
+        ))
+    }
+}

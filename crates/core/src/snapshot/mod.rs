@@ -1,0 +1,268 @@
+//! The contact snapshot: every contact's state as of one instant, reduced to what scoring needs
+//! (churn risk and reasons, the facts segments select on, the weighted product history, the
+//! engagement counts by local hour). Training writes the snapshot as of its as-of time next to the
+//! models, so batch scoring, the HTTP service and campaigns answer from it without reading the
+//! history again; scoring at another instant builds one from the history first. Either way every
+//! prediction is computed from a snapshot by [`Snapshot::predict`], so all of them agree.
+
+mod build;
+mod file;
+
+use std::collections::BTreeMap;
+
+use crate::Tz;
+use crate::affinity::{AffinityModel, Catalog, Mode, Profile, Request, category_affinity};
+use crate::history::AttributeColumn;
+use crate::ids::IdIndex;
+use crate::model::{ChurnModel, tier};
+use crate::send_time::{HOURS, SendTimeModel};
+
+pub use build::build;
+
+/// Numeric facts about each contact that segment rules select on (missing: `NaN` inside,
+/// `None` through [`Snapshot::fact`]). Days are fractional days before the as-of time.
+pub const FACTS: [&str; 12] = [
+    "orders",
+    "spend",
+    "spend_percentile",
+    "days_since_last_order",
+    "days_since_first_order",
+    "days_since_signup",
+    "orders_90d",
+    "opens_90d",
+    "clicks_90d",
+    "days_since_open",
+    "days_since_click",
+    "web_events_30d",
+];
+
+/// Yes/no facts about each contact (missing when the export does not say).
+pub const FLAGS: [&str; 4] = ["email_consent", "unsubscribed", "bounced", "complained"];
+
+/// "No reason" in [`Snapshot::churn_reasons`].
+const NO_REASON: u8 = u8::MAX;
+/// Reason codes kept per contact.
+pub const REASONS: usize = 3;
+
+/// Every contact's state as of `as_of`. Contacts are dense indexes `0..len()`.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Only events before this instant (UTC seconds) were used.
+    pub as_of: i64,
+    /// External contact ids.
+    pub contacts: IdIndex,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: Vec<Option<&'static str>>,
+    /// Time zone the contact's local hours are read in.
+    pub timezone: Vec<Tz>,
+    /// Probability of no purchase within the horizon (`NaN`: never bought, not scored).
+    churn_risk: Vec<f64>,
+    /// Indexes of the churn features that raise the risk most ([`NO_REASON`] pads).
+    churn_reasons: Vec<[u8; REASONS]>,
+    /// One column per [`FACTS`] entry.
+    facts: Vec<Vec<f32>>,
+    /// One column per [`FLAGS`] entry.
+    flags: Vec<Vec<Option<bool>>>,
+    /// Extra contact columns of the export, typed.
+    pub attributes: BTreeMap<String, AttributeColumn>,
+    /// Product history: contact `c` owns entries `profile_offsets[c]..profile_offsets[c + 1]`.
+    profile_offsets: Vec<u32>,
+    /// Product (affinity model index) of each entry.
+    profile_product: Vec<u32>,
+    /// Time-decayed purchase weight of each entry.
+    profile_bought: Vec<f32>,
+    /// Time-decayed web weight (views, carts) of each entry.
+    profile_web: Vec<f32>,
+    /// Engagement by local hour of week: contact `c` owns `engagement_offsets[c]..[c + 1]`.
+    engagement_offsets: Vec<u32>,
+    /// Hour of week of each entry.
+    engagement_hour: Vec<u8>,
+    /// Time-decayed engagement weight of each entry.
+    engagement_weight: Vec<f32>,
+    /// The catalogue as the affinity model indexes it.
+    pub products: ProductCatalog,
+}
+
+/// Availability and category of each product of the affinity model (same index).
+#[derive(Debug, Clone, Default)]
+pub struct ProductCatalog {
+    /// In stock.
+    pub in_stock: Vec<bool>,
+    /// Index into `categories`, or [`crate::ids::NONE`].
+    pub category: Vec<u32>,
+    /// Category names.
+    pub categories: Vec<String>,
+}
+
+impl ProductCatalog {
+    /// The category index of a name.
+    pub fn category_index(&self, name: &str) -> Option<u32> {
+        self.categories
+            .iter()
+            .position(|c| c == name)
+            .map(|i| i as u32)
+    }
+}
+
+/// One contact's predictions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Probability of no purchase within the horizon; `None` for contacts that never bought.
+    pub churn_risk: Option<f64>,
+    /// Tier of the risk, or `not_scored`.
+    pub churn_tier: &'static str,
+    /// Why the risk is what it is (or why it is not scored).
+    pub churn_reasons: Vec<String>,
+    /// Recommended products (affinity model indexes), best first, with scores.
+    pub recommendations: Vec<(u32, f64)>,
+    /// Category (index into the catalogue's names) → share of the contact's product interest,
+    /// highest first.
+    pub category_affinity: Vec<(u32, f64)>,
+    /// Engagement profile over the 168 local hours of the week (Monday 00:00 first), sums to 1.
+    pub send_time_profile: Vec<f64>,
+    /// Best local hours of the week to send, best first.
+    pub best_send_hours: Vec<usize>,
+    /// Confidence of the profile.
+    pub send_time_confidence: f64,
+    /// Which send-time prior dominated.
+    pub send_time_source: &'static str,
+}
+
+/// The fitted models a snapshot is scored with.
+#[derive(Debug, Clone, Copy)]
+pub struct Models<'a> {
+    /// Churn model (for reason names).
+    pub churn: &'a ChurnModel,
+    /// Affinity model.
+    pub affinity: &'a AffinityModel,
+    /// Send-time model.
+    pub send_time: &'a SendTimeModel,
+}
+
+impl Snapshot {
+    /// Number of contacts.
+    pub fn len(&self) -> usize {
+        self.contacts.len()
+    }
+
+    /// Whether there are no contacts.
+    pub fn is_empty(&self) -> bool {
+        self.contacts.len() == 0
+    }
+
+    /// The dense index of an external contact id.
+    pub fn contact(&self, id: &str) -> Option<usize> {
+        self.contacts.get(id).map(|c| c as usize)
+    }
+
+    /// Churn risk of contact `c` (`None`: never bought).
+    pub fn churn_risk(&self, c: usize) -> Option<f64> {
+        Some(self.churn_risk[c]).filter(|p| p.is_finite())
+    }
+
+    /// Churn tier of contact `c`.
+    pub fn churn_tier(&self, c: usize) -> &'static str {
+        self.churn_risk(c).map_or("not_scored", tier)
+    }
+
+    /// A [`FACTS`] value of contact `c` (`fact` indexes `FACTS`).
+    pub fn fact(&self, fact: usize, c: usize) -> Option<f64> {
+        Some(f64::from(self.facts[fact][c])).filter(|v| v.is_finite())
+    }
+
+    /// A [`FLAGS`] value of contact `c` (`flag` indexes `FLAGS`).
+    pub fn flag(&self, flag: usize, c: usize) -> Option<bool> {
+        self.flags[flag][c]
+    }
+
+    /// Contact `c`'s weighted product history.
+    pub fn profile(&self, c: usize) -> Profile {
+        let range = self.profile_offsets[c] as usize..self.profile_offsets[c + 1] as usize;
+        range
+            .map(|i| {
+                (
+                    self.profile_product[i],
+                    f64::from(self.profile_bought[i]),
+                    f64::from(self.profile_web[i]),
+                )
+            })
+            .collect()
+    }
+
+    /// Contact `c`'s engagement counts by local hour of week.
+    pub fn engagement(&self, c: usize) -> [f32; HOURS] {
+        let mut counts = [0f32; HOURS];
+        let range = self.engagement_offsets[c] as usize..self.engagement_offsets[c + 1] as usize;
+        for i in range {
+            counts[usize::from(self.engagement_hour[i])] = self.engagement_weight[i];
+        }
+        counts
+    }
+
+    /// The catalogue view the affinity model filters with.
+    pub fn catalog(&self) -> Catalog<'_> {
+        Catalog {
+            in_stock: &self.products.in_stock,
+            category: &self.products.category,
+        }
+    }
+
+    /// Churn tier, risk and reasons of contact `c`.
+    pub fn churn(&self, models: &Models<'_>, c: usize) -> (Option<f64>, &'static str, Vec<String>) {
+        match self.churn_risk(c) {
+            Some(p) => (
+                Some(p),
+                tier(p),
+                self.churn_reasons[c]
+                    .iter()
+                    .filter(|j| **j != NO_REASON)
+                    .map(|&j| models.churn.reason_text(usize::from(j)))
+                    .collect(),
+            ),
+            None => (
+                None,
+                "not_scored",
+                vec!["no purchase before the as-of time".to_string()],
+            ),
+        }
+    }
+
+    /// Recommendations of contact `c`.
+    pub fn recommend(&self, models: &Models<'_>, c: usize, request: &Request) -> Vec<(u32, f64)> {
+        models
+            .affinity
+            .recommend(&self.profile(c), self.country[c], request, &self.catalog())
+    }
+
+    /// Everything predicted for contact `c`.
+    pub fn predict(&self, models: &Models<'_>, c: usize, request: &Request) -> Prediction {
+        let (churn_risk, churn_tier, churn_reasons) = self.churn(models, c);
+        let profile = self.profile(c);
+        let recommendations =
+            models
+                .affinity
+                .recommend(&profile, self.country[c], request, &self.catalog());
+        let category_affinity = category_affinity(&profile, &self.products.category);
+        let st = models.send_time.predict(&self.engagement(c));
+        Prediction {
+            churn_risk,
+            churn_tier,
+            churn_reasons,
+            recommendations,
+            category_affinity,
+            send_time_profile: st.profile,
+            best_send_hours: st.best_hours,
+            send_time_confidence: st.confidence,
+            send_time_source: st.source.name(),
+        }
+    }
+}
+
+/// The default recommendation request: replenish, 10 products, no filters.
+pub fn default_request() -> Request {
+    Request {
+        mode: Mode::Replenish,
+        k: 10,
+        filters: crate::affinity::Filters::default(),
+    }
+}

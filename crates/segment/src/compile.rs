@@ -1,0 +1,807 @@
+//! Compiling a [`Rule`] against a [`Schema`] into a [`Matcher`], and matching records.
+//!
+//! A segment is evaluated over every contact, a million or more per request, so everything that
+//! can be decided once is decided here: field names become indexes, kinds are checked, `in` lists
+//! are sorted for binary search. [`Matcher::matches`] then only reads values and compares; it
+//! never allocates.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rule::{List, Op, Path, Rule, Scalar};
+
+/// The kind of a field's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `f64` values: scores, counts, days.
+    Number,
+    /// Strings, compared exactly.
+    Text,
+    /// `true`/`false`.
+    Bool,
+}
+
+impl Kind {
+    /// "a number", "text", "a bool": for "`country` is text".
+    pub(crate) fn described(self) -> &'static str {
+        match self {
+            Kind::Number => "a number",
+            Kind::Text => "text",
+            Kind::Bool => "a bool",
+        }
+    }
+
+    /// What a value for this kind looks like, for "`eq` needs a number".
+    fn value_described(self) -> &'static str {
+        match self {
+            Kind::Number => "a number",
+            Kind::Text => "a string",
+            Kind::Bool => "true or false",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Number => "number",
+            Kind::Text => "text",
+            Kind::Bool => "bool",
+        })
+    }
+}
+
+/// The fields rules may name, in the order a [`Record`] indexes them.
+///
+/// The crate knows no field names itself (apart from the built-in segments' rules); the service
+/// decides what a contact offers and says so here.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    names: Vec<String>,
+    kinds: Vec<Kind>,
+    index: HashMap<String, usize>,
+}
+
+impl Schema {
+    /// A schema whose field `i` is the `i`-th pair given.
+    ///
+    /// A name given twice keeps both positions (so that indexes still line up with the records),
+    /// but rules resolve it to the first.
+    pub fn new<S: Into<String>>(fields: impl IntoIterator<Item = (S, Kind)>) -> Self {
+        let mut schema = Schema::default();
+        for (name, kind) in fields {
+            let name = name.into();
+            let i = schema.names.len();
+            schema.index.entry(name.clone()).or_insert(i);
+            schema.names.push(name);
+            schema.kinds.push(kind);
+        }
+        schema
+    }
+
+    /// The index of a field, as rules and records use it.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The index and kind of a field.
+    fn lookup(&self, name: &str) -> Option<(usize, Kind)> {
+        let index = self.index(name)?;
+        Some((index, self.kind(index)?))
+    }
+
+    /// The kind of field `index`.
+    pub fn kind(&self, index: usize) -> Option<Kind> {
+        self.kinds.get(index).copied()
+    }
+
+    /// Every field with its kind, in index order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, Kind)> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.kinds.iter().copied())
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether the schema has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The error for an unknown name: the closest known name if it looks like a typo, and the
+    /// known names closest first (capped, since shops may export hundreds of attributes).
+    fn unknown(&self, name: &str, path: &Path<'_>) -> Error {
+        const LISTED: usize = 8;
+        let mut ranked: Vec<(usize, usize)> = self
+            .index
+            .values()
+            .map(|&i| (distance(name, &self.names[i]), i))
+            .collect();
+        ranked.sort_unstable();
+        let close_enough = name.chars().count().div_ceil(3).max(1);
+        let suggestion = ranked
+            .first()
+            .filter(|(d, _)| *d <= close_enough)
+            .map(|(_, i)| self.names[*i].clone());
+        let fields = ranked
+            .iter()
+            .take(LISTED)
+            .map(|(_, i)| self.names[*i].clone())
+            .collect();
+        Error::UnknownField {
+            path: path.to_string(),
+            field: name.to_string(),
+            suggestion,
+            fields,
+            more: ranked.len().saturating_sub(LISTED),
+        }
+    }
+}
+
+/// Edit distance ignoring ASCII case, counting insertions, deletions, substitutions and swaps of
+/// neighbours as one each (so `churn_rsik` is 1 from `churn_risk`, `Country` 0 from `country`).
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    // Three rows of the optimal-string-alignment table.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            current[j] = d;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+/// One field's value in one record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// No value. A `NaN` number is read as missing too, since that is how columnar stores mark
+    /// a missing float.
+    Missing,
+    /// A number.
+    Number(f64),
+    /// A string.
+    Text(&'a str),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// A contact (or anything else) whose fields a [`Matcher`] reads by schema index.
+///
+/// Implement it over the service's columnar store so that matching reads values in place.
+pub trait Record {
+    /// The value of field `field` (a [`Schema`] index). Out-of-range indexes should read as
+    /// [`Value::Missing`].
+    fn value(&self, field: usize) -> Value<'_>;
+}
+
+/// Values in schema order, handy for tests and small callers.
+impl Record for [Value<'_>] {
+    fn value(&self, field: usize) -> Value<'_> {
+        self.get(field).copied().unwrap_or(Value::Missing)
+    }
+}
+
+/// Values in schema order.
+impl Record for Vec<Value<'_>> {
+    fn value(&self, field: usize) -> Value<'_> {
+        self.as_slice().value(field)
+    }
+}
+
+/// A rule compiled against a schema: matches records by field index without allocating.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    root: Node,
+    fields: Box<[usize]>,
+}
+
+impl Matcher {
+    /// Whether the record is in the segment.
+    ///
+    /// Missing values (and `NaN` numbers) never satisfy a comparison, `in` or `between`; see
+    /// [`Rule`] for what that means under `not`. A record value whose kind differs from the
+    /// schema's counts as not matching (but as present).
+    pub fn matches<R: Record + ?Sized>(&self, record: &R) -> bool {
+        self.root.eval(record)
+    }
+
+    /// The schema indexes the rule reads, ascending and without repeats: what a caller must load.
+    pub fn fields(&self) -> &[usize] {
+        &self.fields
+    }
+}
+
+/// The compiled rule tree; depth is bounded by [`crate::MAX_DEPTH`], so evaluating it
+/// recursively is safe.
+#[derive(Debug, Clone)]
+enum Node {
+    All(Box<[Node]>),
+    Any(Box<[Node]>),
+    Not(Box<Node>),
+    Number {
+        field: usize,
+        op: Op,
+        value: f64,
+    },
+    Between {
+        field: usize,
+        low: f64,
+        high: f64,
+    },
+    Text {
+        field: usize,
+        equal: bool,
+        value: Box<str>,
+    },
+    Bool {
+        field: usize,
+        equal: bool,
+        value: bool,
+    },
+    /// Sorted, without repeats, `-0.0` stored as `0.0`.
+    NumberIn {
+        field: usize,
+        values: Box<[f64]>,
+    },
+    /// Sorted, without repeats.
+    TextIn {
+        field: usize,
+        values: Box<[Box<str>]>,
+    },
+    Present {
+        field: usize,
+        present: bool,
+    },
+}
+
+/// Lists up to this length are scanned; longer ones are binary-searched.
+const SCAN: usize = 8;
+
+/// The number in a value, treating `NaN` as missing.
+#[inline]
+fn number(value: Value<'_>) -> Option<f64> {
+    match value {
+        Value::Number(x) if !x.is_nan() => Some(x),
+        _ => None,
+    }
+}
+
+impl Node {
+    fn eval<R: Record + ?Sized>(&self, record: &R) -> bool {
+        match self {
+            Node::All(nodes) => nodes.iter().all(|n| n.eval(record)),
+            Node::Any(nodes) => nodes.iter().any(|n| n.eval(record)),
+            Node::Not(node) => !node.eval(record),
+            Node::Number { field, op, value } => {
+                number(record.value(*field)).is_some_and(|x| op.holds(x, *value))
+            }
+            Node::Between { field, low, high } => {
+                number(record.value(*field)).is_some_and(|x| *low <= x && x <= *high)
+            }
+            Node::Text {
+                field,
+                equal,
+                value,
+            } => match record.value(*field) {
+                Value::Text(s) => (s == &**value) == *equal,
+                _ => false,
+            },
+            Node::Bool {
+                field,
+                equal,
+                value,
+            } => match record.value(*field) {
+                Value::Bool(b) => (b == *value) == *equal,
+                _ => false,
+            },
+            Node::NumberIn { field, values } => number(record.value(*field)).is_some_and(|x| {
+                // `x + 0.0` turns -0.0 into 0.0, so that `in` agrees with `eq`.
+                let x = x + 0.0;
+                if values.len() <= SCAN {
+                    values.contains(&x)
+                } else {
+                    values.binary_search_by(|v| v.total_cmp(&x)).is_ok()
+                }
+            }),
+            Node::TextIn { field, values } => match record.value(*field) {
+                Value::Text(s) => {
+                    if values.len() <= SCAN {
+                        values.iter().any(|v| &**v == s)
+                    } else {
+                        values.binary_search_by(|v| (**v).cmp(s)).is_ok()
+                    }
+                }
+                _ => false,
+            },
+            Node::Present { field, present } => {
+                let has = match record.value(*field) {
+                    Value::Missing => false,
+                    Value::Number(x) => !x.is_nan(),
+                    Value::Text(_) | Value::Bool(_) => true,
+                };
+                has == *present
+            }
+        }
+    }
+}
+
+impl Rule {
+    /// Compiles the rule against a schema: validates it ([`Rule::validate`]), resolves field
+    /// names to indexes and checks each condition against its field's kind.
+    ///
+    /// Numbers compare as `f64` (`eq` is exact equality); text compares exactly, case-sensitive
+    /// (`"de"` is not `"DE"`).
+    pub fn compile(&self, schema: &Schema) -> Result<Matcher> {
+        self.validate()?;
+        let mut fields = Vec::new();
+        let root = build(self, schema, &Path::ROOT, &mut fields)?;
+        fields.sort_unstable();
+        fields.dedup();
+        Ok(Matcher {
+            root,
+            fields: fields.into_boxed_slice(),
+        })
+    }
+}
+
+/// Builds the node for `rule`, which has been validated (so recursion depth is bounded).
+fn build(rule: &Rule, schema: &Schema, path: &Path<'_>, fields: &mut Vec<usize>) -> Result<Node> {
+    let list = |key: &'static str, rules: &[Rule], fields: &mut Vec<usize>| {
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| build(r, schema, &path.item(key, i), fields))
+            .collect::<Result<Box<[Node]>>>()
+    };
+    let resolve = |name: &str, fields: &mut Vec<usize>| {
+        let (index, kind) = schema
+            .lookup(name)
+            .ok_or_else(|| schema.unknown(name, path))?;
+        fields.push(index);
+        Ok::<_, Error>((index, kind))
+    };
+    let wrong = |field: &str, kind: Kind, message: String| Error::WrongKind {
+        path: path.to_string(),
+        field: field.to_string(),
+        kind,
+        message,
+    };
+    Ok(match rule {
+        Rule::All(rules) => Node::All(list("all", rules, fields)?),
+        Rule::Any(rules) => Node::Any(list("any", rules, fields)?),
+        Rule::Not(rule) => Node::Not(Box::new(build(rule, schema, &path.not(), fields)?)),
+        Rule::Compare { field, op, value } => {
+            let (index, kind) = resolve(field, fields)?;
+            let op = *op;
+            match (kind, value) {
+                (Kind::Number, Scalar::Number(v)) => Node::Number {
+                    field: index,
+                    op,
+                    value: *v,
+                },
+                (_, _) if op.is_ordering() => {
+                    let hint = if kind == Kind::Text {
+                        "; text is matched with eq, ne or in"
+                    } else {
+                        "; true/false is matched with eq or ne"
+                    };
+                    return Err(wrong(
+                        field,
+                        kind,
+                        format!("`{op}` needs a number field{hint}"),
+                    ));
+                }
+                (Kind::Text, Scalar::Text(s)) => Node::Text {
+                    field: index,
+                    equal: op == Op::Eq,
+                    value: s.as_str().into(),
+                },
+                (Kind::Bool, Scalar::Bool(b)) => Node::Bool {
+                    field: index,
+                    equal: op == Op::Eq,
+                    value: *b,
+                },
+                (_, value) => {
+                    let hint = match (kind, value) {
+                        (Kind::Text, Scalar::Number(_) | Scalar::Bool(_)) => {
+                            format!(" (write it in quotes: \"{value}\")")
+                        }
+                        _ => String::new(),
+                    };
+                    return Err(wrong(
+                        field,
+                        kind,
+                        format!(
+                            "`{op}` needs {}, found {}{hint}",
+                            kind.value_described(),
+                            value.described()
+                        ),
+                    ));
+                }
+            }
+        }
+        Rule::In { field, values } => {
+            let (index, kind) = resolve(field, fields)?;
+            match (kind, values) {
+                (Kind::Number, List::Numbers(values)) => {
+                    let mut values: Vec<f64> = values.iter().map(|v| v + 0.0).collect();
+                    values.sort_unstable_by(f64::total_cmp);
+                    values.dedup();
+                    Node::NumberIn {
+                        field: index,
+                        values: values.into_boxed_slice(),
+                    }
+                }
+                (Kind::Text, List::Texts(values)) => {
+                    let mut values: Vec<Box<str>> =
+                        values.iter().map(|v| v.as_str().into()).collect();
+                    values.sort_unstable();
+                    values.dedup();
+                    Node::TextIn {
+                        field: index,
+                        values: values.into_boxed_slice(),
+                    }
+                }
+                (Kind::Bool, _) => {
+                    return Err(wrong(
+                        field,
+                        kind,
+                        "`in` needs a number or text field; match true/false with eq".to_string(),
+                    ));
+                }
+                (Kind::Number, List::Texts(_)) => {
+                    return Err(wrong(
+                        field,
+                        kind,
+                        "`in` needs a list of numbers here, found strings".to_string(),
+                    ));
+                }
+                (Kind::Text, List::Numbers(_)) => {
+                    return Err(wrong(
+                        field,
+                        kind,
+                        "`in` needs a list of strings here, found numbers (write them in quotes)"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        Rule::Between { field, low, high } => {
+            let (index, kind) = resolve(field, fields)?;
+            if kind != Kind::Number {
+                return Err(wrong(
+                    field,
+                    kind,
+                    "`between` needs a number field".to_string(),
+                ));
+            }
+            Node::Between {
+                field: index,
+                low: *low,
+                high: *high,
+            }
+        }
+        Rule::Present { field, present } => {
+            let (index, _) = resolve(field, fields)?;
+            Node::Present {
+                field: index,
+                present: *present,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::new([
+            ("churn_risk", Kind::Number),
+            ("orders", Kind::Number),
+            ("country", Kind::Text),
+            ("churn_tier", Kind::Text),
+            ("email_consent", Kind::Bool),
+            ("first_name", Kind::Text),
+        ])
+    }
+
+    fn compile(json: &str) -> Result<Matcher> {
+        let rule: Rule = serde_json::from_str(json).map_err(|e| Error::Invalid {
+            path: "json".into(),
+            message: e.to_string(),
+        })?;
+        rule.compile(&schema())
+    }
+
+    fn matcher(json: &str) -> Matcher {
+        compile(json).expect("rule compiles")
+    }
+
+    fn error(json: &str) -> String {
+        match compile(json) {
+            Ok(m) => panic!("expected an error for {json}, got {m:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// churn_risk, orders, country, churn_tier, email_consent, first_name
+    fn contact(
+        risk: Option<f64>,
+        orders: Option<f64>,
+        country: Option<&'static str>,
+        consent: Option<bool>,
+    ) -> Vec<Value<'static>> {
+        vec![
+            risk.map_or(Value::Missing, Value::Number),
+            orders.map_or(Value::Missing, Value::Number),
+            country.map_or(Value::Missing, Value::Text),
+            Value::Missing,
+            consent.map_or(Value::Missing, Value::Bool),
+            Value::Missing,
+        ]
+    }
+
+    #[test]
+    fn schema_indexes_in_order_and_first_name_wins() {
+        let s = Schema::new([("a", Kind::Number), ("b", Kind::Text), ("a", Kind::Bool)]);
+        assert_eq!(s.index("a"), Some(0));
+        assert_eq!(s.index("b"), Some(1));
+        assert_eq!(s.index("c"), None);
+        assert_eq!(s.len(), 3);
+        let fields: Vec<_> = s.fields().collect();
+        assert_eq!(
+            fields,
+            [("a", Kind::Number), ("b", Kind::Text), ("a", Kind::Bool)]
+        );
+    }
+
+    #[test]
+    fn comparisons_on_numbers() {
+        let r = contact(Some(0.7), Some(3.0), Some("DE"), Some(true));
+        let low = contact(Some(0.69), Some(3.0), Some("DE"), Some(true));
+        let cases = [
+            (r#"{"field": "churn_risk", "gte": 0.7}"#, true, false),
+            (r#"{"field": "churn_risk", "gt": 0.7}"#, false, false),
+            (r#"{"field": "churn_risk", "lt": 0.7}"#, false, true),
+            (r#"{"field": "churn_risk", "lte": 0.69}"#, false, true),
+            (r#"{"field": "churn_risk", "eq": 0.7}"#, true, false),
+            (r#"{"field": "churn_risk", "ne": 0.7}"#, false, true),
+            (r#"{"field": "orders", "eq": 3}"#, true, true),
+            (r#"{"field": "orders", "between": [3, 5]}"#, true, true),
+            (r#"{"field": "orders", "between": [1, 2.99]}"#, false, false),
+            (r#"{"field": "orders", "in": [1, 3, 7]}"#, true, true),
+            (r#"{"field": "orders", "in": [1, 7]}"#, false, false),
+        ];
+        for (rule, on_r, on_low) in cases {
+            let m = matcher(rule);
+            assert_eq!(m.matches(&r), on_r, "{rule} on r");
+            assert_eq!(m.matches(&low), on_low, "{rule} on low");
+        }
+    }
+
+    #[test]
+    fn text_and_bool_compare_exactly() {
+        let r = contact(None, None, Some("DE"), Some(false));
+        assert!(matcher(r#"{"field": "country", "eq": "DE"}"#).matches(&r));
+        assert!(!matcher(r#"{"field": "country", "eq": "de"}"#).matches(&r));
+        assert!(matcher(r#"{"field": "country", "ne": "AT"}"#).matches(&r));
+        assert!(matcher(r#"{"field": "country", "in": ["AT", "DE"]}"#).matches(&r));
+        assert!(!matcher(r#"{"field": "country", "in": ["AT", "de"]}"#).matches(&r));
+        assert!(matcher(r#"{"field": "email_consent", "eq": false}"#).matches(&r));
+        assert!(!matcher(r#"{"field": "email_consent", "ne": false}"#).matches(&r));
+    }
+
+    #[test]
+    fn missing_never_satisfies_a_condition_but_not_inverts() {
+        let r = contact(None, None, None, None);
+        for rule in [
+            r#"{"field": "churn_risk", "gte": 0}"#,
+            r#"{"field": "churn_risk", "ne": 0.5}"#,
+            r#"{"field": "orders", "between": [-1e9, 1e9]}"#,
+            r#"{"field": "orders", "in": [0]}"#,
+            r#"{"field": "country", "ne": "DE"}"#,
+            r#"{"field": "country", "in": ["DE"]}"#,
+            r#"{"field": "email_consent", "ne": true}"#,
+            r#"{"field": "country", "present": true}"#,
+        ] {
+            assert!(!matcher(rule).matches(&r), "{rule}");
+            let not = format!(r#"{{"not": {rule}}}"#);
+            assert!(matcher(&not).matches(&r), "{not}");
+        }
+        assert!(matcher(r#"{"field": "country", "present": false}"#).matches(&r));
+    }
+
+    #[test]
+    fn nan_in_a_record_reads_as_missing() {
+        let r = contact(Some(f64::NAN), None, None, None);
+        assert!(!matcher(r#"{"field": "churn_risk", "ne": 0.5}"#).matches(&r));
+        assert!(!matcher(r#"{"field": "churn_risk", "present": true}"#).matches(&r));
+    }
+
+    #[test]
+    fn combinators() {
+        let r = contact(Some(0.8), Some(0.0), Some("DE"), Some(true));
+        assert!(matcher(r#"{"all": []}"#).matches(&r));
+        assert!(!matcher(r#"{"any": []}"#).matches(&r));
+        let m = matcher(
+            r#"{"all": [{"field": "churn_risk", "gte": 0.7},
+                        {"any": [{"field": "country", "eq": "AT"}, {"field": "orders", "eq": 0}]}]}"#,
+        );
+        assert!(m.matches(&r));
+        assert!(!m.matches(&contact(Some(0.8), Some(1.0), Some("DE"), Some(true))));
+        assert!(!m.matches(&contact(Some(0.6), Some(0.0), Some("DE"), Some(true))));
+        assert!(!m.matches(&contact(Some(0.6), Some(1.0), Some("AT"), Some(true))));
+    }
+
+    #[test]
+    fn long_in_lists_are_searched_correctly() {
+        let countries: Vec<String> = (0..50).map(|i| format!("\"C{i:02}\"")).collect();
+        let m = matcher(&format!(
+            r#"{{"field": "country", "in": [{}]}}"#,
+            countries.join(",")
+        ));
+        for i in 0..50 {
+            let name: &'static str = Box::leak(format!("C{i:02}").into_boxed_str());
+            assert!(m.matches(&contact(None, None, Some(name), None)), "{name}");
+        }
+        assert!(!m.matches(&contact(None, None, Some("C50"), None)));
+        assert!(!m.matches(&contact(None, None, Some("B00"), None)));
+
+        let numbers: Vec<String> = (0..40).map(|i| (i * 3).to_string()).collect();
+        let m = matcher(&format!(
+            r#"{{"field": "orders", "in": [{}, -0.0]}}"#,
+            numbers.join(",")
+        ));
+        assert!(m.matches(&contact(None, Some(0.0), None, None)));
+        assert!(m.matches(&contact(None, Some(-0.0), None, None)));
+        assert!(m.matches(&contact(None, Some(117.0), None, None)));
+        assert!(!m.matches(&contact(None, Some(118.0), None, None)));
+        assert!(!m.matches(&contact(None, Some(1.5), None, None)));
+    }
+
+    #[test]
+    fn fields_read_are_reported() {
+        let m = matcher(
+            r#"{"any": [{"field": "country", "eq": "DE"}, {"not": {"field": "churn_risk", "gt": 1}},
+                        {"field": "country", "present": true}]}"#,
+        );
+        assert_eq!(m.fields(), &[0, 2]);
+    }
+
+    #[test]
+    fn unknown_fields_suggest_the_closest() {
+        let e = error(r#"{"all": [{"field": "churn_rsik", "gte": 0.7}]}"#);
+        assert!(
+            e.starts_with("all[0]: unknown field `churn_rsik`; did you mean `churn_risk`? fields: churn_risk, "),
+            "{e}"
+        );
+        let e = error(r#"{"field": "Country", "eq": "DE"}"#);
+        assert!(e.contains("did you mean `country`?"), "{e}");
+        let e = error(r#"{"field": "zzzzzzzzzzzz", "eq": "DE"}"#);
+        assert!(
+            e.starts_with("rule: unknown field `zzzzzzzzzzzz`; fields: "),
+            "{e}"
+        );
+        for name in [
+            "churn_risk",
+            "orders",
+            "country",
+            "churn_tier",
+            "email_consent",
+            "first_name",
+        ] {
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_field_list_is_capped() {
+        let s = Schema::new((0..20).map(|i| (format!("attr_{i}"), Kind::Number)));
+        let rule: Rule =
+            serde_json::from_str(r#"{"field": "attr_x", "eq": 1}"#).expect("valid rule");
+        let Err(Error::UnknownField { fields, more, .. }) = rule.compile(&s) else {
+            panic!("expected an unknown field");
+        };
+        assert_eq!(fields.len(), 8);
+        assert_eq!(more, 12);
+        assert_eq!(Schema::default().index("x"), None);
+    }
+
+    #[test]
+    fn kinds_must_fit() {
+        let e = error(r#"{"field": "country", "gte": 5}"#);
+        assert!(
+            e.starts_with("rule: `country` is text; `gte` needs a number field"),
+            "{e}"
+        );
+        let e = error(r#"{"field": "orders", "eq": "5"}"#);
+        assert!(
+            e.starts_with("rule: `orders` is a number; `eq` needs a number, found text \"5\""),
+            "{e}"
+        );
+        let e = error(r#"{"field": "country", "eq": 49}"#);
+        assert!(e.contains("write it in quotes: \"49\""), "{e}");
+        let e = error(r#"{"field": "email_consent", "eq": "yes"}"#);
+        assert!(e.contains("`eq` needs true or false"), "{e}");
+        let e = error(r#"{"field": "email_consent", "in": ["yes"]}"#);
+        assert!(
+            e.contains("`email_consent` is a bool; `in` needs a number or text field"),
+            "{e}"
+        );
+        let e = error(r#"{"field": "orders", "in": ["1"]}"#);
+        assert!(e.contains("needs a list of numbers"), "{e}");
+        let e = error(r#"{"field": "country", "in": [1]}"#);
+        assert!(e.contains("needs a list of strings"), "{e}");
+        let e = error(r#"{"any": [{"field": "churn_tier", "between": [1, 2]}]}"#);
+        assert!(
+            e.starts_with("any[0]: `churn_tier` is text; `between` needs a number field"),
+            "{e}"
+        );
+        assert!(compile(r#"{"field": "email_consent", "present": true}"#).is_ok());
+    }
+
+    #[test]
+    fn compile_revalidates_rules_built_in_code() {
+        let rule = Rule::Between {
+            field: "orders".into(),
+            low: 5.0,
+            high: 2.0,
+        };
+        assert!(rule.compile(&schema()).is_err());
+        let rule = Rule::Compare {
+            field: "orders".into(),
+            op: Op::Gt,
+            value: Scalar::Number(f64::INFINITY),
+        };
+        assert!(rule.compile(&schema()).is_err());
+    }
+
+    #[test]
+    fn distance_counts_swaps_once() {
+        assert_eq!(distance("churn_rsik", "churn_risk"), 1);
+        assert_eq!(distance("country", "country"), 0);
+        assert_eq!(distance("cntry", "country"), 2);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("abc", ""), 3);
+        assert_eq!(distance("Country", "country"), 0);
+    }
+
+    #[test]
+    fn matchers_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Matcher>();
+        assert_send_sync::<Schema>();
+    }
+
+    #[test]
+    fn records_out_of_range_read_missing() {
+        let values = [Value::Number(1.0)];
+        assert_eq!(values[..].value(5), Value::Missing);
+        let m = matcher(r#"{"field": "first_name", "present": false}"#);
+        assert!(m.matches(&values[..]));
+    }
+}
