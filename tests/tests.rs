@@ -5,6 +5,7 @@ mod util;
 mod demo_data;
 mod quality;
 mod retail;
+mod serve;
 mod timestamps;
 mod train;
 mod validate;

@@ -22,6 +22,12 @@ pub struct DemoArgs {
     /// Where model versions are written.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+    /// Stop after training instead of serving the new model.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -47,9 +53,58 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     super::train::print_summary(&trained.backtest, &trained.manifest.fallbacks);
     super::train::print_location(&args.models, &trained);
     println!(
-        "Score every contact: augur score --config {} --models {} --out predictions.parquet",
-        config_path.display(),
+        "Score every contact: augur score --models {} --out predictions.parquet",
         args.models.display()
     );
+    if args.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    serve(args, config)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the new model with a fresh API key (unless one is configured) and prints requests
+/// that work as printed.
+fn serve(args: &DemoArgs, mut config: Config) -> anyhow::Result<()> {
+    use rand::Rng as _;
+    let configured = config
+        .serve
+        .api_key
+        .clone()
+        .or_else(|| config.serve.api_keys.first().cloned());
+    let key = configured.unwrap_or_else(|| {
+        let key: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        config.serve.api_key = Some(key.clone());
+        key
+    });
+    super::serve::start(&args.models, &args.listen, config, |state, addr| {
+        let loaded = state.current.load();
+        let snapshot = &loaded.artifact.snapshot;
+        // A contact with a churn score, so that every printed answer has something in it.
+        let contact = (0..snapshot.len())
+            .find(|c| snapshot.churn_risk(*c).is_some())
+            .map_or("unknown", |c| snapshot.contacts.name(c as u32));
+        let auth = format!("-H 'Authorization: Bearer {key}'");
+        println!();
+        println!(
+            "Serving model {} on http://{addr} (Ctrl-C stops). Try:",
+            loaded.version()
+        );
+        println!("  curl -s {auth} http://{addr}/v1/contacts/{contact}");
+        println!(
+            "  curl -s {auth} 'http://{addr}/v1/contacts/{contact}/recommendations?k=5&mode=discover'"
+        );
+        println!(
+            "  curl -s {auth} 'http://{addr}/v1/contacts/{contact}/send-time?within=24h&quiet=21:00-08:00'"
+        );
+        println!("  curl -s {auth} http://{addr}/v1/segments");
+        println!(
+            "  curl -s {auth} 'http://{addr}/v1/segments/at_risk/contacts?format=csv&limit=5'"
+        );
+        println!("  curl -s http://{addr}/metrics");
+    })
 }

@@ -4,6 +4,7 @@ mod demo;
 mod demo_data;
 mod progress;
 mod score;
+mod serve;
 mod train;
 mod validate;
 
@@ -48,7 +49,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The main job on embedded defaults: write demo data if absent, then validate it.
+    /// The main job on embedded defaults: demo data if absent, validation, training with its
+    /// backtest, then the HTTP service on the new model.
     Demo(demo::DemoArgs),
     /// Write a deterministic synthetic shop history (all five tables and the planted truth).
     DemoData(demo_data::DemoDataArgs),
@@ -58,6 +60,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score every contact with a trained model and write predictions as Parquet.
     Score(score::ScoreArgs),
+    /// Answer predictions and predictive segments over HTTP from a trained model.
+    Serve(serve::ServeArgs),
 }
 
 /// The configuration file argument shared by subcommands that read exports.
@@ -99,5 +103,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Score(args) => score::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -100,6 +100,63 @@ pub struct AffinityModel {
     pub popularity_weight: f64,
 }
 
+/// Per-thread sums of [`AffinityModel::scores`]: a dense array by product, with a generation
+/// stamp per slot so that resetting it between contacts costs nothing.
+#[derive(Default)]
+struct Scratch {
+    sum: Vec<f64>,
+    stamp: Vec<u32>,
+    generation: u32,
+    touched: Vec<u32>,
+}
+
+impl Scratch {
+    fn reset(&mut self, products: usize) {
+        if self.sum.len() < products {
+            self.sum.resize(products, 0.0);
+            self.stamp.resize(products, 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.fill(0);
+            self.generation = 1;
+        }
+        self.touched.clear();
+    }
+
+    fn add(&mut self, p: u32, s: f64) {
+        let i = p as usize;
+        if i >= self.sum.len() {
+            return;
+        }
+        if self.stamp[i] != self.generation {
+            self.stamp[i] = self.generation;
+            self.sum[i] = 0.0;
+            self.touched.push(p);
+        }
+        self.sum[i] += s;
+    }
+
+    fn remove(&mut self, p: u32) {
+        if let Some(stamp) = self.stamp.get_mut(p as usize) {
+            // A stale stamp: `drain` skips the slot.
+            *stamp = self.generation.wrapping_sub(1);
+        }
+    }
+
+    fn drain(&mut self) -> Vec<(u32, f64)> {
+        self.touched
+            .iter()
+            .filter(|p| self.stamp[**p as usize] == self.generation)
+            .map(|&p| (p, self.sum[p as usize]))
+            .collect()
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
 /// One contact's weighted history: (product, purchase weight, web weight).
 pub type Profile = Vec<(u32, f64, f64)>;
 
@@ -148,46 +205,47 @@ pub fn profiles(history: &History, t: i64, signals: &Signals) -> Vec<Profile> {
 }
 
 impl AffinityModel {
-    /// Scores every candidate for one contact, as (product, score) sorted by product.
+    /// Scores every candidate for one contact, as (product, score) in no particular order.
+    /// Sums go into a per-thread dense array indexed by product, so the cost is one add per
+    /// (history item × neighbour) and no sort.
     pub fn scores(&self, profile: &Profile, mode: Mode, country: Option<&str>) -> Vec<(u32, f64)> {
-        let mut parts: Vec<(u32, f64)> = Vec::with_capacity(profile.len() * 16 + 100);
-        for &(p, bought, web) in profile {
-            let u = bought + web;
-            if let Some(neighbors) = self.neighbors.get(p as usize) {
-                parts.extend(neighbors.iter().map(|&(q, s)| (q, u * f64::from(s))));
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            scratch.reset(self.product_ids.len());
+            for &(p, bought, web) in profile {
+                let u = bought + web;
+                if let Some(neighbors) = self.neighbors.get(p as usize) {
+                    for &(q, s) in neighbors {
+                        scratch.add(q, u * f64::from(s));
+                    }
+                }
+                if mode == Mode::Replenish && bought > 0.0 {
+                    let repeat = self.repeat_rate.get(p as usize).copied().unwrap_or(0.0);
+                    scratch.add(p, self.repeat_weight * bought * f64::from(repeat));
+                }
             }
-            if mode == Mode::Replenish && bought > 0.0 {
-                parts.push((
-                    p,
-                    self.repeat_weight * bought * f64::from(self.repeat_rate[p as usize]),
-                ));
+            let popular = country
+                .and_then(|c| self.popular_by_country.get(c))
+                .or_else(|| self.popular_by_country.get(""));
+            if let Some(popular) = popular {
+                // Popularity among similar contacts: a small prior that also fills short lists.
+                for (rank, &p) in popular.iter().enumerate() {
+                    let popularity = self.popularity.get(p as usize).copied().unwrap_or(0.0);
+                    scratch.add(
+                        p,
+                        self.popularity_weight * f64::from(popularity) / (1.0 + rank as f64 / 50.0),
+                    );
+                }
             }
-        }
-        let popular = country
-            .and_then(|c| self.popular_by_country.get(c))
-            .or_else(|| self.popular_by_country.get(""));
-        if let Some(popular) = popular {
-            // Popularity among similar contacts: a small prior that also fills short lists.
-            parts.extend(popular.iter().enumerate().map(|(rank, &p)| {
-                (
-                    p,
-                    self.popularity_weight * f64::from(self.popularity[p as usize])
-                        / (1.0 + rank as f64 / 50.0),
-                )
-            }));
-        }
-        parts.sort_unstable_by_key(|(p, _)| *p);
-        let mut scores: Vec<(u32, f64)> = Vec::with_capacity(parts.len());
-        for (p, s) in parts {
-            match scores.last_mut() {
-                Some(last) if last.0 == p => last.1 += s,
-                _ => scores.push((p, s)),
+            if mode == Mode::Discover {
+                for &(p, bought, _) in profile {
+                    if bought > 0.0 {
+                        scratch.remove(p);
+                    }
+                }
             }
-        }
-        if mode == Mode::Discover {
-            scores.retain(|(p, _)| !profile.iter().any(|(q, bought, _)| q == p && *bought > 0.0));
-        }
-        scores
+            scratch.drain()
+        })
     }
 
     /// The top `request.k` products (model indexes) with scores, best first, after filters.

@@ -237,23 +237,33 @@ impl SendTimeModel {
         }
     }
 
-    /// Send hours ranked by the engagement they lead to: each candidate hour is scored by the
-    /// profile over the following hours, weighted by the delay between send and open.
-    pub fn best_send_hours(&self, profile: &[f64], n: usize) -> Vec<usize> {
-        let mut scores: Vec<(usize, f64)> = (0..HOURS)
+    /// The engagement a send at each local hour of the week leads to: the profile over the
+    /// following hours, weighted by the delay between send and open.
+    pub fn send_scores(&self, profile: &[f64]) -> Vec<f64> {
+        (0..HOURS)
             .map(|h| {
-                (
-                    h,
-                    self.delay
-                        .iter()
-                        .enumerate()
-                        .map(|(k, d)| d * profile[(h + k) % HOURS])
-                        .sum::<f64>(),
-                )
+                self.delay
+                    .iter()
+                    .enumerate()
+                    .map(|(k, d)| d * profile[(h + k) % HOURS])
+                    .sum::<f64>()
             })
-            .collect();
-        scores.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scores.into_iter().take(n).map(|(h, _)| h).collect()
+            .collect()
+    }
+
+    /// Send hours ranked by [`SendTimeModel::send_scores`], best first (ties: earlier hour).
+    pub fn best_send_hours(&self, profile: &[f64], n: usize) -> Vec<usize> {
+        let scores = self.send_scores(profile);
+        // Keep the best `n` while scanning (n is a handful): no sort of all 168 hours.
+        let mut best: Vec<(usize, f64)> = Vec::with_capacity(n + 1);
+        for (h, s) in scores.into_iter().enumerate() {
+            let at = best.partition_point(|(_, b)| b.total_cmp(&s).is_ge());
+            if at < n {
+                best.insert(at, (h, s));
+                best.truncate(n);
+            }
+        }
+        best.into_iter().map(|(h, _)| h).collect()
     }
 }
 

@@ -1,0 +1,407 @@
+//! Contact routes: one contact's predictions, its recommendations with filters, its best send
+//! instant in a window, and batches of contacts.
+
+use std::sync::Arc;
+
+use augur_core::affinity::{Filters, Mode, Request};
+use augur_core::snapshot::default_request;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+use crate::send_window::{Quiet, parse_within, ranked_slots};
+use crate::state::{AppState, Loaded};
+use crate::views::{self, Contact, Recommendation};
+
+/// Most recommendations per request.
+const MAX_K: usize = 100;
+
+/// Recommendation mode.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeParam {
+    /// Repeat purchases count.
+    Replenish,
+    /// Only products the contact never bought.
+    Discover,
+}
+
+impl From<ModeParam> for Mode {
+    fn from(m: ModeParam) -> Self {
+        match m {
+            ModeParam::Replenish => Mode::Replenish,
+            ModeParam::Discover => Mode::Discover,
+        }
+    }
+}
+
+fn contact_index(loaded: &Loaded, id: &str) -> Result<usize, ApiError> {
+    loaded.artifact.snapshot.contact(id).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_contact",
+            format!("no contact `{id}` in model {}", loaded.version()),
+        )
+    })
+}
+
+fn check_k(k: Option<usize>) -> Result<usize, ApiError> {
+    match k {
+        None => Ok(10),
+        Some(k) if (1..=MAX_K).contains(&k) => Ok(k),
+        Some(k) => Err(ApiError::invalid(format!("k: {k} is outside 1..={MAX_K}"))),
+    }
+}
+
+/// Query of `GET /v1/contacts/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ContactQuery {
+    /// Include the 168-hour send-time profile.
+    #[serde(default)]
+    pub profile: bool,
+}
+
+/// Everything predicted for one contact.
+#[utoipa::path(get, path = "/v1/contacts/{id}", params(("id" = String, Path, description = "Contact id"), ContactQuery),
+    responses((status = 200, body = Contact), (status = 404, description = "unknown contact")), security(("api_key" = [])))]
+pub async fn get_contact(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    query: Result<Query<ContactQuery>, QueryRejection>,
+) -> Result<Json<Contact>, ApiError> {
+    let Query(query) = query?;
+    let loaded = state.current.load();
+    let c = contact_index(&loaded, &id)?;
+    Ok(Json(full_contact(
+        &loaded,
+        c,
+        &default_request(),
+        query.profile,
+    )))
+}
+
+/// Every part of a contact's answer.
+pub fn full_contact(loaded: &Loaded, c: usize, request: &Request, profile: bool) -> Contact {
+    let Parts(parts) = Parts::all(profile);
+    contact_parts(loaded, c, request, &parts)
+}
+
+/// Query of `GET /v1/contacts/{id}/recommendations`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RecommendationQuery {
+    /// How many (1–100, default 10).
+    pub k: Option<usize>,
+    /// `replenish` (default) or `discover`.
+    pub mode: Option<ModeParam>,
+    /// Only these categories (comma-separated names).
+    pub category: Option<String>,
+    /// Only products in stock.
+    #[serde(default)]
+    pub in_stock: bool,
+    /// Never these product ids (comma-separated).
+    pub exclude: Option<String>,
+}
+
+/// Recommendations answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recommendations {
+    /// Contact id.
+    pub contact_id: String,
+    /// Model version that answered.
+    pub model_version: String,
+    /// Best first.
+    pub recommendations: Vec<Recommendation>,
+}
+
+fn comma_list(raw: Option<&str>) -> impl Iterator<Item = &str> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Ranked products for one contact, with mode and filters.
+#[utoipa::path(get, path = "/v1/contacts/{id}/recommendations", params(("id" = String, Path, description = "Contact id"), RecommendationQuery),
+    responses((status = 200, body = Recommendations), (status = 404, description = "unknown contact"), (status = 422, description = "bad k or category")), security(("api_key" = [])))]
+pub async fn get_recommendations(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    query: Result<Query<RecommendationQuery>, QueryRejection>,
+) -> Result<Json<Recommendations>, ApiError> {
+    let Query(query) = query?;
+    let loaded = state.current.load();
+    let c = contact_index(&loaded, &id)?;
+    let catalog = &loaded.artifact.snapshot.products;
+    let categories = comma_list(query.category.as_deref())
+        .map(|name| {
+            catalog.category_index(name).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "category: no category `{name}`; categories: {}",
+                    catalog.categories.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<u32>, ApiError>>()?;
+    // Excluding a product the model does not know changes nothing, so it is not an error.
+    let exclude = comma_list(query.exclude.as_deref())
+        .filter_map(|p| loaded.products.get(p).copied())
+        .collect();
+    let request = Request {
+        mode: query.mode.map_or(Mode::Replenish, Mode::from),
+        k: check_k(query.k)?,
+        filters: Filters {
+            in_stock_only: query.in_stock,
+            exclude,
+            categories,
+        },
+    };
+    let models = loaded.artifact.models();
+    let recs = loaded.artifact.snapshot.recommend(&models, c, &request);
+    Ok(Json(Recommendations {
+        contact_id: id,
+        model_version: loaded.version().to_string(),
+        recommendations: views::recommendations(&models, &recs),
+    }))
+}
+
+/// Query of `GET /v1/contacts/{id}/send-time`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SendTimeQuery {
+    /// Window start, RFC 3339 (default: now).
+    pub after: Option<String>,
+    /// Window length: `24h` (default), `90m`, `2d`; at most 14 days.
+    pub within: Option<String>,
+    /// Local quiet hours, `HH:MM-HH:MM` (e.g. `21:00-08:00`).
+    pub quiet: Option<String>,
+}
+
+/// One candidate send instant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendSlot {
+    /// UTC, RFC 3339.
+    pub send_at_utc: String,
+    /// The contact's local time, RFC 3339 with offset.
+    pub send_at_local: String,
+    /// Local hour of the week (Monday 00:00 = 0).
+    pub hour_of_week: usize,
+    /// Expected engagement share from sending then.
+    pub score: f64,
+}
+
+/// Best send instant answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendTime {
+    /// Contact id.
+    pub contact_id: String,
+    /// Model version that answered.
+    pub model_version: String,
+    /// IANA zone of the local times.
+    pub timezone: String,
+    /// The best instant.
+    pub best: SendSlot,
+    /// The next best instants.
+    pub runner_up: Vec<SendSlot>,
+    /// Own evidence against the priors, 0–1.
+    pub confidence: f64,
+    /// Which profile dominated: `own`, `cluster` or `population`.
+    pub fallback: &'static str,
+}
+
+/// The best instant to send to one contact inside a window.
+#[utoipa::path(get, path = "/v1/contacts/{id}/send-time", params(("id" = String, Path, description = "Contact id"), SendTimeQuery),
+    responses((status = 200, body = SendTime), (status = 404, description = "unknown contact"), (status = 422, description = "bad window, or no sendable instant in it")), security(("api_key" = [])))]
+pub async fn get_send_time(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    query: Result<Query<SendTimeQuery>, QueryRejection>,
+) -> Result<Json<SendTime>, ApiError> {
+    let Query(query) = query?;
+    let loaded = state.current.load();
+    let c = contact_index(&loaded, &id)?;
+    let after = match query.after.as_deref() {
+        None => Utc::now(),
+        Some(raw) => DateTime::parse_from_rfc3339(raw)
+            .map_err(|e| {
+                ApiError::invalid(format!(
+                    "after: `{raw}` is not an RFC 3339 instant such as 2026-11-28T06:00:00Z ({e})"
+                ))
+            })?
+            .with_timezone(&Utc),
+    };
+    let within = parse_within(query.within.as_deref().unwrap_or("24h"))?;
+    let quiet = query.quiet.as_deref().map(Quiet::parse).transpose()?;
+    let snapshot = &loaded.artifact.snapshot;
+    let models = loaded.artifact.models();
+    let predicted = models.send_time.predict(&snapshot.engagement(c));
+    let scores = models.send_time.send_scores(&predicted.profile);
+    let zone = snapshot.timezone[c];
+    let slots = ranked_slots(&scores, zone, after, within, quiet);
+    let view = |s: &crate::send_window::Slot| SendSlot {
+        send_at_utc: s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        send_at_local: s
+            .at
+            .with_timezone(&zone)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        hour_of_week: s.hour_of_week,
+        score: s.score,
+    };
+    let best = slots.first().map(view).ok_or_else(|| {
+        ApiError::invalid("no instant in the window lies outside the quiet hours; widen `within` or narrow `quiet`")
+    })?;
+    Ok(Json(SendTime {
+        contact_id: id,
+        model_version: loaded.version().to_string(),
+        timezone: zone.name().to_string(),
+        best,
+        runner_up: slots.iter().skip(1).take(3).map(view).collect(),
+        confidence: predicted.confidence,
+        fallback: predicted.source.name(),
+    }))
+}
+
+/// A part of a contact's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Churn risk, tier and reasons.
+    Churn,
+    /// Recommendations.
+    Recommendations,
+    /// Category affinity.
+    CategoryAffinity,
+    /// Send-time summary.
+    SendTime,
+    /// Send-time summary with the 168-hour profile.
+    SendTimeProfile,
+    /// Segment membership.
+    Segments,
+}
+
+struct Parts(Vec<Part>);
+
+impl Parts {
+    fn all(profile: bool) -> Self {
+        let send = if profile {
+            Part::SendTimeProfile
+        } else {
+            Part::SendTime
+        };
+        Self(vec![
+            Part::Churn,
+            Part::Recommendations,
+            Part::CategoryAffinity,
+            send,
+            Part::Segments,
+        ])
+    }
+}
+
+fn contact_parts(loaded: &Loaded, c: usize, request: &Request, parts: &[Part]) -> Contact {
+    let snapshot = &loaded.artifact.snapshot;
+    let models = loaded.artifact.models();
+    let p = snapshot.predict(&models, c, request);
+    let has = |part: Part| parts.contains(&part);
+    Contact {
+        contact_id: snapshot.contacts.name(c as u32).to_string(),
+        model_version: loaded.version().to_string(),
+        as_of: loaded.artifact.manifest.as_of.clone(),
+        churn: has(Part::Churn).then(|| views::churn(&p)),
+        recommendations: has(Part::Recommendations)
+            .then(|| views::recommendations(&models, &p.recommendations)),
+        category_affinity: has(Part::CategoryAffinity).then(|| views::categories(snapshot, &p)),
+        send_time: (has(Part::SendTime) || has(Part::SendTimeProfile))
+            .then(|| views::send_time(snapshot, c, &p, has(Part::SendTimeProfile))),
+        segments: has(Part::Segments).then(|| {
+            loaded
+                .segments_of(c)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        }),
+    }
+}
+
+/// Body of `POST /v1/score`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreBody {
+    /// Contact ids (at most `serve.max_batch`, default 10,000).
+    pub ids: Vec<String>,
+    /// Parts wanted (default: all but the send-time profile).
+    #[serde(default)]
+    pub fields: Vec<Part>,
+    /// Recommendations per contact (1–100, default 10).
+    pub k: Option<usize>,
+    /// Recommendation mode.
+    pub mode: Option<ModeParam>,
+}
+
+/// Answer of `POST /v1/score`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Scores {
+    /// Model version that answered.
+    pub model_version: String,
+    /// One entry per known id, in request order.
+    pub contacts: Vec<Contact>,
+    /// Ids the model does not know, in request order.
+    pub unknown_ids: Vec<String>,
+}
+
+/// Predictions for many contacts at once; unknown ids are listed, not fatal.
+#[utoipa::path(post, path = "/v1/score", request_body = ScoreBody,
+    responses((status = 200, body = Scores), (status = 413, description = "more ids than serve.max_batch"), (status = 422, description = "bad body")), security(("api_key" = [])))]
+pub async fn post_score(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<ScoreBody>, JsonRejection>,
+) -> Result<Json<Scores>, ApiError> {
+    let Json(body) = body?;
+    if body.ids.len() > state.config.max_batch {
+        return Err(ApiError::too_large(format!(
+            "{} ids; at most {} per request (serve.max_batch)",
+            body.ids.len(),
+            state.config.max_batch
+        )));
+    }
+    let request = Request {
+        mode: body.mode.map_or(Mode::Replenish, Mode::from),
+        k: check_k(body.k)?,
+        filters: Filters::default(),
+    };
+    let parts = if body.fields.is_empty() {
+        Parts::all(false).0
+    } else {
+        body.fields
+    };
+    let loaded = state.current.load_full();
+    let scored = tokio::task::spawn_blocking(move || {
+        let snapshot = &loaded.artifact.snapshot;
+        let found: Vec<Option<Contact>> = body
+            .ids
+            .par_iter()
+            .map(|id| {
+                snapshot
+                    .contact(id)
+                    .map(|c| contact_parts(&loaded, c, &request, &parts))
+            })
+            .collect();
+        let unknown_ids = body
+            .ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        Scores {
+            model_version: loaded.version().to_string(),
+            contacts: found.into_iter().flatten().collect(),
+            unknown_ids,
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("scoring stopped: {e}")))?;
+    Ok(Json(scored))
+}

@@ -1,0 +1,122 @@
+//! # augur-serve
+//!
+//! The HTTP service: answers from a trained model directory (the models and the contact
+//! snapshot) through the same scoring path as `augur score`, so the two never disagree.
+//! Replicas hold no state of their own; scale out by running more behind a load balancer.
+//!
+//! Flow: [`AppState::new`] loads and checks the model (before any port opens), [`router`]
+//! builds the routes, [`serve`] answers until the shutdown signal, finishing requests in flight.
+
+pub mod auth;
+pub mod contacts;
+pub mod error;
+pub mod fields;
+pub mod metrics;
+pub mod ops;
+pub mod segments;
+pub mod send_window;
+pub mod state;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+
+pub use error::{ApiError, Error};
+pub use state::AppState;
+
+/// The routes, with auth on `/v1`, body and concurrency limits, timeouts and metrics.
+pub fn router(state: Arc<AppState>) -> Router {
+    let config = &state.config;
+    let v1 = Router::new()
+        .route("/v1/contacts/{id}", get(contacts::get_contact))
+        .route(
+            "/v1/contacts/{id}/recommendations",
+            get(contacts::get_recommendations),
+        )
+        .route("/v1/contacts/{id}/send-time", get(contacts::get_send_time))
+        .route("/v1/score", post(contacts::post_score))
+        .route("/v1/segments", get(segments::list))
+        .route("/v1/segments/preview", post(segments::preview))
+        .route("/v1/segments/{name}/contacts", get(segments::contacts))
+        .route("/v1/admin/reload", post(ops::reload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    let overload = |e: tower::BoxError| async move {
+        if e.is::<tower::timeout::error::Elapsed>() {
+            ApiError::overloaded("the request took longer than serve.request_timeout_seconds")
+        } else {
+            ApiError::overloaded(
+                "too many requests at once (serve.max_concurrent_requests); retry shortly",
+            )
+        }
+    };
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .merge(v1)
+        .fallback(|| async {
+            ApiError::not_found("unknown_route", "no such route; see /openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overload))
+                .load_shed()
+                .concurrency_limit(config.max_concurrent_requests)
+                .timeout(Duration::from_secs_f64(config.request_timeout_seconds)),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// Answers on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    tokio::spawn(state.clone().watch());
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| Error::Io {
+            what: "serving HTTP".into(),
+            source,
+        })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

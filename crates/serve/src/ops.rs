@@ -1,0 +1,111 @@
+//! Operations routes: liveness, readiness, metrics, the OpenAPI document and model reloads.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Alive (the process answers).
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// Always true once listening: the model loads before the port opens.
+    pub ready: bool,
+    /// Model version answering.
+    pub model_version: String,
+    /// Contacts loaded.
+    pub contacts: usize,
+}
+
+/// Ready (a model is loaded).
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Ready)))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Ready> {
+    let loaded = state.current.load();
+    Json(Ready {
+        ready: true,
+        model_version: loaded.version().to_string(),
+        contacts: loaded.artifact.snapshot.len(),
+    })
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Reload answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// Whether a different model was swapped in.
+    pub reloaded: bool,
+    /// Model version answering now.
+    pub model_version: String,
+}
+
+/// Loads the model `models/current` names now and swaps it in atomically; requests in flight
+/// finish on the old one.
+#[utoipa::path(post, path = "/v1/admin/reload", responses((status = 200, body = Reloaded), (status = 403, description = "not an admin key")), security(("admin_key" = [])))]
+pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>, ApiError> {
+    let reloaded = state.reload().await.map_err(|e| {
+        ApiError::internal(format!(
+            "the newer model could not be loaded; still serving the current one: {e}"
+        ))
+    })?;
+    Ok(Json(Reloaded {
+        reloaded: reloaded.is_some(),
+        model_version: state.current.load().version().to_string(),
+    }))
+}
+
+/// The OpenAPI document, generated from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "augur", description = "Churn risk, product affinity, best send time and predictive segments per contact."),
+    paths(
+        healthz, readyz, metrics, reload,
+        crate::contacts::get_contact, crate::contacts::get_recommendations,
+        crate::contacts::get_send_time, crate::contacts::post_score,
+        crate::segments::list, crate::segments::contacts, crate::segments::preview,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for name in ["api_key", "admin_key"] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}

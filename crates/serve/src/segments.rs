@@ -1,0 +1,339 @@
+//! Segment routes: the catalogue, a segment's contacts (streamed, or paged with a cursor), and
+//! previews of ad-hoc rules.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use augur_segment::{Matcher, Rule};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+use crate::state::{AppState, Loaded};
+
+/// Contacts evaluated per streamed chunk.
+const CHUNK: usize = 16_384;
+
+/// A segment in the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentInfo {
+    /// Name (use it in `/v1/segments/{name}/contacts` and campaign files).
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Built in (a configured segment of the same name replaces it).
+    pub builtin: bool,
+    /// The rule, in the JSON rule language.
+    #[schema(value_type = Object)]
+    pub rule: serde_json::Value,
+    /// Contacts in it now.
+    pub contacts: usize,
+}
+
+/// The segment catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentList {
+    /// Model version the counts come from.
+    pub model_version: String,
+    /// Contacts in the model.
+    pub contacts: usize,
+    /// Segments by name.
+    pub segments: Vec<SegmentInfo>,
+}
+
+/// Every segment with its rule and size.
+#[utoipa::path(get, path = "/v1/segments", responses((status = 200, body = SegmentList)), security(("api_key" = [])))]
+pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<SegmentList>, ApiError> {
+    let loaded = state.current.load_full();
+    let list = tokio::task::spawn_blocking(move || {
+        let sizes = loaded.segment_sizes();
+        SegmentList {
+            model_version: loaded.version().to_string(),
+            contacts: loaded.artifact.snapshot.len(),
+            segments: loaded
+                .segments
+                .iter()
+                .zip(sizes)
+                .map(|(s, n)| SegmentInfo {
+                    name: s.name.clone(),
+                    description: s.description.clone(),
+                    builtin: s.builtin,
+                    rule: serde_json::to_value(&s.rule).unwrap_or_default(),
+                    contacts: *n,
+                })
+                .collect(),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("counting stopped: {e}")))?;
+    Ok(Json(list))
+}
+
+/// Output format of a listing.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// One JSON object per line.
+    #[default]
+    Jsonl,
+    /// CSV with a header line.
+    Csv,
+}
+
+/// Query of `GET /v1/segments/{name}/contacts`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListingQuery {
+    /// `jsonl` (default) or `csv`.
+    #[serde(default)]
+    pub format: Format,
+    /// Page size; without it the whole segment streams in one response.
+    pub limit: Option<usize>,
+    /// Where to continue, from the previous page's `x-next-cursor` header.
+    pub cursor: Option<String>,
+}
+
+fn row(loaded: &Loaded, c: usize, format: Format, out: &mut Vec<u8>) {
+    let snapshot = &loaded.artifact.snapshot;
+    let id = snapshot.contacts.name(c as u32);
+    let risk = snapshot.churn_risk(c);
+    let tier = snapshot.churn_tier(c);
+    match format {
+        Format::Jsonl => {
+            let line =
+                serde_json::json!({ "contact_id": id, "churn_risk": risk, "churn_tier": tier });
+            out.extend_from_slice(line.to_string().as_bytes());
+        }
+        Format::Csv => {
+            if id.contains([',', '"', '\n', '\r']) {
+                out.push(b'"');
+                out.extend_from_slice(id.replace('"', "\"\"").as_bytes());
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(id.as_bytes());
+            }
+            out.push(b',');
+            if let Some(r) = risk {
+                out.extend_from_slice(format!("{r}").as_bytes());
+            }
+            out.push(b',');
+            out.extend_from_slice(tier.as_bytes());
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Rows of matching contacts in `from..to`, and the next contact after the last one scanned
+/// when `limit` matches were reached first.
+fn scan(
+    loaded: &Loaded,
+    matcher: &Matcher,
+    from: usize,
+    to: usize,
+    format: Format,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> (usize, Option<usize>) {
+    let models = loaded.artifact.models();
+    let snapshot = &loaded.artifact.snapshot;
+    let mut found = 0;
+    for c in from..to {
+        if matcher.matches(&loaded.fields.record(snapshot, &models, c)) {
+            row(loaded, c, format, out);
+            found += 1;
+            if found == limit {
+                return (found, Some(c + 1).filter(|next| *next < to));
+            }
+        }
+    }
+    (found, None)
+}
+
+fn parse_cursor(raw: &str, loaded: &Loaded) -> Result<usize, ApiError> {
+    let (version, index) = raw.rsplit_once('.').ok_or_else(|| {
+        ApiError::invalid(format!(
+            "cursor: `{raw}` is not a cursor from x-next-cursor"
+        ))
+    })?;
+    let index: usize = index.parse().map_err(|_| {
+        ApiError::invalid(format!(
+            "cursor: `{raw}` is not a cursor from x-next-cursor"
+        ))
+    })?;
+    if version != loaded.version() {
+        return Err(ApiError::conflict(format!(
+            "the cursor belongs to model {version}; model {} answers now; start the listing again",
+            loaded.version()
+        )));
+    }
+    Ok(index.min(loaded.artifact.snapshot.len()))
+}
+
+/// The contacts of a segment: streamed whole, or one page at a time with `limit` and `cursor`.
+#[utoipa::path(get, path = "/v1/segments/{name}/contacts", params(("name" = String, Path, description = "Segment name"), ListingQuery),
+    responses((status = 200, description = "JSON lines or CSV: contact_id, churn_risk, churn_tier; `x-next-cursor` when more pages follow"),
+        (status = 404, description = "unknown segment"), (status = 409, description = "cursor from an older model")), security(("api_key" = [])))]
+pub async fn contacts(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    query: Result<Query<ListingQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let loaded = state.current.load_full();
+    let Some(index) = loaded.segments.iter().position(|s| s.name == name) else {
+        let names: Vec<&str> = loaded.segments.iter().map(|s| s.name.as_str()).collect();
+        return Err(ApiError::not_found(
+            "unknown_segment",
+            format!("no segment `{name}`; segments: {}", names.join(", ")),
+        ));
+    };
+    let start = query
+        .cursor
+        .as_deref()
+        .map(|c| parse_cursor(c, &loaded))
+        .transpose()?
+        .unwrap_or(0);
+    let format = query.format;
+    let content_type = match format {
+        Format::Jsonl => "application/x-ndjson",
+        Format::Csv => "text/csv; charset=utf-8",
+    };
+    let header_line: &[u8] = match format {
+        Format::Csv => b"contact_id,churn_risk,churn_tier\n",
+        Format::Jsonl => b"",
+    };
+    let n = loaded.artifact.snapshot.len();
+    if let Some(limit) = query.limit {
+        if limit == 0 || limit > state.config.max_page {
+            return Err(ApiError::invalid(format!(
+                "limit: {limit} is outside 1..={} (serve.max_page)",
+                state.config.max_page
+            )));
+        }
+        let (body, next) = tokio::task::spawn_blocking(move || {
+            let mut out = header_line.to_vec();
+            let matcher = &loaded.segments[index].matcher;
+            let (_, next) = scan(&loaded, matcher, start, n, format, limit, &mut out);
+            (out, next.map(|c| format!("{}.{c}", loaded.version())))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("listing stopped: {e}")))?;
+        let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+        if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            response.headers_mut().insert("x-next-cursor", next);
+        }
+        return Ok(response);
+    }
+    // The whole segment, chunk by chunk: a bounded channel holds at most a few chunks, so a
+    // million-contact audience streams in constant memory at the client's pace.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        if !header_line.is_empty() && tx.blocking_send(Bytes::from_static(header_line)).is_err() {
+            return;
+        }
+        let matcher = &loaded.segments[index].matcher;
+        let mut from = start;
+        while from < n {
+            let to = (from + CHUNK).min(n);
+            let mut out = Vec::new();
+            scan(&loaded, matcher, from, to, format, usize::MAX, &mut out);
+            if !out.is_empty() && tx.blocking_send(Bytes::from(out)).is_err() {
+                return; // the client went away
+            }
+            from = to;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Body of `POST /v1/segments/preview`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    /// A rule in the JSON rule language (see `docs/segments.md`).
+    #[schema(value_type = Object)]
+    pub rule: Rule,
+    /// Contacts to return as a sample (0–100, default 10).
+    pub sample: Option<usize>,
+}
+
+/// A sampled contact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleRow {
+    /// Contact id.
+    pub contact_id: String,
+    /// Churn risk (null: never bought).
+    pub churn_risk: Option<f64>,
+    /// Churn tier.
+    pub churn_tier: &'static str,
+}
+
+/// Preview answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// Model version the count comes from.
+    pub model_version: String,
+    /// Contacts matching the rule.
+    pub count: usize,
+    /// Contacts in the model.
+    pub contacts: usize,
+    /// The first matching contacts.
+    pub sample: Vec<SampleRow>,
+}
+
+/// Count and sample of an ad-hoc rule, before naming it in the configuration.
+#[utoipa::path(post, path = "/v1/segments/preview", request_body = PreviewBody,
+    responses((status = 200, body = Preview), (status = 422, description = "the rule does not parse or names an unknown field")), security(("api_key" = [])))]
+pub async fn preview(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<PreviewBody>, JsonRejection>,
+) -> Result<Json<Preview>, ApiError> {
+    let Json(body) = body?;
+    let sample = body.sample.unwrap_or(10);
+    if sample > 100 {
+        return Err(ApiError::invalid(format!(
+            "sample: {sample} is more than 100"
+        )));
+    }
+    let loaded = state.current.load_full();
+    let matcher = body.rule.compile(&loaded.fields.schema)?;
+    let preview = tokio::task::spawn_blocking(move || {
+        let snapshot = &loaded.artifact.snapshot;
+        let models = loaded.artifact.models();
+        let hits = |c: &usize| matcher.matches(&loaded.fields.record(snapshot, &models, *c));
+        let count = (0..snapshot.len()).into_par_iter().filter(hits).count();
+        let sample = (0..snapshot.len())
+            .filter(hits)
+            .take(sample)
+            .map(|c| SampleRow {
+                contact_id: snapshot.contacts.name(c as u32).to_string(),
+                churn_risk: snapshot.churn_risk(c),
+                churn_tier: snapshot.churn_tier(c),
+            })
+            .collect();
+        Preview {
+            model_version: loaded.version().to_string(),
+            count,
+            contacts: snapshot.len(),
+            sample,
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("preview stopped: {e}")))?;
+    Ok(Json(preview))
+}

@@ -1,0 +1,187 @@
+//! The loaded model and its hot swap. Requests take the current [`Loaded`] once (an `Arc`), so
+//! a reload never changes the model under a request in flight: it finishes on the old one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use augur_core::artifact::Artifact;
+use augur_core::config::ServeConfig;
+use augur_segment::{Segment, SegmentSpec};
+use rayon::prelude::*;
+
+use crate::auth::Keys;
+use crate::error::Error;
+use crate::fields::Fields;
+use crate::metrics::Metrics;
+
+/// One loaded model directory, ready to answer from.
+pub struct Loaded {
+    /// Models and the contact snapshot.
+    pub artifact: Artifact,
+    /// What segment rules can read.
+    pub fields: Fields,
+    /// Built-in and configured segments, by name.
+    pub segments: Vec<Segment>,
+    /// Affinity-model product index by external id (for `exclude`).
+    pub products: HashMap<String, u32>,
+    /// Contacts per segment, counted on first ask.
+    segment_sizes: OnceLock<Vec<usize>>,
+}
+
+impl Loaded {
+    /// Loads and checks a model directory and compiles the segments against it.
+    pub fn load(models: &Path, specs: &BTreeMap<String, SegmentSpec>) -> Result<Self, Error> {
+        let artifact = Artifact::load(models)?;
+        let fields = Fields::new(&artifact.snapshot);
+        let segments = augur_segment::catalog(specs, &fields.schema)?;
+        let products = artifact
+            .affinity
+            .product_ids
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i as u32))
+            .collect();
+        Ok(Self {
+            artifact,
+            fields,
+            segments,
+            products,
+            segment_sizes: OnceLock::new(),
+        })
+    }
+
+    /// The model version.
+    pub fn version(&self) -> &str {
+        &self.artifact.manifest.version
+    }
+
+    /// The segments contact `c` belongs to.
+    pub fn segments_of(&self, c: usize) -> Vec<&str> {
+        let models = self.artifact.models();
+        let record = self.fields.record(&self.artifact.snapshot, &models, c);
+        self.segments
+            .iter()
+            .filter(|s| s.matcher.matches(&record))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    /// Contacts in each segment (in `segments` order), counted once per model on all cores.
+    pub fn segment_sizes(&self) -> &[usize] {
+        self.segment_sizes.get_or_init(|| {
+            let models = self.artifact.models();
+            let snapshot = &self.artifact.snapshot;
+            (0..snapshot.len())
+                .into_par_iter()
+                .fold(
+                    || vec![0usize; self.segments.len()],
+                    |mut sizes, c| {
+                        let record = self.fields.record(snapshot, &models, c);
+                        for (size, s) in sizes.iter_mut().zip(&self.segments) {
+                            *size += usize::from(s.matcher.matches(&record));
+                        }
+                        sizes
+                    },
+                )
+                .reduce(
+                    || vec![0usize; self.segments.len()],
+                    |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+                )
+        })
+    }
+}
+
+/// Everything handlers share.
+pub struct AppState {
+    /// The model answering now.
+    pub current: ArcSwap<Loaded>,
+    /// The models directory given at start (a version, or a parent with `current`).
+    pub models: PathBuf,
+    /// Service settings.
+    pub config: ServeConfig,
+    /// Configured segments, compiled anew against each model.
+    pub segment_specs: BTreeMap<String, SegmentSpec>,
+    /// API keys.
+    pub keys: Keys,
+    /// Request and model metrics.
+    pub metrics: Metrics,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// Loads the model and checks the settings; nothing listens yet.
+    pub fn new(
+        models: PathBuf,
+        config: ServeConfig,
+        segment_specs: BTreeMap<String, SegmentSpec>,
+    ) -> Result<Self, Error> {
+        let keys = Keys::new(&config)?;
+        let loaded = Loaded::load(&models, &segment_specs)?;
+        let metrics = Metrics::new();
+        metrics.model_loaded(&loaded);
+        Ok(Self {
+            current: ArcSwap::from_pointee(loaded),
+            models,
+            config,
+            segment_specs,
+            keys,
+            metrics,
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The version `models/current` names now (or the fixed version directory given at start).
+    fn newest_version(&self) -> Option<String> {
+        let dir = augur_core::artifact::resolve(&self.models).ok()?;
+        dir.file_name().map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// Loads the newest model if it differs from the current one and swaps it in; returns the
+    /// new version, or `None` when already current.
+    pub async fn reload(self: &Arc<Self>) -> Result<Option<String>, Error> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let newest = self.newest_version();
+        if newest.as_deref() == Some(self.current.load().version()) {
+            return Ok(None);
+        }
+        let state = Arc::clone(self);
+        let loaded =
+            tokio::task::spawn_blocking(move || Loaded::load(&state.models, &state.segment_specs))
+                .await
+                .map_err(|e| Error::Setup(format!("model loading stopped: {e}")))??;
+        let version = loaded.version().to_string();
+        self.metrics.model_loaded(&loaded);
+        self.current.store(Arc::new(loaded));
+        tracing::info!(model = %version, "model reloaded");
+        Ok(Some(version))
+    }
+
+    /// Checks for a newer model every `serve.reload_poll_seconds` until the process ends. A
+    /// model that fails to load is reported once and the current one keeps answering.
+    pub async fn watch(self: Arc<Self>) {
+        let seconds = self.config.reload_poll_seconds;
+        if seconds <= 0.0 {
+            return;
+        }
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs_f64(seconds));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failed: Option<String> = None;
+        loop {
+            tick.tick().await;
+            let newest = self.newest_version();
+            if newest.is_none() || newest == failed {
+                continue;
+            }
+            match self.reload().await {
+                Ok(_) => failed = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "newer model not loaded; still serving the current one");
+                    failed = newest;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The JSON shapes of answers (also the OpenAPI schemas).
+
+use augur_core::snapshot::{Models, Prediction, Snapshot};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Churn risk of a contact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Churn {
+    /// P(no purchase within the model's horizon); null when the contact never bought.
+    pub risk: Option<f64>,
+    /// `low`, `medium`, `high`, `critical` or `not_scored`.
+    pub tier: &'static str,
+    /// The features that raise the risk most (or why it is not scored).
+    pub reasons: Vec<String>,
+}
+
+/// A recommended product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recommendation {
+    /// Product id.
+    pub product_id: String,
+    /// Affinity score (higher is better; comparable within one contact).
+    pub score: f64,
+}
+
+/// Interest in a category.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryShare {
+    /// Category name.
+    pub category: String,
+    /// Share of the contact's product interest.
+    pub share: f64,
+}
+
+/// When a contact engages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendTimeSummary {
+    /// IANA zone the hours are in.
+    pub timezone: String,
+    /// Best local hours of the week to send (Monday 00:00 = 0), best first.
+    pub best_hours_of_week: Vec<usize>,
+    /// The same hours in words, e.g. `Tue 19:00`.
+    pub best_hours: Vec<String>,
+    /// Own evidence against the priors, 0–1.
+    pub confidence: f64,
+    /// Which profile dominated: `own`, `cluster` or `population`.
+    pub fallback: &'static str,
+    /// The 168-hour engagement profile (only when asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<f64>>,
+}
+
+/// Everything known about one contact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Contact {
+    /// Contact id.
+    pub contact_id: String,
+    /// Model version that answered.
+    pub model_version: String,
+    /// Scores are as of this instant.
+    pub as_of: String,
+    /// Churn risk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
+    /// Recommended products, best first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendations: Option<Vec<Recommendation>>,
+    /// Category affinity, highest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_affinity: Option<Vec<CategoryShare>>,
+    /// Send-time summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_time: Option<SendTimeSummary>,
+    /// Predictive segments the contact belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<String>>,
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// `Tue 19:00` for hour of week 43.
+pub fn hour_name(h: usize) -> String {
+    format!("{} {:02}:00", DAYS[(h / 24) % 7], h % 24)
+}
+
+/// The answer's parts from a prediction.
+pub fn churn(p: &Prediction) -> Churn {
+    Churn {
+        risk: p.churn_risk,
+        tier: p.churn_tier,
+        reasons: p.churn_reasons.clone(),
+    }
+}
+
+/// See [`churn`].
+pub fn recommendations(models: &Models<'_>, recs: &[(u32, f64)]) -> Vec<Recommendation> {
+    recs.iter()
+        .map(|(p, s)| Recommendation {
+            product_id: models.affinity.product_ids[*p as usize].clone(),
+            score: *s,
+        })
+        .collect()
+}
+
+/// See [`churn`].
+pub fn categories(snapshot: &Snapshot, p: &Prediction) -> Vec<CategoryShare> {
+    p.category_affinity
+        .iter()
+        .map(|(k, s)| CategoryShare {
+            category: snapshot.products.categories[*k as usize].clone(),
+            share: *s,
+        })
+        .collect()
+}
+
+/// See [`churn`].
+pub fn send_time(snapshot: &Snapshot, c: usize, p: &Prediction, profile: bool) -> SendTimeSummary {
+    SendTimeSummary {
+        timezone: snapshot.timezone[c].name().to_string(),
+        best_hours_of_week: p.best_send_hours.clone(),
+        best_hours: p.best_send_hours.iter().map(|h| hour_name(*h)).collect(),
+        confidence: p.send_time_confidence,
+        fallback: p.send_time_source,
+        profile: profile.then(|| p.send_time_profile.clone()),
+    }
+}

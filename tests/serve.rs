@@ -1,0 +1,633 @@
+//! `augur serve` over real HTTP on a real socket: every endpoint, auth, bad input, answers equal
+//! to `augur score`, hot reload under load and graceful shutdown.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, Int32Type};
+use serde_json::{Value, json};
+
+use crate::util::{Dir, col, read_parquet, run};
+
+const KEY: &str = "test-api-key-0123456789";
+const ADMIN: &str = "test-admin-key-0123456789";
+
+/// A running `augur serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(dir: &Dir, extra_env: &[(&str, &str)]) -> Self {
+        let mut cmd = dir.augur();
+        cmd.args([
+            "serve",
+            "--config",
+            "serve.toml",
+            "--models",
+            "models",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AUGUR_SERVE__API_KEY", KEY)
+        .env("AUGUR_SERVE__ADMIN_KEY", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn augur serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read");
+        let base = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim()
+            .to_string();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self { child, base, agent }
+    }
+
+    fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let mut response = request.call().expect("GET");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().expect("body"))
+    }
+
+    fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.get(path, Some(KEY));
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn post(&self, path: &str, key: &str, body: &str) -> (u16, Value) {
+        let mut response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .expect("POST");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn signal_term(&self) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Demo data, a trained model and a configuration with one named segment.
+fn trained(contacts: u32) -> Dir {
+    let dir = Dir::new();
+    let out = run(dir.augur().args([
+        "demo-data",
+        "--contacts",
+        &contacts.to_string(),
+        "--seed",
+        "3",
+        "--out",
+        "demo",
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    train(&dir, None);
+    dir.write(
+        "serve.toml",
+        r#"
+[serve]
+reload_poll_seconds = 0.2
+
+[segments.engaged_buyers]
+description = "Bought and clicked lately"
+rule = { all = [ { field = "orders", gte = 1 }, { field = "days_since_click", lte = 60 } ] }
+"#,
+    );
+    dir
+}
+
+fn train(dir: &Dir, as_of: Option<&str>) {
+    let mut cmd = dir.augur();
+    cmd.args(["train", "--config", "demo/augur.toml", "--models", "models"]);
+    if let Some(t) = as_of {
+        cmd.args(["--as-of", t]);
+    }
+    assert_eq!(run(&mut cmd).status.code(), Some(0));
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error shape>")
+}
+
+#[test]
+fn every_endpoint_answers_and_agrees_with_augur_score() {
+    let dir = trained(1500);
+    let out = run(dir
+        .augur()
+        .args(["score", "--models", "models", "--out", "p.parquet"]));
+    assert_eq!(out.status.code(), Some(0));
+    let server = Server::start(&dir, &[]);
+
+    assert_eq!(server.get("/healthz", None).0, 200);
+    let (status, ready) = server.get_json("/readyz");
+    assert_eq!((status, ready["contacts"].as_u64()), (200, Some(1500)));
+    let (_, openapi) = server.get_json("/openapi.json");
+    for path in [
+        "/v1/contacts/{id}",
+        "/v1/contacts/{id}/send-time",
+        "/v1/score",
+        "/v1/segments/preview",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+
+    // Answers equal `augur score` on the same model.
+    let mut compared = 0;
+    for batch in read_parquet(&dir.join("p.parquet")) {
+        let ids = col(&batch, "contact_id").as_string::<i32>();
+        let risk = col(&batch, "churn_risk").as_primitive::<Float64Type>();
+        let tier = col(&batch, "churn_tier").as_string::<i32>();
+        let best = col(&batch, "best_send_hour_of_week").as_primitive::<Int32Type>();
+        let recs = col(&batch, "recommendations").as_list::<i32>();
+        for i in (0..batch.num_rows()).step_by(37) {
+            let (status, c) = server.get_json(&format!("/v1/contacts/{}", ids.value(i)));
+            assert_eq!(status, 200);
+            if risk.is_null(i) {
+                assert!(c["churn"]["risk"].is_null());
+            } else {
+                assert_eq!(c["churn"]["risk"].as_f64(), Some(risk.value(i)));
+            }
+            assert_eq!(c["churn"]["tier"], tier.value(i));
+            assert_eq!(
+                c["send_time"]["best_hours_of_week"][0].as_i64(),
+                Some(i64::from(best.value(i)))
+            );
+            let expected: Vec<String> = recs
+                .value(i)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect();
+            let got: Vec<String> = c["recommendations"]
+                .as_array()
+                .expect("recommendations")
+                .iter()
+                .map(|r| r["product_id"].as_str().unwrap_or_default().to_string())
+                .collect();
+            assert_eq!(got, expected);
+            assert!(c["segments"].is_array());
+            compared += 1;
+        }
+    }
+    assert!(compared > 30);
+
+    // Recommendations with filters.
+    let mut category_of: HashMap<String, String> = HashMap::new();
+    for b in read_parquet(&dir.join("demo/products.parquet")) {
+        let id = col(&b, "product_id").as_string::<i32>();
+        let cat = col(&b, "category").as_string::<i32>();
+        for i in 0..b.num_rows() {
+            category_of.insert(id.value(i).to_string(), cat.value(i).to_string());
+        }
+    }
+    let (_, segments) = server.get_json("/v1/segments");
+    let (_, page) = server.get("/v1/segments/active_buyers/contacts?limit=1", Some(KEY));
+    let buyer: Value = serde_json::from_str(page.lines().next().expect("a buyer")).expect("jsonl");
+    let buyer = buyer["contact_id"].as_str().expect("id").to_string();
+    let (_, c) = server.get_json(&format!("/v1/contacts/{buyer}"));
+    let top = c["category_affinity"][0]["category"]
+        .as_str()
+        .expect("category")
+        .to_string();
+    let (status, r) = server.get_json(&format!(
+        "/v1/contacts/{buyer}/recommendations?k=4&mode=discover&in_stock=true&category={}",
+        encode(&top)
+    ));
+    assert_eq!(status, 200);
+    let products = r["recommendations"].as_array().expect("list");
+    assert!(!products.is_empty() && products.len() <= 4);
+    for p in products {
+        assert_eq!(category_of[p["product_id"].as_str().expect("id")], top);
+    }
+
+    // Send time inside the window, outside quiet hours.
+    let (status, s) = server.get_json(&format!(
+        "/v1/contacts/{buyer}/send-time?after=2026-11-02T05:00:00Z&within=24h&quiet=21:00-08:00"
+    ));
+    assert_eq!(status, 200, "{s}");
+    let at = chrono::DateTime::parse_from_rfc3339(s["best"]["send_at_utc"].as_str().expect("utc"))
+        .expect("rfc3339");
+    let local =
+        chrono::DateTime::parse_from_rfc3339(s["best"]["send_at_local"].as_str().expect("local"))
+            .expect("rfc3339");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-02T05:00:00Z").expect("t");
+    assert!(at >= start && at < start + chrono::Duration::hours(24));
+    assert_eq!(at, local);
+    use chrono::Timelike as _;
+    assert!((8..21).contains(&local.hour()), "{local}");
+    assert!(s["runner_up"].as_array().is_some_and(|r| !r.is_empty()));
+
+    // A batch with an unknown id.
+    let (status, b) = server.post(
+        "/v1/score",
+        KEY,
+        &json!({ "ids": [buyer, "nobody", "nobody-2"], "fields": ["churn"] }).to_string(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(b["contacts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(b["unknown_ids"], json!(["nobody", "nobody-2"]));
+    assert!(b["contacts"][0]["recommendations"].is_null() && b["contacts"][0]["churn"].is_object());
+
+    // Segments: the configured one is listed; pages add up to the stream and to the preview.
+    let names: Vec<&str> = segments["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    for name in [
+        "new_subscribers",
+        "active_buyers",
+        "vip",
+        "at_risk",
+        "lapsed",
+        "engaged_buyers",
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    let (status, whole) = server.get("/v1/segments/at_risk/contacts?format=csv", Some(KEY));
+    assert_eq!(status, 200);
+    let whole: Vec<&str> = whole.lines().skip(1).collect();
+    assert!(whole.len() > 10, "{}", whole.len());
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let url = format!(
+            "{}/v1/segments/at_risk/contacts?format=csv&limit=7{cursor}",
+            server.base
+        );
+        let mut response = server
+            .agent
+            .get(url)
+            .header("Authorization", format!("Bearer {KEY}"))
+            .call()
+            .expect("page");
+        let next = response
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = response.body_mut().read_to_string().expect("body");
+        paged.extend(body.lines().skip(1).map(String::from));
+        match next {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, whole);
+    let listed = segments["segments"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "at_risk"))
+        .and_then(|s| s["contacts"].as_u64());
+    assert_eq!(listed, Some(whole.len() as u64));
+    let rule = json!({ "rule": { "all": [ { "field": "orders", "gte": 1 },
+        { "field": "churn_tier", "in": ["high", "critical"] }, { "field": "days_since_last_order", "lte": 365 } ] }, "sample": 3 });
+    let (status, preview) = server.post("/v1/segments/preview", KEY, &rule.to_string());
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["count"].as_u64(), Some(whole.len() as u64));
+    assert_eq!(preview["sample"].as_array().map(Vec::len), Some(3));
+
+    // Metrics name routes, never contact ids.
+    let (_, metrics) = server.get("/metrics", None);
+    assert!(
+        metrics.contains("augur_http_requests_total{route=\"/v1/contacts/{id}\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("augur_contacts_loaded 1500"));
+    assert!(!metrics.contains(&buyer));
+}
+
+#[test]
+fn auth_and_bad_input_get_clear_json_errors() {
+    let dir = trained(600);
+    let server = Server::start(
+        &dir,
+        &[
+            ("AUGUR_SERVE__MAX_BATCH", "5"),
+            ("AUGUR_SERVE__MAX_BODY_BYTES", "2000"),
+        ],
+    );
+    let any = "/v1/contacts/nobody";
+    // Auth: none, wrong, right, wrong scope.
+    assert_eq!(server.get(any, None).0, 401);
+    assert_eq!(server.get(any, Some("not-a-configured-key-at-all")).0, 401);
+    assert_eq!(server.get(any, Some(KEY)).0, 404);
+    assert_eq!(server.get(any, Some(ADMIN)).0, 404);
+    let (status, v) = server.post("/v1/admin/reload", KEY, "");
+    assert_eq!((status, error_code(&v)), (403, "forbidden"));
+    let (status, v) = server.post("/v1/admin/reload", ADMIN, "");
+    assert_eq!((status, v["reloaded"].as_bool()), (200, Some(false)));
+
+    let (status, v) = server.get_json(any);
+    assert_eq!((status, error_code(&v)), (404, "unknown_contact"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nobody"))
+    );
+    let cases = [
+        ("/v1/contacts/x/recommendations?k=0", 422),
+        ("/v1/contacts/x/recommendations?k=abc", 400),
+        ("/v1/contacts/x/recommendations?mode=sideways", 400),
+        ("/v1/segments/nope/contacts", 404),
+        ("/v1/segments/vip/contacts?limit=0", 422),
+        ("/v1/segments/vip/contacts?cursor=garbage", 422),
+        ("/v1/segments/vip/contacts?cursor=20000101T000000Z.5", 409),
+        ("/v1/segments/vip/contacts?format=xml", 400),
+        ("/nowhere", 404),
+    ];
+    let (_, first) = server.get("/v1/segments/lapsed/contacts?limit=1", Some(KEY));
+    let known: Value =
+        serde_json::from_str(first.lines().next().unwrap_or("{}")).unwrap_or(Value::Null);
+    let known = known["contact_id"].as_str().unwrap_or("x").to_string();
+    for (path, expected) in cases {
+        let path = path.replace("/x/", &format!("/{known}/"));
+        let (status, body) = server.get(&path, Some(KEY));
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(v["error"]["message"].is_string(), "{path}: {body}");
+    }
+    for query in [
+        "after=yesterday",
+        "within=99d",
+        "within=soon",
+        "quiet=9-5",
+        "within=1h&quiet=00:00-23:59",
+    ] {
+        let (status, v) = server.get_json(&format!("/v1/contacts/{known}/send-time?{query}"));
+        assert_eq!(
+            (status, error_code(&v)),
+            (422, "invalid_request"),
+            "{query}: {v}"
+        );
+    }
+    // Bodies: malformed, wrong shape, too many ids, too large, bad rules.
+    let bad = [
+        ("/v1/score", "{not json", 400),
+        ("/v1/score", r#"{"ids": "c1"}"#, 422),
+        ("/v1/score", r#"{"ids": [], "extra": 1}"#, 422),
+        ("/v1/score", r#"{"ids": ["1","2","3","4","5","6"]}"#, 413),
+        ("/v1/score", r#"{"ids": ["1"], "k": 1000}"#, 422),
+        (
+            "/v1/segments/preview",
+            r#"{"rule": {"field": "churn_rsik", "gte": 0.5}}"#,
+            422,
+        ),
+        (
+            "/v1/segments/preview",
+            r#"{"rule": {"field": "country", "gte": 0.5}}"#,
+            422,
+        ),
+        (
+            "/v1/segments/preview",
+            r#"{"rule": {"all": [{"field": "orders"}]}}"#,
+            422,
+        ),
+    ];
+    for (path, body, expected) in bad {
+        let (status, v) = server.post(path, KEY, body);
+        assert_eq!(status, expected, "{path} {body}: {v}");
+        assert!(v["error"]["message"].is_string(), "{path} {body}: {v}");
+    }
+    let (_, v) = server.post(
+        "/v1/segments/preview",
+        KEY,
+        r#"{"rule": {"field": "churn_rsik", "gte": 0.5}}"#,
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("churn_risk")),
+        "{v}"
+    );
+    let big = json!({ "ids": vec!["x".repeat(100); 40] }).to_string();
+    let (status, v) = server.post("/v1/score", KEY, &big);
+    assert_eq!((status, error_code(&v)), (413, "too_large"), "{v}");
+    let deep = format!(
+        "{}{}{}",
+        r#"{"rule": "#.to_string() + &r#"{"not": "#.repeat(40),
+        r#"{"field": "orders", "gte": 1}"#,
+        "}".repeat(41)
+    );
+    let (status, _) = server.post("/v1/segments/preview", KEY, &deep);
+    assert_eq!(status, 422);
+}
+
+#[test]
+fn start_up_errors_are_clear() {
+    let dir = Dir::new();
+    dir.write("serve.toml", "");
+    let out = run(dir
+        .augur()
+        .args([
+            "serve",
+            "--config",
+            "serve.toml",
+            "--models",
+            "models",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AUGUR_SERVE__API_KEY", KEY));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("augur train"));
+    let dir = trained(300);
+    let out = run(dir.augur().args([
+        "serve",
+        "--config",
+        "serve.toml",
+        "--models",
+        "models",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AUGUR_SERVE__API_KEY"));
+}
+
+#[test]
+fn hot_reload_under_load_fails_no_request_and_shutdown_is_graceful() {
+    let dir = trained(800);
+    let mut server = Server::start(&dir, &[]);
+    let (_, first) = server.get_json("/readyz");
+    let first_version = first["model_version"]
+        .as_str()
+        .expect("version")
+        .to_string();
+    let (_, page) = server.get(
+        "/v1/segments/new_subscribers/contacts?limit=20&format=csv",
+        Some(KEY),
+    );
+    let ids: Vec<String> = page
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .map(String::from)
+        .collect();
+    let (_, any) = server.get(
+        "/v1/segments/lapsed/contacts?limit=20&format=csv",
+        Some(KEY),
+    );
+    let ids: Vec<String> = ids
+        .into_iter()
+        .chain(
+            any.lines()
+                .skip(1)
+                .filter_map(|l| l.split(',').next())
+                .map(String::from),
+        )
+        .collect();
+    assert!(!ids.is_empty());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let versions = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let clients: Vec<_> = (0..3)
+        .map(|t| {
+            let (base, ids, stop, ok, failed, versions) = (
+                server.base.clone(),
+                ids.clone(),
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+                versions.clone(),
+            );
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = &ids[i % ids.len()];
+                    i += 1;
+                    match agent
+                        .get(format!("{base}/v1/contacts/{id}"))
+                        .header("Authorization", format!("Bearer {KEY}"))
+                        .call()
+                    {
+                        Ok(mut r) if r.status().as_u16() == 200 => {
+                            let v: Value = r.body_mut().read_json().unwrap_or(Value::Null);
+                            if let Some(version) = v["model_version"].as_str() {
+                                versions.lock().expect("lock").insert(version.to_string());
+                            }
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => failed
+                            .lock()
+                            .expect("lock")
+                            .push(format!("{id}: {}", r.status())),
+                        Err(e) => failed.lock().expect("lock").push(format!("{id}: {e}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    // A newer model lands in the watched directory while the clients keep asking.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    train(&dir, Some("2026-10-01"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while versions.lock().expect("lock").len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client");
+    }
+    let failed = failed.lock().expect("lock");
+    assert!(
+        failed.is_empty(),
+        "failed requests during reload: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+    let versions = versions.lock().expect("lock");
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions.contains(&first_version));
+    assert!(ok.load(Ordering::Relaxed) > 50);
+
+    // Graceful shutdown: a listing already streaming finishes, then the process exits 0.
+    let (_, total) = server.post("/v1/segments/preview", KEY, r#"{"rule": {"all": []}}"#);
+    let total = total["count"].as_u64().expect("count");
+    let mut response = server
+        .agent
+        .get(format!("{}/v1/segments/lapsed/contacts", server.base))
+        .header("Authorization", format!("Bearer {KEY}"))
+        .call()
+        .expect("stream");
+    assert_eq!(response.status().as_u16(), 200);
+    server.signal_term();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut body = String::new();
+    response
+        .body_mut()
+        .as_reader()
+        .read_to_string(&mut body)
+        .expect("whole stream after SIGTERM");
+    assert!(
+        body.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok())
+    );
+    assert!((body.lines().count() as u64) <= total && !body.is_empty());
+    assert_eq!(server.child.wait().expect("wait").code(), Some(0));
+    // New connections are refused once it has stopped.
+    assert!(
+        ureq::get(format!("{}/healthz", server.base))
+            .call()
+            .is_err()
+    );
+}
