@@ -429,6 +429,15 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
         for c in 0..on_disk.len() {
             let a = on_disk.predict(&models, c, &request);
             assert_eq!(a, rebuilt.predict(&models, c, &request), "contact {c}");
+            let summary = on_disk.send_time_summary(&models, c);
+            assert_eq!(
+                (summary.best_hours, summary.confidence, summary.source),
+                (
+                    a.best_send_hours.clone(),
+                    a.send_time_confidence,
+                    a.send_time_source
+                )
+            );
             assert!(
                 a.recommendations
                     .iter()

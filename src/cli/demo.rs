@@ -88,7 +88,7 @@ fn serve(args: &DemoArgs, mut config: Config) -> anyhow::Result<()> {
         let contact = (0..snapshot.len())
             .find(|c| snapshot.churn_risk(*c).is_some())
             .map_or("unknown", |c| snapshot.contacts.name(c as u32));
-        let auth = format!("-H 'Authorization: Bearer {key}'");
+        let auth = format!("-H \"Authorization: Bearer {key}\"");
         println!();
         println!(
             "Serving model {} on http://{addr} (Ctrl-C stops). Try:",

@@ -63,7 +63,7 @@ pub fn start(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -73,5 +73,8 @@ pub fn start(
         std::io::stdout().flush().ok();
         augur_serve::serve(state, listener, augur_serve::shutdown_signal()).await?;
         Ok(())
-    })
+    });
+    // A reload still loading in the background is abandoned, not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

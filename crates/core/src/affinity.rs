@@ -104,6 +104,8 @@ pub struct AffinityModel {
 /// stamp per slot so that resetting it between contacts costs nothing.
 #[derive(Default)]
 struct Scratch {
+    /// Products of the model being scored; larger ids are ignored.
+    products: usize,
     sum: Vec<f64>,
     stamp: Vec<u32>,
     generation: u32,
@@ -112,6 +114,7 @@ struct Scratch {
 
 impl Scratch {
     fn reset(&mut self, products: usize) {
+        self.products = products;
         if self.sum.len() < products {
             self.sum.resize(products, 0.0);
             self.stamp.resize(products, 0);
@@ -126,7 +129,7 @@ impl Scratch {
 
     fn add(&mut self, p: u32, s: f64) {
         let i = p as usize;
-        if i >= self.sum.len() {
+        if i >= self.products {
             return;
         }
         if self.stamp[i] != self.generation {
@@ -138,7 +141,11 @@ impl Scratch {
     }
 
     fn remove(&mut self, p: u32) {
-        if let Some(stamp) = self.stamp.get_mut(p as usize) {
+        if let Some(stamp) = self
+            .stamp
+            .get_mut(p as usize)
+            .filter(|_| (p as usize) < self.products)
+        {
             // A stale stamp: `drain` skips the slot.
             *stamp = self.generation.wrapping_sub(1);
         }

@@ -137,10 +137,24 @@ impl Artifact {
             )));
         }
         let n = churn.features.len();
+        let products = affinity.product_ids.len();
+        let in_range = |p: &u32| (*p as usize) < products;
+        let hours = crate::send_time::HOURS;
         if churn.mean.len() != n
             || churn.scale.len() != n
             || churn.weights.len() != n
-            || send_time.population.len() != crate::send_time::HOURS
+            || send_time.population.len() != hours
+            || send_time.clusters.iter().any(|c| c.len() != hours)
+            || send_time.delay.is_empty()
+            || affinity.neighbors.len() != products
+            || affinity.popularity.len() != products
+            || affinity.repeat_rate.len() != products
+            || !affinity
+                .neighbors
+                .iter()
+                .flatten()
+                .all(|(q, _)| in_range(q))
+            || !affinity.popular_by_country.values().flatten().all(in_range)
         {
             return Err(Error::Config(format!(
                 "{}: model files are inconsistent; retrain",

@@ -121,6 +121,9 @@ impl Schema {
     /// known names closest first (capped, since shops may export hundreds of attributes).
     fn unknown(&self, name: &str, path: &Path<'_>) -> Error {
         const LISTED: usize = 8;
+        // A name from an API body can be megabytes long: rank and quote only its start.
+        let name: String = name.chars().take(64).collect();
+        let name = name.as_str();
         let mut ranked: Vec<(usize, usize)> = self
             .index
             .values()

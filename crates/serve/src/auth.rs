@@ -1,8 +1,11 @@
 //! API keys: every `/v1` route needs `Authorization: Bearer <key>`; `/v1/admin` routes need an
-//! admin key. Keys are compared in constant time, and all of them are compared every time, so
-//! timing says nothing about which key (or how much of one) matched.
+//! admin key. What is compared are keyed 128-bit digests (SipHash under keys drawn at start-up,
+//! unknown to clients), in constant time and against every key each time: the time taken says
+//! nothing about which key matched, how much of one, or how long the keys are.
 
 use std::sync::Arc;
+
+use std::hash::{BuildHasher, Hasher};
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -22,10 +25,11 @@ pub enum Scope {
     Admin,
 }
 
-/// The configured keys.
-#[derive(Debug, Clone, Default)]
+/// The configured keys, as digests.
+#[derive(Debug, Clone)]
 pub struct Keys {
-    keys: Vec<(Vec<u8>, Scope)>,
+    hashers: [std::collections::hash_map::RandomState; 2],
+    keys: Vec<([u8; 16], Scope)>,
 }
 
 impl Keys {
@@ -33,10 +37,9 @@ impl Keys {
     pub fn new(config: &augur_core::config::ServeConfig) -> Result<Self, crate::Error> {
         let api = config.api_key.iter().chain(&config.api_keys);
         let admin = config.admin_key.iter().chain(&config.admin_keys);
-        let keys: Vec<(Vec<u8>, Scope)> = api
-            .map(|k| (k, Scope::Api))
-            .chain(admin.map(|k| (k, Scope::Admin)))
-            .map(|(k, s)| (k.trim().as_bytes().to_vec(), s))
+        let keys: Vec<(&str, Scope)> = api
+            .map(|k| (k.trim(), Scope::Api))
+            .chain(admin.map(|k| (k.trim(), Scope::Admin)))
             .collect();
         if keys.is_empty() {
             return Err(crate::Error::Setup(
@@ -49,14 +52,34 @@ impl Keys {
                 k.len()
             )));
         }
-        Ok(Self { keys })
+        let hashers = Default::default();
+        let mut digested = Self {
+            hashers,
+            keys: Vec::new(),
+        };
+        digested.keys = keys
+            .into_iter()
+            .map(|(k, s)| (digested.digest(k.as_bytes()), s))
+            .collect();
+        Ok(digested)
+    }
+
+    fn digest(&self, bytes: &[u8]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for (half, hasher) in out.chunks_exact_mut(8).zip(&self.hashers) {
+            let mut h = hasher.build_hasher();
+            h.write(bytes);
+            half.copy_from_slice(&h.finish().to_le_bytes());
+        }
+        out
     }
 
     /// The widest scope of `token`, if it is a configured key.
     pub fn scope_of(&self, token: &[u8]) -> Option<Scope> {
+        let token = self.digest(token);
         let (mut api, mut admin) = (subtle::Choice::from(0), subtle::Choice::from(0));
         for (key, scope) in &self.keys {
-            let hit = key.as_slice().ct_eq(token);
+            let hit = key.ct_eq(&token);
             match scope {
                 Scope::Api => api |= hit,
                 Scope::Admin => admin |= hit,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use augur_core::affinity::{Filters, Mode, Request};
 use augur_core::snapshot::default_request;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -70,10 +70,11 @@ pub struct ContactQuery {
     responses((status = 200, body = Contact), (status = 404, description = "unknown contact")), security(("api_key" = [])))]
 pub async fn get_contact(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<ContactQuery>, QueryRejection>,
 ) -> Result<Json<Contact>, ApiError> {
     let Query(query) = query?;
+    let Path(id) = id?;
     let loaded = state.current.load();
     let c = contact_index(&loaded, &id)?;
     Ok(Json(full_contact(
@@ -129,10 +130,11 @@ fn comma_list(raw: Option<&str>) -> impl Iterator<Item = &str> {
     responses((status = 200, body = Recommendations), (status = 404, description = "unknown contact"), (status = 422, description = "bad k or category")), security(("api_key" = [])))]
 pub async fn get_recommendations(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<RecommendationQuery>, QueryRejection>,
 ) -> Result<Json<Recommendations>, ApiError> {
     let Query(query) = query?;
+    let Path(id) = id?;
     let loaded = state.current.load();
     let c = contact_index(&loaded, &id)?;
     let catalog = &loaded.artifact.snapshot.products;
@@ -216,10 +218,11 @@ pub struct SendTime {
     responses((status = 200, body = SendTime), (status = 404, description = "unknown contact"), (status = 422, description = "bad window, or no sendable instant in it")), security(("api_key" = [])))]
 pub async fn get_send_time(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<SendTimeQuery>, QueryRejection>,
 ) -> Result<Json<SendTime>, ApiError> {
     let Query(query) = query?;
+    let Path(id) = id?;
     let loaded = state.current.load();
     let c = contact_index(&loaded, &id)?;
     let after = match query.after.as_deref() {
@@ -303,18 +306,17 @@ impl Parts {
 fn contact_parts(loaded: &Loaded, c: usize, request: &Request, parts: &[Part]) -> Contact {
     let snapshot = &loaded.artifact.snapshot;
     let models = loaded.artifact.models();
-    let p = snapshot.predict(&models, c, request);
     let has = |part: Part| parts.contains(&part);
     Contact {
         contact_id: snapshot.contacts.name(c as u32).to_string(),
         model_version: loaded.version().to_string(),
         as_of: loaded.artifact.manifest.as_of.clone(),
-        churn: has(Part::Churn).then(|| views::churn(&p)),
+        churn: has(Part::Churn).then(|| views::churn(snapshot.churn(&models, c))),
         recommendations: has(Part::Recommendations)
-            .then(|| views::recommendations(&models, &p.recommendations)),
-        category_affinity: has(Part::CategoryAffinity).then(|| views::categories(snapshot, &p)),
+            .then(|| views::recommendations(&models, &snapshot.recommend(&models, c, request))),
+        category_affinity: has(Part::CategoryAffinity).then(|| views::categories(snapshot, c)),
         send_time: (has(Part::SendTime) || has(Part::SendTimeProfile))
-            .then(|| views::send_time(snapshot, c, &p, has(Part::SendTimeProfile))),
+            .then(|| views::send_time(snapshot, &models, c, has(Part::SendTimeProfile))),
         segments: has(Part::Segments).then(|| {
             loaded
                 .segments_of(c)

@@ -106,8 +106,7 @@ impl Fields {
     }
 }
 
-/// One contact, read field by field as a rule asks (send-time fields are computed only when
-/// a rule reads them).
+/// One contact, read field by field as a rule asks.
 pub struct ContactRecord<'a> {
     fields: &'a Fields,
     snapshot: &'a Snapshot,

@@ -72,7 +72,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overload))
                 .load_shed()
-                .concurrency_limit(config.max_concurrent_requests)
+                // One semaphore for the whole service (a per-route limit would multiply it).
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    config.max_concurrent_requests,
+                ))
                 .timeout(Duration::from_secs_f64(config.request_timeout_seconds)),
         )
         .route_layer(axum::middleware::from_fn_with_state(
@@ -82,20 +85,40 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Answers on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// How long requests in flight may run on after the shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Answers on `listener` until `shutdown` completes, then lets requests in flight finish (for
+/// at most [`SHUTDOWN_GRACE`]: a stalled client cannot keep the process alive).
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    use std::future::IntoFuture as _;
     tokio::spawn(state.clone().watch());
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Io {
+    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let graceful = async move {
+        shutdown.await;
+        let _ = signalled.send(true);
+    };
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(graceful)
+        .into_future();
+    let deadline = async move {
+        let _ = on_signal.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result.map_err(|source| Error::Io {
             what: "serving HTTP".into(),
             source,
-        })
+        }),
+        () = deadline => {
+            tracing::warn!("requests still running {}s after the shutdown signal; stopping", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

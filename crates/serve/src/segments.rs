@@ -7,7 +7,7 @@ use std::sync::Arc;
 use augur_segment::{Matcher, Rule};
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -181,10 +181,11 @@ fn parse_cursor(raw: &str, loaded: &Loaded) -> Result<usize, ApiError> {
         (status = 404, description = "unknown segment"), (status = 409, description = "cursor from an older model")), security(("api_key" = [])))]
 pub async fn contacts(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     query: Result<Query<ListingQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
+    let Path(name) = name?;
     let loaded = state.current.load_full();
     let Some(index) = loaded.segments.iter().position(|s| s.name == name) else {
         let names: Vec<&str> = loaded.segments.iter().map(|s| s.name.as_str()).collect();
@@ -311,8 +312,8 @@ pub async fn preview(
         )));
     }
     let loaded = state.current.load_full();
-    let matcher = body.rule.compile(&loaded.fields.schema)?;
     let preview = tokio::task::spawn_blocking(move || {
+        let matcher = body.rule.compile(&loaded.fields.schema)?;
         let snapshot = &loaded.artifact.snapshot;
         let models = loaded.artifact.models();
         let hits = |c: &usize| matcher.matches(&loaded.fields.record(snapshot, &models, *c));
@@ -326,14 +327,14 @@ pub async fn preview(
                 churn_tier: snapshot.churn_tier(c),
             })
             .collect();
-        Preview {
+        Ok::<_, ApiError>(Preview {
             model_version: loaded.version().to_string(),
             count,
             contacts: snapshot.len(),
             sample,
-        }
+        })
     })
     .await
-    .map_err(|e| ApiError::internal(format!("preview stopped: {e}")))?;
+    .map_err(|e| ApiError::internal(format!("preview stopped: {e}")))??;
     Ok(Json(preview))
 }

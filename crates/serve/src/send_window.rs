@@ -57,13 +57,16 @@ pub fn parse_within(raw: &str) -> Result<Duration, ApiError> {
     };
     let split = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let n: i64 = raw[..split].parse().map_err(|_| bad())?;
-    let d = match &raw[split..] {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
+    let unit: i64 = match &raw[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
         _ => return Err(bad()),
     };
+    let d = n
+        .checked_mul(unit)
+        .map_or(MAX_WINDOW + MAX_WINDOW, Duration::seconds);
     if d <= Duration::zero() || d > MAX_WINDOW {
         return Err(ApiError::invalid(format!(
             "within: `{raw}` must be more than 0 and at most 14d"
@@ -197,5 +200,9 @@ mod tests {
         }));
         assert_eq!(parse_within("24h").expect("24h"), Duration::hours(24));
         assert!(parse_within("15d").is_err() && parse_within("h").is_err());
+        assert!(
+            parse_within("200000000000d").is_err()
+                && parse_within("99999999999999999999s").is_err()
+        );
     }
 }

@@ -133,10 +133,13 @@ impl AppState {
         })
     }
 
-    /// The version `models/current` names now (or the fixed version directory given at start).
+    /// The version of the model `models/current` names now (or of the version directory given
+    /// at start), as its manifest says.
     fn newest_version(&self) -> Option<String> {
         let dir = augur_core::artifact::resolve(&self.models).ok()?;
-        dir.file_name().map(|n| n.to_string_lossy().into_owned())
+        let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
+        let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+        manifest["version"].as_str().map(String::from)
     }
 
     /// Loads the newest model if it differs from the current one and swaps it in; returns the

@@ -1,6 +1,6 @@
 //! The JSON shapes of answers (also the OpenAPI schemas).
 
-use augur_core::snapshot::{Models, Prediction, Snapshot};
+use augur_core::snapshot::{Models, Snapshot};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -84,16 +84,16 @@ pub fn hour_name(h: usize) -> String {
     format!("{} {:02}:00", DAYS[(h / 24) % 7], h % 24)
 }
 
-/// The answer's parts from a prediction.
-pub fn churn(p: &Prediction) -> Churn {
+/// The churn part of an answer.
+pub fn churn((risk, tier, reasons): (Option<f64>, &'static str, Vec<String>)) -> Churn {
     Churn {
-        risk: p.churn_risk,
-        tier: p.churn_tier,
-        reasons: p.churn_reasons.clone(),
+        risk,
+        tier,
+        reasons,
     }
 }
 
-/// See [`churn`].
+/// The recommendations part of an answer.
 pub fn recommendations(models: &Models<'_>, recs: &[(u32, f64)]) -> Vec<Recommendation> {
     recs.iter()
         .map(|(p, s)| Recommendation {
@@ -103,25 +103,33 @@ pub fn recommendations(models: &Models<'_>, recs: &[(u32, f64)]) -> Vec<Recommen
         .collect()
 }
 
-/// See [`churn`].
-pub fn categories(snapshot: &Snapshot, p: &Prediction) -> Vec<CategoryShare> {
-    p.category_affinity
-        .iter()
-        .map(|(k, s)| CategoryShare {
-            category: snapshot.products.categories[*k as usize].clone(),
-            share: *s,
+/// The category-affinity part of an answer.
+pub fn categories(snapshot: &Snapshot, c: usize) -> Vec<CategoryShare> {
+    augur_core::affinity::category_affinity(&snapshot.profile(c), &snapshot.products.category)
+        .into_iter()
+        .filter_map(|(k, share)| {
+            Some(CategoryShare {
+                category: snapshot.products.categories.get(k as usize)?.clone(),
+                share,
+            })
         })
         .collect()
 }
 
-/// See [`churn`].
-pub fn send_time(snapshot: &Snapshot, c: usize, p: &Prediction, profile: bool) -> SendTimeSummary {
+/// The send-time part of an answer; the 168-hour profile only when asked for.
+pub fn send_time(
+    snapshot: &Snapshot,
+    models: &Models<'_>,
+    c: usize,
+    with_profile: bool,
+) -> SendTimeSummary {
+    let summary = snapshot.send_time_summary(models, c);
     SendTimeSummary {
         timezone: snapshot.timezone[c].name().to_string(),
-        best_hours_of_week: p.best_send_hours.clone(),
-        best_hours: p.best_send_hours.iter().map(|h| hour_name(*h)).collect(),
-        confidence: p.send_time_confidence,
-        fallback: p.send_time_source,
-        profile: profile.then(|| p.send_time_profile.clone()),
+        best_hours: summary.best_hours.iter().map(|h| hour_name(*h)).collect(),
+        best_hours_of_week: summary.best_hours,
+        confidence: summary.confidence,
+        fallback: summary.source,
+        profile: with_profile.then(|| models.send_time.predict(&snapshot.engagement(c)).profile),
     }
 }

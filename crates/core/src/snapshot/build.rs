@@ -58,7 +58,7 @@ fn facts(s: &ContactState, t: i64, created_at: Option<i64>, percentile: f32) -> 
 }
 
 /// Offsets of a list of per-contact lists; fails past `u32::MAX` entries.
-fn offsets<I: Iterator<Item = usize>>(lengths: I) -> Result<Vec<u32>> {
+pub(super) fn offsets<I: Iterator<Item = usize>>(lengths: I) -> Result<Vec<u32>> {
     let mut out = vec![0u32];
     let mut total = 0usize;
     for len in lengths {
@@ -181,7 +181,7 @@ pub fn build(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot>
     let engagement_weight = nonzero().map(|(_, w)| w).collect();
     drop(counts);
 
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         as_of: t,
         contacts: contacts.ids.clone(),
         country: contacts.country.clone(),
@@ -198,6 +198,9 @@ pub fn build(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot>
         engagement_offsets,
         engagement_hour,
         engagement_weight,
+        defaults: super::Defaults::default(),
         products: catalog,
-    })
+    };
+    snapshot.compute_defaults(models)?;
+    Ok(snapshot)
 }

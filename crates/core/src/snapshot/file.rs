@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Schema};
 
-use super::{FACTS, FLAGS, NO_REASON, ProductCatalog, REASONS, Snapshot};
+use super::{BEST_HOURS, Defaults, FACTS, FLAGS, NO_REASON, ProductCatalog, REASONS, Snapshot};
 use crate::error::{Error, Result};
 use crate::history::AttributeColumn;
 use crate::ids::{IdIndex, NONE};
@@ -147,6 +147,33 @@ impl Snapshot {
                 list::<Float32Type>(eo, self.engagement_weight.clone())?,
             ),
         ]);
+        let d = &self.defaults;
+        let hour_offsets: Vec<u32> = (0..=n).map(|c| (c * BEST_HOURS) as u32).collect();
+        columns.extend([
+            (
+                "recommended_product".into(),
+                list::<UInt32Type>(&d.recommended_offsets, d.recommended_product.clone())?,
+            ),
+            (
+                "recommended_score".into(),
+                list::<Float32Type>(&d.recommended_offsets, d.recommended_score.clone())?,
+            ),
+            (
+                "best_send_hours".into(),
+                list::<UInt8Type>(
+                    &hour_offsets,
+                    d.best_hours.iter().flatten().copied().collect(),
+                )?,
+            ),
+            (
+                "send_time_confidence".into(),
+                Arc::new(Float64Array::from(d.send_time_confidence.clone())) as ArrayRef,
+            ),
+            (
+                "send_time_source".into(),
+                Arc::new(arrow::array::UInt8Array::from(d.send_time_source.clone())) as ArrayRef,
+            ),
+        ]);
         write_batch(&dir.join(CONTACTS_FILE), columns)?;
         let p = &self.products;
         let category = p.category.iter().map(|c| {
@@ -258,6 +285,39 @@ impl Snapshot {
             contacts.list::<arrow::datatypes::UInt8Type>("engagement_hour")?;
         let (_, engagement_weight) =
             contacts.list::<arrow::datatypes::Float32Type>("engagement_weight")?;
+        let (recommended_offsets, recommended_product) =
+            contacts.list::<arrow::datatypes::UInt32Type>("recommended_product")?;
+        let (_, recommended_score) =
+            contacts.list::<arrow::datatypes::Float32Type>("recommended_score")?;
+        let (_, hours) = contacts.list::<arrow::datatypes::UInt8Type>("best_send_hours")?;
+        if hours.len() != ids.len() * BEST_HOURS
+            || recommended_score.len() != recommended_product.len()
+        {
+            return Err(
+                contacts.invalid("best_send_hours/recommended_*", "lists disagree in length")
+            );
+        }
+        let defaults = Defaults {
+            recommended_offsets,
+            recommended_product,
+            recommended_score,
+            best_hours: hours
+                .chunks_exact(BEST_HOURS)
+                .map(|h| [h[0], h[1], h[2]])
+                .collect(),
+            send_time_confidence: contacts
+                .column("send_time_confidence")?
+                .as_primitive_opt::<arrow::datatypes::Float64Type>()
+                .ok_or_else(|| contacts.invalid("send_time_confidence", "is not float64"))?
+                .values()
+                .to_vec(),
+            send_time_source: contacts
+                .column("send_time_source")?
+                .as_primitive_opt::<arrow::datatypes::UInt8Type>()
+                .ok_or_else(|| contacts.invalid("send_time_source", "is not uint8"))?
+                .values()
+                .to_vec(),
+        };
         let categories = products.strings("category")?;
         // Category indexes in order of first appearance, as `build` numbers them.
         let mut names: Vec<String> = Vec::new();
@@ -330,6 +390,7 @@ impl Snapshot {
             engagement_offsets,
             engagement_hour,
             engagement_weight,
+            defaults,
             products: catalog,
             contacts: index,
         };
@@ -348,6 +409,18 @@ impl Snapshot {
             && self.engagement_weight.len() == self.engagement_hour.len();
         if !lists_agree {
             return Err(file.invalid("profile_*/engagement_*", "lists disagree in length"));
+        }
+        if self.defaults.recommended_offsets.len() != n + 1
+            || self
+                .defaults
+                .recommended_product
+                .iter()
+                .any(|p| *p >= products)
+        {
+            return Err(file.invalid(
+                "recommended_product",
+                "does not match the contacts or products",
+            ));
         }
         if self.profile_product.iter().any(|p| *p >= products) {
             return Err(file.invalid("profile_product", "names a product outside products.arrow"));
@@ -392,7 +465,10 @@ impl Columns {
         let batches = reader
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| invalid(&e))?;
-        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| invalid(&e))?;
+        let batch = match <[RecordBatch; 1]>::try_from(batches) {
+            Ok([one]) => one,
+            Err(many) => arrow::compute::concat_batches(&schema, &many).map_err(|e| invalid(&e))?,
+        };
         Ok(Self {
             path: path.to_path_buf(),
             batch,

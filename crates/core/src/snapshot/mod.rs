@@ -79,8 +79,50 @@ pub struct Snapshot {
     engagement_hour: Vec<u8>,
     /// Time-decayed engagement weight of each entry.
     engagement_weight: Vec<f32>,
+    /// The answers to the most common questions, computed when the snapshot is built so that a
+    /// contact lookup is a read: the default recommendations and the send-time summary.
+    defaults: Defaults,
     /// The catalogue as the affinity model indexes it.
     pub products: ProductCatalog,
+}
+
+/// Per contact, precomputed by [`Snapshot::predict`]'s own code: the default recommendations
+/// ([`default_request`]) and the send-time summary.
+#[derive(Debug, Clone, Default)]
+struct Defaults {
+    /// Contact `c` owns `recommended_offsets[c]..[c + 1]`.
+    recommended_offsets: Vec<u32>,
+    /// Product (affinity-model index), best first.
+    recommended_product: Vec<u32>,
+    /// Its score.
+    recommended_score: Vec<f32>,
+    /// Best local hours of the week, best first (up to [`BEST_HOURS`]; 255 pads).
+    best_hours: Vec<[u8; BEST_HOURS]>,
+    /// Confidence of the send-time profile.
+    send_time_confidence: Vec<f64>,
+    /// Which send-time prior dominated (index into [`SEND_TIME_SOURCES`]).
+    send_time_source: Vec<u8>,
+}
+
+/// Best send hours kept per contact.
+pub const BEST_HOURS: usize = 3;
+
+/// Send-time sources by code.
+const SEND_TIME_SOURCES: [crate::send_time::SendTimeSource; 3] = [
+    crate::send_time::SendTimeSource::Own,
+    crate::send_time::SendTimeSource::Cluster,
+    crate::send_time::SendTimeSource::Population,
+];
+
+/// A contact's send-time summary: best hours, confidence, and which prior dominated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendTimeSummary {
+    /// Best local hours of the week, best first.
+    pub best_hours: Vec<usize>,
+    /// Own evidence against the priors.
+    pub confidence: f64,
+    /// `own`, `cluster` or `population`.
+    pub source: &'static str,
 }
 
 /// Availability and category of each product of the affinity model (same index).
@@ -227,21 +269,112 @@ impl Snapshot {
         }
     }
 
-    /// Recommendations of contact `c`.
+    /// Recommendations of contact `c` (the default request is read, any other computed).
     pub fn recommend(&self, models: &Models<'_>, c: usize, request: &Request) -> Vec<(u32, f64)> {
+        if is_default(request) && !self.defaults.recommended_offsets.is_empty() {
+            let d = &self.defaults;
+            let range = d.recommended_offsets[c] as usize..d.recommended_offsets[c + 1] as usize;
+            return range
+                .map(|i| (d.recommended_product[i], f64::from(d.recommended_score[i])))
+                .collect();
+        }
+        self.compute_recommendations(models, c, request)
+    }
+
+    fn compute_recommendations(
+        &self,
+        models: &Models<'_>,
+        c: usize,
+        request: &Request,
+    ) -> Vec<(u32, f64)> {
         models
             .affinity
             .recommend(&self.profile(c), self.country[c], request, &self.catalog())
+            .into_iter()
+            // Scores are kept as f32 in the snapshot: every path rounds the same way.
+            .map(|(p, s)| (p, f64::from(s as f32)))
+            .collect()
+    }
+
+    /// Contact `c`'s send-time summary (read, not computed, once the snapshot is built).
+    pub fn send_time_summary(&self, models: &Models<'_>, c: usize) -> SendTimeSummary {
+        let d = &self.defaults;
+        match (
+            d.best_hours.get(c),
+            d.send_time_confidence.get(c),
+            d.send_time_source.get(c),
+        ) {
+            (Some(hours), Some(confidence), Some(source)) => SendTimeSummary {
+                best_hours: hours
+                    .iter()
+                    .filter(|h| usize::from(**h) < HOURS)
+                    .map(|h| usize::from(*h))
+                    .collect(),
+                confidence: *confidence,
+                source: SEND_TIME_SOURCES
+                    .get(usize::from(*source))
+                    .map_or("population", |s| s.name()),
+            },
+            _ => {
+                let st = models.send_time.predict(&self.engagement(c));
+                SendTimeSummary {
+                    best_hours: st.best_hours,
+                    confidence: st.confidence,
+                    source: st.source.name(),
+                }
+            }
+        }
+    }
+
+    /// Computes the [`Defaults`] of every contact (on all cores).
+    fn compute_defaults(&mut self, models: &Models<'_>) -> crate::Result<()> {
+        use rayon::prelude::*;
+        let request = default_request();
+        // (recommendations, best hours, confidence, source code) per contact.
+        type Computed = (Vec<(u32, f64)>, [u8; BEST_HOURS], f64, u8);
+        let computed: Vec<Computed> = (0..self.len())
+            .into_par_iter()
+            .map(|c| {
+                let st = models.send_time.predict(&self.engagement(c));
+                let mut hours = [u8::MAX; BEST_HOURS];
+                for (slot, h) in hours.iter_mut().zip(&st.best_hours) {
+                    *slot = *h as u8;
+                }
+                let source = SEND_TIME_SOURCES
+                    .iter()
+                    .position(|s| *s == st.source)
+                    .unwrap_or(2) as u8;
+                (
+                    self.compute_recommendations(models, c, &request),
+                    hours,
+                    st.confidence,
+                    source,
+                )
+            })
+            .collect();
+        let offsets = build::offsets(computed.iter().map(|(r, ..)| r.len()))?;
+        self.defaults = Defaults {
+            recommended_offsets: offsets,
+            recommended_product: computed
+                .iter()
+                .flat_map(|(r, ..)| r.iter().map(|x| x.0))
+                .collect(),
+            recommended_score: computed
+                .iter()
+                .flat_map(|(r, ..)| r.iter().map(|x| x.1 as f32))
+                .collect(),
+            best_hours: computed.iter().map(|x| x.1).collect(),
+            send_time_confidence: computed.iter().map(|x| x.2).collect(),
+            send_time_source: computed.iter().map(|x| x.3).collect(),
+        };
+        Ok(())
     }
 
     /// Everything predicted for contact `c`.
     pub fn predict(&self, models: &Models<'_>, c: usize, request: &Request) -> Prediction {
         let (churn_risk, churn_tier, churn_reasons) = self.churn(models, c);
         let profile = self.profile(c);
-        let recommendations =
-            models
-                .affinity
-                .recommend(&profile, self.country[c], request, &self.catalog());
+        let recommendations = self.recommend(models, c, request);
         let category_affinity = category_affinity(&profile, &self.products.category);
         let st = models.send_time.predict(&self.engagement(c));
         Prediction {
@@ -256,6 +389,16 @@ impl Snapshot {
             send_time_source: st.source.name(),
         }
     }
+}
+
+/// Whether a request is the [`default_request`].
+pub fn is_default(request: &Request) -> bool {
+    let f = &request.filters;
+    request.mode == Mode::Replenish
+        && request.k == 10
+        && !f.in_stock_only
+        && f.exclude.is_empty()
+        && f.categories.is_empty()
 }
 
 /// The default recommendation request: replenish, 10 products, no filters.

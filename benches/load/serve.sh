@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Load test of `augur serve` with wrk over loopback, against a plain axum "hello" ceiling in the
+# same run. Not a test: figures for the README. Needs wrk (`apt-get install wrk`) and a trained
+# model directory.
+#
+#   benches/load/serve.sh [MODELS_DIR] [DURATION]
+#   e.g. benches/load/serve.sh /tmp/bigmodels 20s
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MODELS=${1:-models}
+DURATION=${2:-15s}
+THREADS=1
+CONNECTIONS=32
+KEY=load-test-key-0123456789abcdef
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+cargo build --release --quiet --bin augur -p augur
+cargo build --release --quiet -p augur-serve --example hello
+BIN=target/release
+
+cat > "$WORK/serve.toml" <<TOML
+[serve]
+listen = "127.0.0.1:8091"
+max_concurrent_requests = 4096
+[segments.everyone]
+description = "every contact (load test)"
+rule = { all = [] }
+TOML
+
+export AUGUR_SERVE__API_KEY=$KEY
+$BIN/examples/hello 127.0.0.1:8090 &
+START=$(date +%s.%N)
+/usr/bin/time -v $BIN/augur -q serve --config "$WORK/serve.toml" --models "$MODELS" \
+    2> "$WORK/serve.time" > "$WORK/serve.out" &
+for _ in $(seq 1 600); do
+    curl -sf http://127.0.0.1:8091/readyz > /dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -sf http://127.0.0.1:8091/readyz > /dev/null || { cat "$WORK/serve.time"; exit 1; }
+echo "ready after $(echo "$(date +%s.%N) - $START" | bc) s: $(grep -o 'model.*' "$WORK/serve.out")"
+AUTH="Authorization: Bearer $KEY"
+
+# Contact ids in random order, from the service itself.
+curl -sf -H "$AUTH" "http://127.0.0.1:8091/v1/segments/everyone/contacts?format=csv" \
+    | tail -n +2 | cut -d, -f1 | shuf --random-source=<(yes) > "$WORK/ids.txt"
+echo "contacts: $(wc -l < "$WORK/ids.txt")"
+head -n 20000 "$WORK/ids.txt" > "$WORK/ids20k.txt"
+
+cat > "$WORK/contacts.lua" <<LUA
+local ids = {}
+for line in io.lines("$WORK/ids20k.txt") do ids[#ids + 1] = line end
+local i = 0
+wrk.headers["Authorization"] = "Bearer $KEY"
+request = function()
+    i = i % #ids + 1
+    return wrk.format("GET", "/v1/contacts/" .. ids[i])
+end
+LUA
+
+python3 - "$WORK/ids.txt" "$WORK/batch.json" <<'PY'
+import json, sys
+ids = [l.strip() for l in open(sys.argv[1])][:1000]
+json.dump({"ids": ids}, open(sys.argv[2], "w"))
+PY
+cat > "$WORK/batch.lua" <<LUA
+local f = io.open("$WORK/batch.json"); local body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.body = body
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+
+echo; echo "== hello ceiling (plain axum, no model): wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency http://127.0.0.1:8090/ | grep -E "Requests/sec|50%|99%"
+echo; echo "== GET /v1/contacts/{id} (full prediction, random contacts)"
+wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency -s "$WORK/contacts.lua" http://127.0.0.1:8091 | grep -E "Requests/sec|50%|99%|Non-2xx"
+echo; echo "== POST /v1/score with 1,000 ids, one client"
+wrk -t1 -c1 -d"$DURATION" --latency -s "$WORK/batch.lua" http://127.0.0.1:8091/v1/score | grep -E "Requests/sec|50%|99%|Non-2xx"
+
+pkill -TERM -f "serve --config $WORK/serve.toml" || true
+wait %2 2>/dev/null || true
+sleep 1
+echo; echo "== service memory"
+grep -E "Maximum resident" "$WORK/serve.time" || true
