@@ -16,6 +16,21 @@ use crate::util::{Dir, col, read_parquet, run};
 const KEY: &str = "test-api-key-0123456789";
 const ADMIN: &str = "test-admin-key-0123456789";
 
+/// `augur serve` on `serve.toml` and `models`, on a free port.
+fn serve_command(dir: &Dir) -> std::process::Command {
+    let mut cmd = dir.augur();
+    cmd.args([
+        "serve",
+        "--config",
+        "serve.toml",
+        "--models",
+        "models",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    cmd
+}
+
 /// A running `augur serve`, stopped when dropped.
 struct Server {
     child: Child,
@@ -25,20 +40,11 @@ struct Server {
 
 impl Server {
     fn start(dir: &Dir, extra_env: &[(&str, &str)]) -> Self {
-        let mut cmd = dir.augur();
-        cmd.args([
-            "serve",
-            "--config",
-            "serve.toml",
-            "--models",
-            "models",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("AUGUR_SERVE__API_KEY", KEY)
-        .env("AUGUR_SERVE__ADMIN_KEY", ADMIN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        let mut cmd = serve_command(dir);
+        cmd.env("AUGUR_SERVE__API_KEY", KEY)
+            .env("AUGUR_SERVE__ADMIN_KEY", ADMIN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -468,30 +474,11 @@ fn auth_and_bad_input_get_clear_json_errors() {
 fn start_up_errors_are_clear() {
     let dir = Dir::new();
     dir.write("serve.toml", "");
-    let out = run(dir
-        .augur()
-        .args([
-            "serve",
-            "--config",
-            "serve.toml",
-            "--models",
-            "models",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("AUGUR_SERVE__API_KEY", KEY));
+    let out = run(serve_command(&dir).env("AUGUR_SERVE__API_KEY", KEY));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("augur train"));
     let dir = trained(300);
-    let out = run(dir.augur().args([
-        "serve",
-        "--config",
-        "serve.toml",
-        "--models",
-        "models",
-        "--listen",
-        "127.0.0.1:0",
-    ]));
+    let out = run(&mut serve_command(&dir));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AUGUR_SERVE__API_KEY"));
 }

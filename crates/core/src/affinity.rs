@@ -286,6 +286,8 @@ impl AffinityModel {
         }
         scored.sort_by(best_first);
         scored.truncate(request.k);
+        // The candidates list can be thousands long; a kept answer should not carry its capacity.
+        scored.shrink_to_fit();
         scored
     }
 }

@@ -66,7 +66,8 @@ pub fn parse_within(raw: &str) -> Result<Duration, ApiError> {
     };
     let d = n
         .checked_mul(unit)
-        .map_or(MAX_WINDOW + MAX_WINDOW, Duration::seconds);
+        .and_then(Duration::try_seconds)
+        .unwrap_or(MAX_WINDOW + MAX_WINDOW);
     if d <= Duration::zero() || d > MAX_WINDOW {
         return Err(ApiError::invalid(format!(
             "within: `{raw}` must be more than 0 and at most 14d"

@@ -264,7 +264,9 @@ pub fn train(
     let as_of_counts = send_time::CountsAt::new(history, as_of);
     let send_model = send_time::fit(history, &as_of_counts, eval_counts.as_ref())?;
     let send_time_samples = most_engaged(history, &as_of_counts.counts, &send_model, 3);
-    drop(as_of_counts);
+    // Kept for the snapshot, which needs the same counts (same weights, same instant).
+    let as_of_counts = (send_model.weights == augur_core::send_time::EngagementWeights::default())
+        .then_some(as_of_counts.counts);
     if send_model.clusters.is_empty() {
         fallbacks.push("send time: too few engaged contacts for profile clusters; sparse contacts shrink to the population".into());
     }
@@ -297,7 +299,7 @@ pub fn train(
     for fallback in &fallbacks {
         tracing::warn!("{fallback}");
     }
-    let snapshot = augur_core::snapshot::build(
+    let snapshot = augur_core::snapshot::build_with_counts(
         history,
         as_of,
         &augur_core::snapshot::Models {
@@ -305,6 +307,7 @@ pub fn train(
             affinity: &affinity_model,
             send_time: &send_model,
         },
+        as_of_counts,
     )?;
     stage("contact snapshot built");
     let manifest = Manifest {

@@ -75,6 +75,17 @@ pub(super) fn offsets<I: Iterator<Item = usize>>(lengths: I) -> Result<Vec<u32>>
 
 /// The snapshot of `history` as of `t` (only events before `t`), scored with `models`.
 pub fn build(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot> {
+    build_with_counts(history, t, models, None)
+}
+
+/// [`build`], reusing engagement counts as of `t` already computed with the send-time model's
+/// weights (training has them at hand; computing them is a pass over every event).
+pub fn build_with_counts(
+    history: &History,
+    t: i64,
+    models: &Models<'_>,
+    counts: Option<Vec<[f32; crate::send_time::HOURS]>>,
+) -> Result<Snapshot> {
     let contacts = &history.contacts;
     let n = contacts.len();
     let states = contact_states(history, t);
@@ -163,7 +174,9 @@ pub fn build(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot>
     let profile_web = entries.map(|e| e.2 as f32).collect();
     drop(product_history);
 
-    let counts = engagement_counts(history, t, &models.send_time.weights);
+    let counts = counts
+        .filter(|c| c.len() == n)
+        .unwrap_or_else(|| engagement_counts(history, t, &models.send_time.weights));
     let engagement_offsets = offsets(
         counts
             .iter()

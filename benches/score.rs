@@ -1,0 +1,89 @@
+//! The scoring path on a trained demo model: a contact lookup as the HTTP service does it (the
+//! snapshot's stored answers), a full prediction with the 168-hour profile as `augur score`
+//! writes it, a filtered recommendation computed at request time, and building the snapshot
+//! from the history (what training and `augur score --as-of` pay once).
+//!
+//! `cargo bench --bench score`; `AUGUR_BENCH_CONTACTS` sets the demo size (default 20,000).
+
+use std::hint::black_box;
+
+use augur_core::Config;
+use augur_core::affinity::{Filters, Mode, Request};
+use augur_core::artifact::Artifact;
+use augur_core::snapshot::{self, default_request};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn trained(contacts: u64) -> (tempfile::TempDir, Artifact, augur_core::History) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = augur_synth::DemoSpec {
+        contacts,
+        ..augur_synth::DemoSpec::default()
+    };
+    augur_synth::generate(&spec, dir.path(), &|_| {}).expect("generate");
+    let config = Config::load(Some(&dir.path().join("augur.toml")))
+        .expect("config")
+        .0;
+    let (history, _) = augur_core::load::load(&config).expect("load");
+    let options = augur_train::pipeline::TrainOptions::default();
+    let trained = augur_train::pipeline::train(&history, &options, "bench", "2026-11-28T00:00:00Z")
+        .expect("train");
+    augur_train::pipeline::write(&dir.path().join("models"), &trained).expect("write");
+    let artifact = Artifact::load(&dir.path().join("models")).expect("load model");
+    (dir, artifact, history)
+}
+
+fn scoring(c: &mut Criterion) {
+    let contacts: u64 = std::env::var("AUGUR_BENCH_CONTACTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let (_dir, artifact, history) = trained(contacts);
+    let models = artifact.models();
+    let snapshot = &artifact.snapshot;
+    let n = snapshot.len();
+    let default = default_request();
+    let filtered = Request {
+        mode: Mode::Discover,
+        k: 10,
+        filters: Filters {
+            in_stock_only: true,
+            exclude: vec![0, 1, 2],
+            categories: Vec::new(),
+        },
+    };
+    let mut group = c.benchmark_group("score");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    group.bench_function("lookup_all_contacts", |b| {
+        b.iter(|| {
+            for c in 0..n {
+                black_box(snapshot.churn(&models, c));
+                black_box(snapshot.recommend(&models, c, &default));
+                black_box(snapshot.send_time_summary(&models, c));
+            }
+        });
+    });
+    group.bench_function("full_prediction_all_contacts", |b| {
+        b.iter(|| {
+            for c in 0..n {
+                black_box(snapshot.predict(&models, c, &default));
+            }
+        });
+    });
+    group.bench_function("discover_in_stock_all_contacts", |b| {
+        b.iter(|| {
+            for c in 0..n {
+                black_box(snapshot.recommend(&models, c, &filtered));
+            }
+        });
+    });
+    group.bench_function("build_snapshot", |b| {
+        b.iter(|| {
+            snapshot::build(&history, artifact.manifest.as_of_seconds, &models).expect("build")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scoring);
+criterion_main!(benches);
