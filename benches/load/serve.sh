@@ -85,7 +85,7 @@ echo "(wrk -t$THREADS -c$CONNECTIONS -d$DURATION over loopback, 20,000 random co
 echo; echo "== POST /v1/score with 1,000 ids, one client"
 wrk -t1 -c1 -d"$DURATION" --latency -s "$WORK/batch.lua" http://127.0.0.1:8091/v1/score | grep -E "Requests/sec|50%|99%|Non-2xx"
 
-pkill -TERM -f "serve --config $WORK/serve.toml" || true
+pkill -TERM -f "^$BIN/augur -q serve" || true
 wait $TIMEPID || true
 sleep 1
 echo; echo "== service memory"
