@@ -99,8 +99,17 @@ pub fn bought_between(history: &History, from: i64, to: i64) -> HashMap<u32, Vec
 
 /// Fits the model on history before `t`.
 pub fn fit_at(history: &History, t: i64, signals: Signals) -> AffinityModel {
+    fit_with_profiles(history, t, signals, &profiles(history, t, &signals))
+}
+
+/// [`fit_at`] with every contact's profiles as of `t` (with `signals`) already at hand.
+pub fn fit_with_profiles(
+    history: &History,
+    t: i64,
+    signals: Signals,
+    profs: &[augur_core::affinity::Profile],
+) -> AffinityModel {
     let n_products = history.products.len();
-    let profs = profiles(history, t, &signals);
     // Popularity: purchases in the last 90 days (all time if none).
     let o = &history.orders;
     let end = rows_before(&o.at, t);
@@ -142,7 +151,7 @@ pub fn fit_at(history: &History, t: i64, signals: Signals) -> AffinityModel {
         .map(|p| (repeaters[p] as f32 + 0.5) / (buyers[p] as f32 + 2.0))
         .collect();
 
-    let neighbors = similarities(&profs, n_products, &buyers);
+    let neighbors = similarities(profs, n_products, &buyers);
 
     // Popular per country ("" = everyone).
     let mut by_country: BTreeMap<String, HashMap<u32, f64>> = BTreeMap::new();

@@ -223,10 +223,12 @@ pub fn train(
             ),
         )
     });
+    // The profiles as of T serve the fit and, later, the contact snapshot.
+    let as_of_profiles = augur_core::affinity::profiles(history, as_of, &signals);
     let affinity_model = AffinityModel {
         repeat_weight,
         popularity_weight,
-        ..affinity::fit_at(history, as_of, signals)
+        ..affinity::fit_with_profiles(history, as_of, signals, &as_of_profiles)
     };
 
     stage("affinity model fitted and backtested");
@@ -299,7 +301,7 @@ pub fn train(
     for fallback in &fallbacks {
         tracing::warn!("{fallback}");
     }
-    let snapshot = augur_core::snapshot::build_with_counts(
+    let snapshot = augur_core::snapshot::build_with(
         history,
         as_of,
         &augur_core::snapshot::Models {
@@ -307,7 +309,10 @@ pub fn train(
             affinity: &affinity_model,
             send_time: &send_model,
         },
-        as_of_counts,
+        augur_core::snapshot::AtHand {
+            engagement: as_of_counts,
+            profiles: Some(as_of_profiles),
+        },
     )?;
     stage("contact snapshot built");
     let manifest = Manifest {

@@ -73,18 +73,27 @@ pub(super) fn offsets<I: Iterator<Item = usize>>(lengths: I) -> Result<Vec<u32>>
     Ok(out)
 }
 
-/// The snapshot of `history` as of `t` (only events before `t`), scored with `models`.
-pub fn build(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot> {
-    build_with_counts(history, t, models, None)
+/// Per-contact histories as of the snapshot's instant that the caller already computed
+/// (training has them at hand; each is a pass over millions of events).
+#[derive(Debug, Default)]
+pub struct AtHand {
+    /// Engagement counts, made with the send-time model's weights.
+    pub engagement: Option<Vec<[f32; crate::send_time::HOURS]>>,
+    /// Product profiles (history product ids), made with the affinity model's signals.
+    pub profiles: Option<Vec<crate::affinity::Profile>>,
 }
 
-/// [`build`], reusing engagement counts as of `t` already computed with the send-time model's
-/// weights (training has them at hand; computing them is a pass over every event).
-pub fn build_with_counts(
+/// The snapshot of `history` as of `t` (only events before `t`), scored with `models`.
+pub fn build(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot> {
+    build_with(history, t, models, AtHand::default())
+}
+
+/// [`build`], reusing what is [`AtHand`].
+pub fn build_with(
     history: &History,
     t: i64,
     models: &Models<'_>,
-    counts: Option<Vec<[f32; crate::send_time::HOURS]>>,
+    at_hand: AtHand,
 ) -> Result<Snapshot> {
     let contacts = &history.contacts;
     let n = contacts.len();
@@ -159,7 +168,10 @@ pub fn build_with_counts(
             catalog.categories.len() as u32 - 1
         });
     }
-    let mut product_history = profiles(history, t, &affinity.signals);
+    let mut product_history = at_hand
+        .profiles
+        .filter(|p| p.len() == n)
+        .unwrap_or_else(|| profiles(history, t, &affinity.signals));
     product_history.par_iter_mut().for_each(|profile| {
         profile.retain_mut(|(p, _, _)| {
             *p = to_model.get(*p as usize).copied().unwrap_or(NONE);
@@ -174,7 +186,8 @@ pub fn build_with_counts(
     let profile_web = entries.map(|e| e.2 as f32).collect();
     drop(product_history);
 
-    let counts = counts
+    let counts = at_hand
+        .engagement
         .filter(|c| c.len() == n)
         .unwrap_or_else(|| engagement_counts(history, t, &models.send_time.weights));
     let engagement_offsets = offsets(

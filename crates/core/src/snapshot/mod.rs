@@ -17,7 +17,7 @@ use crate::ids::IdIndex;
 use crate::model::{ChurnModel, tier};
 use crate::send_time::{HOURS, SendTimeModel};
 
-pub use build::{build, build_with_counts};
+pub use build::{AtHand, build, build_with};
 
 /// Numeric facts about each contact that segment rules select on (missing: `NaN` inside,
 /// `None` through [`Snapshot::fact`]). Days are fractional days before the as-of time.
