@@ -298,8 +298,15 @@ pub fn stacked_examples(
         churned: newest.churned.clone(),
         contacts: newest.contacts.clone(),
     };
-    for &c in older {
-        all.extend(Examples::at(history, c, horizon, btyd.as_ref()));
+    // Each older cutoff is its own pass over the history: they run side by side, and are
+    // stacked in cutoff order so the result does not depend on the thread count.
+    use rayon::prelude::*;
+    let older: Vec<Examples> = older
+        .par_iter()
+        .map(|&c| Examples::at(history, c, horizon, btyd.as_ref()))
+        .collect();
+    for examples in older {
+        all.extend(examples);
     }
     (all, newest, btyd)
 }
