@@ -450,6 +450,26 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
         }
     }
     assert!(scored > 500, "{scored}");
+    // A shorter unfiltered list is read from the stored one; forcing the computed path (an
+    // exclusion of nothing) gives the same products and scores.
+    let short = Request {
+        k: 5,
+        ..augur_core::snapshot::default_request()
+    };
+    let computed = Request {
+        filters: Filters {
+            exclude: vec![u32::MAX],
+            ..Filters::default()
+        },
+        ..short
+    };
+    for c in 0..on_disk.len() {
+        assert_eq!(
+            on_disk.recommend(&models, c, &short),
+            on_disk.recommend(&models, c, &computed),
+            "contact {c}"
+        );
+    }
 
     // A damaged snapshot is refused when the model loads, with the file named.
     let version = artifact.manifest.version.clone();

@@ -18,7 +18,7 @@ use crate::snapshot::{Models, Prediction, Snapshot};
 const CHUNK: usize = 65_536;
 
 /// Predictions for a range of contacts, on all cores.
-pub fn score_range(
+fn score_range(
     snapshot: &Snapshot,
     models: &Models<'_>,
     request: &Request,

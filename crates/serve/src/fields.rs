@@ -127,13 +127,11 @@ impl Record for ContactRecord<'_> {
         };
         match *source {
             Source::ChurnRisk => number(s.churn_risk(c)),
-            Source::SendTimeConfidence => number(Some(
-                self.models.send_time.predict(&s.engagement(c)).confidence,
-            )),
+            Source::SendTimeConfidence => {
+                number(Some(s.send_time_summary(self.models, c).confidence))
+            }
             Source::BestSendHour => number(
-                self.models
-                    .send_time
-                    .predict(&s.engagement(c))
+                s.send_time_summary(self.models, c)
                     .best_hours
                     .first()
                     .map(|h| *h as f64),
@@ -144,13 +142,7 @@ impl Record for ContactRecord<'_> {
             Source::ChurnTier => Value::Text(s.churn_tier(c)),
             Source::Country => s.country[c].map_or(Value::Missing, Value::Text),
             Source::Timezone => Value::Text(s.timezone[c].name()),
-            Source::SendTimeFallback => Value::Text(
-                self.models
-                    .send_time
-                    .predict(&s.engagement(c))
-                    .source
-                    .name(),
-            ),
+            Source::SendTimeFallback => Value::Text(s.send_time_summary(self.models, c).source),
             Source::TopCategory => category_affinity(&s.profile(c), &s.products.category)
                 .first()
                 .and_then(|(k, _)| s.products.categories.get(*k as usize))

@@ -99,6 +99,14 @@ pub struct ListingQuery {
     pub cursor: Option<String>,
 }
 
+/// One line of a JSON-lines listing.
+#[derive(Serialize)]
+struct ListedRow<'a> {
+    contact_id: &'a str,
+    churn_risk: Option<f64>,
+    churn_tier: &'static str,
+}
+
 fn row(loaded: &Loaded, c: usize, format: Format, out: &mut Vec<u8>) {
     let snapshot = &loaded.artifact.snapshot;
     let id = snapshot.contacts.name(c as u32);
@@ -106,9 +114,13 @@ fn row(loaded: &Loaded, c: usize, format: Format, out: &mut Vec<u8>) {
     let tier = snapshot.churn_tier(c);
     match format {
         Format::Jsonl => {
-            let line =
-                serde_json::json!({ "contact_id": id, "churn_risk": risk, "churn_tier": tier });
-            out.extend_from_slice(line.to_string().as_bytes());
+            let line = ListedRow {
+                contact_id: id,
+                churn_risk: risk,
+                churn_tier: tier,
+            };
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &line);
         }
         Format::Csv => {
             if id.contains([',', '"', '\n', '\r']) {

@@ -4,7 +4,7 @@
 //! so daylight-saving changes need no special case: a skipped local hour never appears, a
 //! repeated one appears twice with its two UTC instants.
 
-use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::error::ApiError;
@@ -87,12 +87,6 @@ pub struct Slot {
     pub score: f64,
 }
 
-/// The local hour of the week of an instant.
-pub fn hour_of_week(at: DateTime<Utc>, zone: Tz) -> usize {
-    let local = at.with_timezone(&zone);
-    local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize
-}
-
 /// Candidates in `[after, after + within)` outside quiet hours, best first (ties: earlier).
 pub fn ranked_slots(
     scores: &[f64],
@@ -121,7 +115,7 @@ pub fn ranked_slots(
             !quiet.is_some_and(|q| q.contains(local.hour() * 60 + local.minute()))
         })
         .map(|at| {
-            let hour_of_week = hour_of_week(at, zone);
+            let hour_of_week = augur_core::time::hour_of_week(at.timestamp(), zone);
             Slot {
                 at,
                 hour_of_week,

@@ -269,12 +269,19 @@ impl Snapshot {
         }
     }
 
-    /// Recommendations of contact `c` (the default request is read, any other computed).
+    /// Recommendations of contact `c`. An unfiltered replenish request for at most the stored
+    /// count reads the stored list (rankings are a total order, so the best k are its first k);
+    /// any other request is computed.
     pub fn recommend(&self, models: &Models<'_>, c: usize, request: &Request) -> Vec<(u32, f64)> {
-        if is_default(request) && !self.defaults.recommended_offsets.is_empty() {
+        let stored = default_request();
+        if is_unfiltered_replenish(request)
+            && request.k <= stored.k
+            && !self.defaults.recommended_offsets.is_empty()
+        {
             let d = &self.defaults;
             let range = d.recommended_offsets[c] as usize..d.recommended_offsets[c + 1] as usize;
             return range
+                .take(request.k)
                 .map(|i| (d.recommended_product[i], f64::from(d.recommended_score[i])))
                 .collect();
         }
@@ -391,11 +398,10 @@ impl Snapshot {
     }
 }
 
-/// Whether a request is the [`default_request`].
-pub fn is_default(request: &Request) -> bool {
+/// Whether a request is replenish mode without filters (what the stored lists answer).
+fn is_unfiltered_replenish(request: &Request) -> bool {
     let f = &request.filters;
     request.mode == Mode::Replenish
-        && request.k == 10
         && !f.in_stock_only
         && f.exclude.is_empty()
         && f.categories.is_empty()
