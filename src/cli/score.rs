@@ -54,13 +54,7 @@ pub struct ScoreArgs {
 
 /// Reads the filter options against the model's catalogue; unknown names are errors.
 fn filters(args: &ScoreArgs, artifact: &Artifact, snapshot: &Snapshot) -> anyhow::Result<Filters> {
-    let products: std::collections::HashMap<&str, u32> = artifact
-        .affinity
-        .product_ids
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.as_str(), i as u32))
-        .collect();
+    let products = artifact.affinity.product_index();
     let exclude = args
         .exclude
         .iter()

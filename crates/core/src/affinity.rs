@@ -212,6 +212,15 @@ pub fn profiles(history: &History, t: i64, signals: &Signals) -> Vec<Profile> {
 }
 
 impl AffinityModel {
+    /// Model index by external product id.
+    pub fn product_index(&self) -> rustc_hash::FxHashMap<&str, u32> {
+        self.product_ids
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i as u32))
+            .collect()
+    }
+
     /// Scores every candidate for one contact, as (product, score) in no particular order.
     /// Sums go into a per-thread dense array indexed by product, so the cost is one add per
     /// (history item × neighbour) and no sort.

@@ -38,10 +38,9 @@ impl Loaded {
         let segments = augur_segment::catalog(specs, &fields.schema)?;
         let products = artifact
             .affinity
-            .product_ids
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i as u32))
+            .product_index()
+            .into_iter()
+            .map(|(p, i)| (p.to_string(), i))
             .collect();
         Ok(Self {
             artifact,

@@ -135,12 +135,7 @@ pub fn build_with(
 
     // Products by affinity-model index: the history's dense ids may differ from training's.
     let affinity = models.affinity;
-    let model_index: rustc_hash::FxHashMap<&str, u32> = affinity
-        .product_ids
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.as_str(), i as u32))
-        .collect();
+    let model_index = affinity.product_index();
     let to_model: Vec<u32> = history
         .products
         .ids
