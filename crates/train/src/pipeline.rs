@@ -232,16 +232,21 @@ pub fn train(
     };
 
     stage("affinity model fitted and backtested");
-    let select_counts = select_window
-        .filter(|(from, _)| *from > first)
-        .map(|(from, _)| send_time::CountsAt::new(history, from));
+    // The counts at the two earlier instants are independent passes over the history: side by side.
+    let (select_counts, eval_counts) = rayon::join(
+        || {
+            select_window
+                .filter(|(from, _)| *from > first)
+                .map(|(from, _)| send_time::CountsAt::new(history, from))
+        },
+        || (eval_cutoff > first).then(|| send_time::CountsAt::new(history, eval_cutoff)),
+    );
     if eval_cutoff <= first {
         fallbacks.push(format!(
             "recommendations and send time: history shorter than the {:.0}-day held-out window; fitted but not backtested",
             eval_horizon as f64 / DAY as f64
         ));
     }
-    let eval_counts = (eval_cutoff > first).then(|| send_time::CountsAt::new(history, eval_cutoff));
     let mut backtest_send = BTreeMap::new();
     if let Some(eval_counts) = &eval_counts {
         let bt_send = send_time::fit(history, eval_counts, select_counts.as_ref())?;
