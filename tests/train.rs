@@ -23,6 +23,20 @@ fn demo(dir: &Dir, contacts: u32) {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// `augur score` of the demo with the model in `models`, into `p.parquet`.
+fn score(dir: &Dir) {
+    let out = run(dir.augur().args([
+        "score",
+        "--config",
+        "demo/augur.toml",
+        "--models",
+        "models",
+        "--out",
+        "p.parquet",
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+}
+
 fn metrics(dir: &Dir, models: &str) -> serde_json::Value {
     let version = std::fs::read_to_string(dir.join(models).join("current")).expect("current");
     let text = std::fs::read_to_string(dir.join(models).join(version.trim()).join("manifest.json"))
@@ -66,16 +80,7 @@ fn train_beats_baselines_and_score_writes_every_contact() {
     );
     assert!(!report.contains("chart not drawn"), "a chart failed");
 
-    let out = run(dir.augur().args([
-        "score",
-        "--config",
-        "demo/augur.toml",
-        "--models",
-        "models",
-        "--out",
-        "p.parquet",
-    ]));
-    assert_eq!(out.status.code(), Some(0));
+    score(&dir);
     let mut rows = 0;
     for batch in read_parquet(&dir.join("p.parquet")) {
         let risk = col(&batch, "churn_risk").as_primitive::<Float64Type>();
@@ -115,16 +120,7 @@ fn planted_truth_is_recovered() {
         .augur()
         .args(["train", "--config", "demo/augur.toml", "--models", "models"]));
     assert_eq!(out.status.code(), Some(0));
-    let out = run(dir.augur().args([
-        "score",
-        "--config",
-        "demo/augur.toml",
-        "--models",
-        "models",
-        "--out",
-        "p.parquet",
-    ]));
-    assert_eq!(out.status.code(), Some(0));
+    score(&dir);
     let mut truth: HashMap<String, (bool, i32, i32)> = HashMap::new();
     for b in read_parquet(&dir.join("demo/truth.parquet")) {
         let id = col(&b, "contact_id").as_string::<i32>();
