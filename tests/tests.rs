@@ -1,7 +1,9 @@
 //! All integration tests in one binary (one link step); each module covers one subcommand or area.
 
+mod smtp;
 mod util;
 
+mod campaign;
 mod demo_data;
 mod quality;
 mod retail;

@@ -205,7 +205,7 @@ fn events_after_as_of_change_nothing() {
     )
     .expect("copy");
     std::fs::copy(
-        dir.join("demo/email_events.parquet"),
+        dir.join("demo/email_events/part-0.parquet"),
         dir.join("email/a.parquet"),
     )
     .expect("copy");

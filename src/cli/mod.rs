@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing, logging, and dispatch to the subcommands.
 
+mod campaign;
 mod demo;
 mod demo_data;
 mod progress;
@@ -62,6 +63,8 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Answer predictions and predictive segments over HTTP from a trained model.
     Serve(serve::ServeArgs),
+    /// Predictive campaigns: plan a run into the outbox, send it over SMTP, report on it.
+    Campaign(campaign::CampaignArgs),
 }
 
 /// The configuration file argument shared by subcommands that read exports.
@@ -104,5 +107,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(&args),
         Command::Score(args) => score::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Campaign(args) => campaign::run(&args),
     }
 }

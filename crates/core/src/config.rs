@@ -35,6 +35,112 @@ pub struct Config {
     /// Named predictive segments (`[segments.<name>]` with `description` and `rule`), next to
     /// the built-in lifecycle segments; see `docs/segments.md`.
     pub segments: BTreeMap<String, augur_segment::SegmentSpec>,
+    /// Predictive campaigns (`augur campaign`): outbox, delivery and links.
+    pub campaigns: CampaignsConfig,
+}
+
+/// Predictive campaigns. Secrets usually come from the environment:
+/// `AUGUR_CAMPAIGNS__SMTP__PASSWORD=…` and `AUGUR_CAMPAIGNS__SIGNING_KEY=…`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaignsConfig {
+    /// The outbox: an SQLite database of every planned message and its outcome.
+    pub outbox: PathBuf,
+    /// Without `[campaigns.smtp]`, messages are delivered as `.eml` files into this directory.
+    pub eml_dir: PathBuf,
+    /// The SMTP relay; absent = deliver to `eml_dir`.
+    pub smtp: Option<SmtpConfig>,
+    /// Delivery pace limit, messages per second.
+    pub messages_per_second: f64,
+    /// SMTP connections used at once (also the most messages in flight).
+    pub connections: usize,
+    /// Attempts per message before a transient failure counts as failed.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles with each attempt, at most an hour.
+    pub retry_seconds: f64,
+    /// What to do with a message whose SMTP outcome is unknown after a crash.
+    pub unknown_outcome: UnknownOutcome,
+    /// One-click unsubscribe endpoint (RFC 8058); the signed `contact`, `campaign` and `sig`
+    /// parameters are appended.
+    pub unsubscribe_url: Option<String>,
+    /// Address for `mailto:` unsubscribes; default `unsubscribe@<sender's domain>`.
+    pub unsubscribe_mailto: Option<String>,
+    /// HMAC key signing unsubscribe links; absent = one generated and kept in the outbox.
+    pub signing_key: Option<String>,
+    /// Directory that `sent` rows are appended to as Parquet files, so the next training sees
+    /// them; default: the e-mail events table's directory.
+    pub sent_events: Option<PathBuf>,
+    /// Orders this many days after a send are attributed to it in reports.
+    pub attribution_days: f64,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        Self {
+            outbox: PathBuf::from("outbox/augur.sqlite"),
+            eml_dir: PathBuf::from("outbox/eml"),
+            smtp: None,
+            messages_per_second: 200.0,
+            connections: 4,
+            max_attempts: 8,
+            retry_seconds: 60.0,
+            unknown_outcome: UnknownOutcome::Hold,
+            unsubscribe_url: None,
+            unsubscribe_mailto: None,
+            signing_key: None,
+            sent_events: None,
+            attribution_days: 7.0,
+        }
+    }
+}
+
+/// What the sender does, on start, with messages that were being sent when it stopped abruptly:
+/// the SMTP server may or may not have accepted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownOutcome {
+    /// Mark them `unknown` and report them; never risk a second copy (the default).
+    #[default]
+    Hold,
+    /// Send them again: none is lost, at the risk of a duplicate.
+    Resend,
+}
+
+/// An SMTP relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name.
+    pub host: String,
+    /// Port; default 25 without TLS, 587 with STARTTLS, 465 with TLS.
+    pub port: Option<u16>,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// User name for AUTH.
+    pub username: Option<String>,
+    /// Password for AUTH.
+    pub password: Option<String>,
+    /// Per-command timeout, seconds.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: f64,
+}
+
+fn default_smtp_timeout() -> f64 {
+    30.0
+}
+
+/// Transport security towards the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain text (a relay on localhost).
+    None,
+    /// STARTTLS, required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
 }
 
 /// The HTTP service. Keys usually come from the environment:
@@ -273,12 +379,23 @@ impl Config {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() && !base.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.campaigns.outbox);
+        join(&mut self.campaigns.eml_dir);
+        if let Some(p) = &mut self.campaigns.sent_events {
+            join(p);
+        }
         for kind in TableKind::ALL {
             let table = self.tables.get_mut(kind);
-            if let Some(p) = &table.path {
-                if p.is_relative() && !base.as_os_str().is_empty() {
-                    table.path = Some(base.join(p));
-                }
+            if let Some(p) = &table.path
+                && p.is_relative()
+                && !base.as_os_str().is_empty()
+            {
+                table.path = Some(base.join(p));
             }
         }
     }
@@ -308,6 +425,28 @@ impl Config {
         )?;
         if self.data.batch_size == 0 {
             return Err(invalid("data.batch_size", "must be at least 1".into()));
+        }
+        let campaigns = &self.campaigns;
+        if campaigns.connections == 0 || campaigns.max_attempts == 0 {
+            return Err(invalid(
+                "campaigns.connections / campaigns.max_attempts",
+                "must be at least 1".into(),
+            ));
+        }
+        for (setting, value) in [
+            (
+                "campaigns.messages_per_second",
+                campaigns.messages_per_second,
+            ),
+            ("campaigns.retry_seconds", campaigns.retry_seconds),
+            ("campaigns.attribution_days", campaigns.attribution_days),
+        ] {
+            if !value.is_finite() || value <= 0.0 {
+                return Err(invalid(
+                    setting,
+                    format!("must be a number above 0, not {value}"),
+                ));
+            }
         }
         let serve = &self.serve;
         for (setting, value) in [

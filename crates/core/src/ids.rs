@@ -48,10 +48,10 @@ impl IdIndex {
 
     /// The dense index of `id`, adding it if new. `id` must already be canonical.
     pub fn intern(&mut self, id: &str) -> u32 {
-        if let Some(i) = self.last {
-            if *self.names[i as usize] == *id {
-                return i;
-            }
+        if let Some(i) = self.last
+            && *self.names[i as usize] == *id
+        {
+            return i;
         }
         let i = self.intern_uncached(id);
         self.last = Some(i);

@@ -24,6 +24,7 @@ pub mod model;
 pub mod quality;
 pub mod score;
 pub mod send_time;
+pub mod send_window;
 pub mod snapshot;
 pub mod time;
 pub mod zones;

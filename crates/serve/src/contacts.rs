@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::send_window::{Quiet, parse_within, ranked_slots};
 use crate::state::{AppState, Loaded};
 use crate::views::{self, Contact, Recommendation};
+use augur_core::send_window::{Quiet, parse_within, ranked_slots};
 
 /// Most recommendations per request.
 const MAX_K: usize = 100;
@@ -235,15 +235,21 @@ pub async fn get_send_time(
             })?
             .with_timezone(&Utc),
     };
-    let within = parse_within(query.within.as_deref().unwrap_or("24h"))?;
-    let quiet = query.quiet.as_deref().map(Quiet::parse).transpose()?;
+    let within =
+        parse_within(query.within.as_deref().unwrap_or("24h")).map_err(ApiError::invalid)?;
+    let quiet = query
+        .quiet
+        .as_deref()
+        .map(Quiet::parse)
+        .transpose()
+        .map_err(ApiError::invalid)?;
     let snapshot = &loaded.artifact.snapshot;
     let models = loaded.artifact.models();
     let predicted = models.send_time.predict(&snapshot.engagement(c));
     let scores = models.send_time.send_scores(&predicted.profile);
     let zone = snapshot.timezone[c];
     let slots = ranked_slots(&scores, zone, after, within, quiet);
-    let view = |s: &crate::send_window::Slot| SendSlot {
+    let view = |s: &augur_core::send_window::Slot| SendSlot {
         send_at_utc: s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         send_at_local: s
             .at

@@ -10,11 +10,9 @@
 pub mod auth;
 pub mod contacts;
 pub mod error;
-pub mod fields;
 pub mod metrics;
 pub mod ops;
 pub mod segments;
-pub mod send_window;
 pub mod state;
 pub mod views;
 

@@ -13,8 +13,8 @@ use rayon::prelude::*;
 
 use crate::auth::Keys;
 use crate::error::Error;
-use crate::fields::Fields;
 use crate::metrics::Metrics;
+use augur_core::snapshot::fields::Fields;
 
 /// One loaded model directory, ready to answer from.
 pub struct Loaded {

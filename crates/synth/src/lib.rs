@@ -95,7 +95,7 @@ pub const FILES: [&str; 6] = [
     "contacts.parquet",
     "products.parquet",
     "orders.parquet",
-    "email_events.parquet",
+    "email_events/part-0.parquet",
     "web_events.parquet",
     "truth.parquet",
 ];
@@ -108,6 +108,12 @@ struct Writer {
 impl Writer {
     fn create(dir: &Path, name: &str, schema: SchemaRef) -> Result<Self> {
         let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
         let file = File::create(&path).map_err(|source| Error::Io {
             path: path.clone(),
             source,
@@ -250,7 +256,7 @@ fn write_config(out: &Path) -> Result<()> {
         [tables.contacts]\npath = \"contacts.parquet\"\n\n\
         [tables.products]\npath = \"products.parquet\"\n\n\
         [tables.orders]\npath = \"orders.parquet\"\n\n\
-        [tables.email_events]\npath = \"email_events.parquet\"\n\n\
+        [tables.email_events]\npath = \"email_events\"\n\n\
         [tables.web_events]\npath = \"web_events.parquet\"\n";
     let path = out.join("augur.toml");
     std::fs::write(&path, text).map_err(|source| Error::Io { path, source })

@@ -102,12 +102,12 @@ fn open_delay(history: &History, t: i64) -> Vec<f64> {
         match e.kind[i] {
             EmailEventKind::Delivered => last_delivered[c] = Some(e.at[i]),
             EmailEventKind::Open => {
-                if let Some(d) = last_delivered[c] {
-                    if !is_machine_open(e.machine_open[i], e.at[i], Some(d)) {
-                        let k = ((e.at[i] - d) / HOUR) as usize;
-                        if k < 24 {
-                            hist[k] += 1.0;
-                        }
+                if let Some(d) = last_delivered[c]
+                    && !is_machine_open(e.machine_open[i], e.at[i], Some(d))
+                {
+                    let k = ((e.at[i] - d) / HOUR) as usize;
+                    if k < 24 {
+                        hist[k] += 1.0;
                     }
                 }
             }

@@ -279,11 +279,11 @@ impl Loader {
                 });
                 continue;
             }
-            if let (Some(prefix), Some(o)) = (&self.cancelled_prefix, &order_key) {
-                if o.starts_with(prefix.as_str()) {
-                    qty = -qty.abs();
-                    cancelled += 1;
-                }
+            if let (Some(prefix), Some(o)) = (&self.cancelled_prefix, &order_key)
+                && o.starts_with(prefix.as_str())
+            {
+                qty = -qty.abs();
+                cancelled += 1;
             }
             let c = self.contact(&contact_key);
             let p = self.product(&product_key);
@@ -328,16 +328,16 @@ impl Loader {
         if products.name[p].is_none() {
             products.name[p] = text(name, row);
         }
-        if products.category[p] == NONE {
-            if let Some(c) = category.str(row).map(str::trim).filter(|s| !s.is_empty()) {
-                products.category[p] = products.categories.intern(c);
-            }
+        if products.category[p] == NONE
+            && let Some(c) = category.str(row).map(str::trim).filter(|s| !s.is_empty())
+        {
+            products.category[p] = products.categories.intern(c);
         }
-        if let Some(price) = price.filter(|v| *v > 0.0) {
-            if ts >= self.derived_price_at[p] {
-                products.price[p] = Some(price);
-                self.derived_price_at[p] = ts;
-            }
+        if let Some(price) = price.filter(|v| *v > 0.0)
+            && ts >= self.derived_price_at[p]
+        {
+            products.price[p] = Some(price);
+            self.derived_price_at[p] = ts;
         }
     }
 

@@ -6,6 +6,7 @@
 //! prediction is computed from a snapshot by [`Snapshot::predict`], so all of them agree.
 
 mod build;
+pub mod fields;
 mod file;
 
 use std::collections::BTreeMap;

@@ -7,8 +7,6 @@
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::error::ApiError;
-
 /// Longest window searched.
 pub const MAX_WINDOW: Duration = Duration::days(14);
 
@@ -21,12 +19,8 @@ pub struct Quiet {
 
 impl Quiet {
     /// Reads `HH:MM-HH:MM`.
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let bad = || {
-            ApiError::invalid(format!(
-                "quiet: `{raw}` is not HH:MM-HH:MM (e.g. 21:00-08:00)"
-            ))
-        };
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let bad = || format!("quiet: `{raw}` is not HH:MM-HH:MM (e.g. 21:00-08:00)");
         let (a, b) = raw.split_once('-').ok_or_else(bad)?;
         let minutes = |s: &str| -> Option<u32> {
             let (h, m) = s.trim().split_once(':')?;
@@ -48,13 +42,9 @@ impl Quiet {
 }
 
 /// Reads a duration such as `24h`, `90m`, `2d` or `3600s`.
-pub fn parse_within(raw: &str) -> Result<Duration, ApiError> {
+pub fn parse_within(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
-    let bad = || {
-        ApiError::invalid(format!(
-            "within: `{raw}` is not a duration such as 24h, 90m, 2d or 3600s"
-        ))
-    };
+    let bad = || format!("within: `{raw}` is not a duration such as 24h, 90m, 2d or 3600s");
     let split = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let n: i64 = raw[..split].parse().map_err(|_| bad())?;
     let unit: i64 = match &raw[split..] {
@@ -69,9 +59,9 @@ pub fn parse_within(raw: &str) -> Result<Duration, ApiError> {
         .and_then(Duration::try_seconds)
         .unwrap_or(MAX_WINDOW + MAX_WINDOW);
     if d <= Duration::zero() || d > MAX_WINDOW {
-        return Err(ApiError::invalid(format!(
+        return Err(format!(
             "within: `{raw}` must be more than 0 and at most 14d"
-        )));
+        ));
     }
     Ok(d)
 }
@@ -101,10 +91,10 @@ pub fn ranked_slots(
     let mut candidates = vec![after];
     let mut t = first_quarter;
     while t < end.timestamp() {
-        if let Some(at) = DateTime::<Utc>::from_timestamp(t, 0) {
-            if at.with_timezone(&zone).minute() == 0 {
-                candidates.push(at);
-            }
+        if let Some(at) = DateTime::<Utc>::from_timestamp(t, 0)
+            && at.with_timezone(&zone).minute() == 0
+        {
+            candidates.push(at);
         }
         t += quarter;
     }
@@ -115,7 +105,7 @@ pub fn ranked_slots(
             !quiet.is_some_and(|q| q.contains(local.hour() * 60 + local.minute()))
         })
         .map(|at| {
-            let hour_of_week = augur_core::time::hour_of_week(at.timestamp(), zone);
+            let hour_of_week = crate::time::hour_of_week(at.timestamp(), zone);
             Slot {
                 at,
                 hour_of_week,

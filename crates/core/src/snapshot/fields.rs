@@ -1,9 +1,9 @@
 //! What segment rules can read about a contact: scores, the snapshot's facts and flags, and the
 //! export's extra contact columns, each under a stable name (documented in `docs/segments.md`).
 
-use augur_core::affinity::category_affinity;
-use augur_core::history::AttributeColumn;
-use augur_core::snapshot::{FACTS, FLAGS, Models, Snapshot};
+use super::{FACTS, FLAGS, Models, Snapshot};
+use crate::affinity::category_affinity;
+use crate::history::AttributeColumn;
 use augur_segment::{Kind, Record, Schema, Value};
 
 /// Where a schema field's value comes from.

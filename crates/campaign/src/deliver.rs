@@ -1,0 +1,345 @@
+//! Delivery: due messages leave the outbox over SMTP (or into a directory as `.eml` files when
+//! no relay is configured), at a paced rate, each outcome recorded.
+//!
+//! Exactly once: a batch of at most `campaigns.connections` messages is marked `sending` in one
+//! commit before any of it is transmitted, and each outcome is committed after the server
+//! answers. After a crash, only that batch can be in doubt; see [`crate::outbox`] and
+//! `campaigns.unknown_outcome`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use augur_core::Config;
+use augur_core::config::{SmtpConfig, SmtpSecurity, UnknownOutcome};
+use chrono::Utc;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::events::SentLog;
+use crate::message::{Envelope, Signer, Unsubscribe, build, mailbox};
+use crate::outbox::{Claimed, Outbox, Outcome};
+
+/// Where messages go.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// An SMTP relay, with pooled connections.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// A directory of `.eml` files (no relay configured).
+    Directory(PathBuf),
+}
+
+impl Transport {
+    /// The transport `config` asks for.
+    pub fn new(config: &Config) -> Result<Self> {
+        let campaigns = &config.campaigns;
+        let Some(smtp) = &campaigns.smtp else {
+            std::fs::create_dir_all(&campaigns.eml_dir)
+                .map_err(|e| Error::write(&campaigns.eml_dir, e))?;
+            return Ok(Self::Directory(campaigns.eml_dir.clone()));
+        };
+        Ok(Self::Smtp(smtp_transport(smtp, campaigns.connections)?))
+    }
+
+    /// Where messages go, for messages to people.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Smtp(_) => "SMTP relay".into(),
+            Self::Directory(d) => format!("{} (.eml files; no SMTP relay configured)", d.display()),
+        }
+    }
+}
+
+fn smtp_transport(
+    smtp: &SmtpConfig,
+    connections: usize,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let bad = |e: lettre::transport::smtp::Error| Error::Setting {
+        setting: "campaigns.smtp.host".into(),
+        message: e.to_string(),
+    };
+    let (builder, default_port) = match smtp.security {
+        SmtpSecurity::None => (
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone()),
+            25,
+        ),
+        SmtpSecurity::Starttls => (
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(bad)?,
+            587,
+        ),
+        SmtpSecurity::Tls => (
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(bad)?,
+            465,
+        ),
+    };
+    let mut builder = builder
+        .port(smtp.port.unwrap_or(default_port))
+        .timeout(Some(Duration::from_secs_f64(smtp.timeout_seconds.max(0.1))))
+        .pool_config(PoolConfig::new().max_size(connections as u32));
+    match (&smtp.username, &smtp.password) {
+        (Some(u), Some(p)) => builder = builder.credentials(Credentials::new(u.clone(), p.clone())),
+        (None, None) => {}
+        _ => {
+            return Err(Error::Setting {
+                setting: "campaigns.smtp.username / password".into(),
+                message:
+                    "give both or neither (the password usually as AUGUR_CAMPAIGNS__SMTP__PASSWORD)"
+                        .into(),
+            });
+        }
+    }
+    Ok(builder.build())
+}
+
+/// How long `send` keeps going.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// Deliver what is due now, then stop (retries wait for the next invocation).
+    DueNow,
+    /// Keep going until nothing is queued, or this instant (UTC seconds) passes.
+    Drained(Option<i64>),
+}
+
+/// What a send did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SendReport {
+    /// Messages found `sending` from a sender that stopped abruptly.
+    pub recovered_in_doubt: usize,
+    /// Of those, queued again (policy `resend`); the rest are `unknown`.
+    pub resent_in_doubt: bool,
+    /// Accepted by the server.
+    pub sent: usize,
+    /// Transient failures (retried later).
+    pub retried: usize,
+    /// Permanent failures.
+    pub failed: usize,
+    /// Not sent: the contact opted out after planning.
+    pub suppressed: usize,
+    /// Not sent before the window closed.
+    pub expired: usize,
+    /// `sent` rows written to the e-mail events table.
+    pub events_logged: usize,
+}
+
+/// Options of one send.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// How long to keep going.
+    pub until: Until,
+    /// Resend messages of unknown outcome (overrides `campaigns.unknown_outcome`).
+    pub resend_unknown: bool,
+}
+
+/// Holds the outbox's sender lock while alive: two senders would each take the other's
+/// `sending` rows for a crash.
+#[derive(Debug)]
+pub struct SenderLock {
+    _file: std::fs::File,
+}
+
+impl SenderLock {
+    /// Takes the lock of `outbox`, or says who has it.
+    pub fn take(outbox: &Path) -> Result<Self> {
+        let lock = outbox.with_extension("send.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| Error::outbox(&lock, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(_) => Err(Error::Busy {
+                outbox: outbox.to_path_buf(),
+                lock,
+            }),
+        }
+    }
+}
+
+/// Delivers due messages. `progress` is told the running totals after each batch.
+pub async fn send(
+    config: &Config,
+    outbox: &mut Outbox,
+    transport: &Transport,
+    options: &SendOptions,
+    progress: &(dyn Fn(&SendReport) + Sync),
+) -> Result<SendReport> {
+    let campaigns = &config.campaigns;
+    let _lock = SenderLock::take(outbox.path())?;
+    let log = SentLog::new(config)?;
+    let resend = options.resend_unknown || campaigns.unknown_outcome == UnknownOutcome::Resend;
+    let mut report = SendReport {
+        recovered_in_doubt: outbox.recover(resend)?,
+        resent_in_doubt: resend,
+        ..SendReport::default()
+    };
+    if report.recovered_in_doubt > 0 {
+        if resend {
+            tracing::warn!(
+                "{} messages of unknown outcome were queued again (they may arrive twice)",
+                report.recovered_in_doubt
+            );
+        } else {
+            tracing::warn!(
+                "{} messages were being sent when the last sender stopped; held as `unknown` (the server may have accepted them)",
+                report.recovered_in_doubt
+            );
+        }
+    }
+    log.recover(outbox)?;
+    let signer = Signer::new(outbox.signing_key(campaigns.signing_key.as_deref())?);
+    let mut directory = Directory::load(config)?;
+    let batch = campaigns.connections;
+    let started = Instant::now();
+    let mut last_flush = Instant::now();
+    loop {
+        let now = Utc::now().timestamp();
+        report.expired += outbox.expire(now)?;
+        let claimed = outbox.claim_due(now, batch)?;
+        if claimed.is_empty() {
+            report.events_logged += log.flush(outbox)?;
+            let Until::Drained(deadline) = options.until else {
+                break;
+            };
+            let Some(next) = outbox.next_due()? else {
+                break;
+            };
+            if deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            let wait_ms = ((next - now).max(0) * 1000).clamp(100, 1000) as u64;
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            continue;
+        }
+        if directory.is_stale(config) {
+            directory = Directory::load(config)?;
+        }
+        let sends = claimed
+            .iter()
+            .map(|m| deliver_one(m, &directory, transport, &signer, config));
+        let outcomes: Vec<(i64, Outcome)> = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .zip(&claimed)
+            .map(|(outcome, m)| (m.id, outcome))
+            .collect();
+        for (_, o) in &outcomes {
+            match o {
+                Outcome::Sent(_) => report.sent += 1,
+                Outcome::Retry(..) => report.retried += 1,
+                Outcome::Failed(_) => report.failed += 1,
+                Outcome::Suppressed(_) => report.suppressed += 1,
+            }
+        }
+        outbox.record(&outcomes)?;
+        if last_flush.elapsed() > Duration::from_secs(10) {
+            report.events_logged += log.flush(outbox)?;
+            last_flush = Instant::now();
+        }
+        progress(&report);
+        // Pace: never ahead of `messages_per_second` on average since the start.
+        let due = Duration::from_secs_f64(report.sent as f64 / campaigns.messages_per_second);
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(ahead).await;
+        }
+    }
+    report.events_logged += log.flush(outbox)?;
+    Ok(report)
+}
+
+/// Checks the contact again, builds the message and hands it over.
+async fn deliver_one(
+    m: &Claimed,
+    directory: &Directory,
+    transport: &Transport,
+    signer: &Signer,
+    config: &Config,
+) -> Outcome {
+    let d = directory.contact(&m.contact_id);
+    if let Some(reason) = directory.suppression(d, m.require_consent) {
+        return Outcome::Suppressed(reason.name());
+    }
+    // The address may have changed since planning; the export is the truth.
+    let to = d.and_then(|d| directory.email(d)).unwrap_or(&m.email);
+    let envelope = match envelope_of(m, signer, config) {
+        Ok(e) => e,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let message = match build(
+        &envelope,
+        &m.campaign_id,
+        &m.contact_id,
+        to,
+        &m.message_id,
+        &m.content,
+    ) {
+        Ok(message) => message,
+        Err(e) => return Outcome::Failed(format!("not sendable: {e}")),
+    };
+    let result = match transport {
+        Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
+            let permanent = e.is_permanent();
+            (e.to_string(), permanent)
+        }),
+        Transport::Directory(dir) => {
+            write_eml(dir, &m.message_id, &message.formatted()).map_err(|e| (e, false))
+        }
+    };
+    match result {
+        Ok(()) => Outcome::Sent(Utc::now().timestamp()),
+        Err((e, true)) => Outcome::Failed(e),
+        Err((e, false)) if m.attempts >= config.campaigns.max_attempts => {
+            Outcome::Failed(format!("gave up after {} attempts: {e}", m.attempts))
+        }
+        Err((e, false)) => Outcome::Retry(retry_at(config, m.attempts), e),
+    }
+}
+
+fn envelope_of(m: &Claimed, signer: &Signer, config: &Config) -> Result<Envelope, String> {
+    let from = mailbox(&m.sender)?;
+    let reply_to = m.reply_to.as_deref().map(mailbox).transpose()?;
+    let mailto = config
+        .campaigns
+        .unsubscribe_mailto
+        .clone()
+        .unwrap_or_else(|| format!("unsubscribe@{}", from.email.domain()));
+    Ok(Envelope {
+        from,
+        reply_to,
+        unsubscribe: Unsubscribe {
+            url: config.campaigns.unsubscribe_url.clone(),
+            mailto,
+            signer: signer.clone(),
+        },
+    })
+}
+
+/// Exponential backoff: `retry_seconds`, doubled per attempt, at most an hour.
+fn retry_at(config: &Config, attempts: u32) -> i64 {
+    let wait =
+        config.campaigns.retry_seconds * 2f64.powi(attempts.saturating_sub(1).min(20) as i32);
+    Utc::now().timestamp() + wait.min(3600.0).ceil() as i64
+}
+
+/// Writes a message file atomically, named by its Message-ID.
+fn write_eml(dir: &Path, message_id: &str, bytes: &[u8]) -> Result<(), String> {
+    let name: String = message_id
+        .trim_matches(['<', '>'])
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '@' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{name}.eml"));
+    let tmp = dir.join(format!(".{name}.eml.tmp"));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,231 @@
+//! One e-mail: headers (deterministic Message-ID, `List-Unsubscribe` with a signed one-click link
+//! and a mailto, RFC 8058's `List-Unsubscribe-Post`) around a plain-text and an HTML part.
+
+use hmac::{Hmac, Mac};
+use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+
+use crate::outbox::Rendered;
+
+/// Reads `Name <address>` or a bare address.
+pub fn mailbox(raw: &str) -> Result<Mailbox, String> {
+    raw.parse::<Mailbox>()
+        .map_err(|e| format!("`{raw}` is not an e-mail address ({e})"))
+}
+
+/// Hex of the first `n` bytes of SHA-256 over the parts, separated by NUL.
+pub(crate) fn digest_hex(parts: &[&str], n: usize) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize()[..n])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The Message-ID of a run's message to a contact: the same on every re-plan, unique per run.
+pub fn message_id(run_id: &str, contact_id: &str, from: &Mailbox) -> String {
+    let domain = from.email.domain();
+    format!(
+        "<{run_id}.{}@{domain}>",
+        digest_hex(&[run_id, contact_id], 12)
+    )
+}
+
+/// Signs unsubscribe links. The signature covers the campaign and the contact, so a link can
+/// unsubscribe only the contact it was sent to.
+#[derive(Clone)]
+pub struct Signer {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(..)")
+    }
+}
+
+impl Signer {
+    /// A signer with `key`.
+    pub fn new(key: Vec<u8>) -> Self {
+        Self { key }
+    }
+
+    /// Hex HMAC-SHA256 of `campaign` and `contact`.
+    pub fn sign(&self, campaign: &str, contact: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(campaign.as_bytes());
+        mac.update(&[0]);
+        mac.update(contact.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// Whether `signature` is this signer's for `campaign` and `contact` (constant time).
+    pub fn verify(&self, campaign: &str, contact: &str, signature: &str) -> bool {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(campaign.as_bytes());
+        mac.update(&[0]);
+        mac.update(contact.as_bytes());
+        let Some(bytes) = unhex(signature) else {
+            return false;
+        };
+        mac.verify_slice(&bytes).is_ok()
+    }
+
+    /// The one-click link for `contact`.
+    pub fn link(&self, base: &str, campaign: &str, contact: &str) -> String {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!(
+            "{base}{sep}contact={}&campaign={campaign}&sig={}",
+            utf8_percent_encode(contact, NON_ALPHANUMERIC),
+            self.sign(campaign, contact)
+        )
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `List-Unsubscribe`.
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_string()))
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".into())
+    }
+}
+
+/// How unsubscribes reach the shop.
+#[derive(Debug, Clone)]
+pub struct Unsubscribe {
+    /// One-click endpoint, if configured.
+    pub url: Option<String>,
+    /// `mailto:` address.
+    pub mailto: String,
+    /// Signs the links.
+    pub signer: Signer,
+}
+
+impl Unsubscribe {
+    /// The `List-Unsubscribe` value (`<https…>, <mailto:…>`) and the link for templates.
+    pub fn header_and_link(&self, campaign: &str, contact: &str) -> (String, Option<String>) {
+        let sig = self.signer.sign(campaign, contact);
+        let mailto = format!(
+            "<mailto:{}?subject=unsubscribe%20{campaign}%20{}%20{sig}>",
+            self.mailto,
+            utf8_percent_encode(contact, NON_ALPHANUMERIC)
+        );
+        match &self.url {
+            Some(base) => {
+                let link = self.signer.link(base, campaign, contact);
+                (format!("<{link}>, {mailto}"), Some(link))
+            }
+            None => (mailto, None),
+        }
+    }
+}
+
+/// Everything but the recipient and content, fixed per campaign.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `From:`.
+    pub from: Mailbox,
+    /// `Reply-To:`.
+    pub reply_to: Option<Mailbox>,
+    /// Unsubscribe links.
+    pub unsubscribe: Unsubscribe,
+}
+
+/// Builds the message to `to`.
+pub fn build(
+    envelope: &Envelope,
+    campaign: &str,
+    contact: &str,
+    to: &str,
+    message_id: &str,
+    content: &Rendered,
+) -> Result<Message, String> {
+    let to = mailbox(to)?;
+    let (list_unsubscribe, _) = envelope.unsubscribe.header_and_link(campaign, contact);
+    let mut builder = Message::builder()
+        .from(envelope.from.clone())
+        .to(to)
+        .subject(content.subject.clone())
+        .message_id(Some(message_id.to_string()))
+        .header(ListUnsubscribe(list_unsubscribe));
+    if envelope.unsubscribe.url.is_some() {
+        builder = builder.header(ListUnsubscribePost);
+    }
+    if let Some(r) = &envelope.reply_to {
+        builder = builder.reply_to(r.clone());
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            content.text.clone(),
+            content.html.clone(),
+        ))
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_campaign_and_contact() {
+        let s = Signer::new(b"key".to_vec());
+        let sig = s.sign("winback", "c1");
+        assert!(s.verify("winback", "c1", &sig));
+        assert!(!s.verify("winback", "c2", &sig));
+        assert!(!s.verify("vip", "c1", &sig));
+        assert!(!Signer::new(b"other".to_vec()).verify("winback", "c1", &sig));
+        assert!(!s.verify("winback", "c1", "zz"));
+    }
+
+    #[test]
+    fn message_ids_are_stable_and_distinct() {
+        let from = mailbox("Shop <news@shop.example>").expect("from");
+        let a = message_id("winback-2026-11-28", "c1", &from);
+        assert_eq!(a, message_id("winback-2026-11-28", "c1", &from));
+        assert_ne!(a, message_id("winback-2026-11-29", "c1", &from));
+        assert_ne!(a, message_id("winback-2026-11-28", "c2", &from));
+        assert!(a.starts_with("<winback-2026-11-28.") && a.ends_with("@shop.example>"));
+    }
+}

@@ -1,0 +1,582 @@
+//! The outbox: one SQLite row per planned contact and run, carrying the rendered message and its
+//! delivery state. It is what makes delivery exactly-once: a message is marked `sending` (and the
+//! mark is on disk) before any byte goes to the SMTP server, and `sent` once the server accepted
+//! it. A sender that finds `sending` rows on start knows it stopped abruptly in between.
+//!
+//! States: `holdout` and `suppressed` (planned, never sent), `queued` → `sending` → `sent`, or
+//! back to `queued` with a later `next_attempt_at` after a transient failure, or `failed` (the
+//! server's reply kept), or `unknown` (a crash left the outcome unknown; see
+//! [`augur_core::config::UnknownOutcome`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+/// Schema; `user_version` says which.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    planned_for INTEGER NOT NULL,
+    window_end INTEGER NOT NULL,
+    model_version TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    reply_to TEXT,
+    require_consent INTEGER NOT NULL,
+    planned_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    email TEXT,
+    variant TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    send_at INTEGER NOT NULL,
+    send_time_source TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    message_id TEXT,
+    subject TEXT,
+    html TEXT,
+    text TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    sent_at INTEGER,
+    events_file TEXT,
+    UNIQUE (run_id, contact_id)
+);
+CREATE INDEX IF NOT EXISTS messages_due ON messages (status, send_at);
+CREATE INDEX IF NOT EXISTS messages_contact ON messages (contact_id, send_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+PRAGMA user_version = 1;
+";
+
+/// A run: one campaign planned for one day.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// `<campaign>-<YYYY-MM-DD>`.
+    pub run_id: String,
+    /// Campaign id.
+    pub campaign_id: String,
+    /// The planning instant (UTC seconds).
+    pub planned_for: i64,
+    /// When the last contact's window closes (UTC seconds).
+    pub window_end: i64,
+    /// Model version the scores came from.
+    pub model_version: String,
+    /// `From:`.
+    pub sender: String,
+    /// `Reply-To:`.
+    pub reply_to: Option<String>,
+    /// Whether consent must be recorded as given (checked again at sending).
+    pub require_consent: bool,
+}
+
+/// One planned row.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// External contact id.
+    pub contact_id: String,
+    /// Address.
+    pub email: Option<String>,
+    /// Variant, `None` for the holdout and suppressed contacts.
+    pub variant: Option<String>,
+    /// `queued`, `holdout` or `suppressed`.
+    pub status: &'static str,
+    /// Why suppressed.
+    pub reason: Option<&'static str>,
+    /// When to send (also set for the holdout, for attribution).
+    pub send_at: i64,
+    /// How the time was chosen.
+    pub send_time_source: &'static str,
+    /// When the contact's window closes: not sent by then, not sent at all.
+    pub expires_at: i64,
+    /// Deterministic Message-ID.
+    pub message_id: Option<String>,
+    /// The rendered message.
+    pub content: Option<Rendered>,
+}
+
+/// A rendered message.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Subject.
+    pub subject: String,
+    /// HTML body (preheader included).
+    pub html: String,
+    /// Plain-text body.
+    pub text: String,
+}
+
+/// A message claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Row id.
+    pub id: i64,
+    /// Run.
+    pub run_id: String,
+    /// Campaign.
+    pub campaign_id: String,
+    /// Contact.
+    pub contact_id: String,
+    /// Address.
+    pub email: String,
+    /// Message-ID.
+    pub message_id: String,
+    /// Content.
+    pub content: Rendered,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// `From:` of its run.
+    pub sender: String,
+    /// `Reply-To:` of its run.
+    pub reply_to: Option<String>,
+    /// Whether its run requires recorded consent.
+    pub require_consent: bool,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Accepted by the server, at this instant.
+    Sent(i64),
+    /// Try again at this instant; the reply or error.
+    Retry(i64, String),
+    /// Permanent failure; the reply.
+    Failed(String),
+    /// Not sent: the contact opted out after planning.
+    Suppressed(&'static str),
+}
+
+/// The outbox database.
+#[derive(Debug)]
+pub struct Outbox {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::outbox(path, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| Error::outbox(path, e))?;
+        let err = |e: rusqlite::Error| Error::outbox(path, e);
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        // WAL with FULL sync: a committed `sending` mark survives a power cut, not just a kill.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version > 1 {
+            return Err(Error::outbox(
+                path,
+                format!("written by a newer augur (schema {version}); upgrade augur"),
+            ));
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::outbox(&self.path, e)
+    }
+
+    /// Stores a run and its rows in one transaction; rows already planned for the run are left
+    /// as they are. Returns how many rows were new.
+    pub fn insert_plan(&mut self, run: &Run, rows: &[Planned]) -> Result<usize> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::outbox(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'))",
+            params![run.run_id, run.campaign_id, run.planned_for, run.window_end, run.model_version,
+                    run.sender, run.reply_to, run.require_consent],
+        )
+        .map_err(err)?;
+        let mut added = 0;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO messages (run_id, campaign_id, contact_id, email, variant, status, reason,
+                     send_at, send_time_source, message_id, subject, html, text, next_attempt_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?8, ?14)",
+                )
+                .map_err(err)?;
+            for r in rows {
+                let c = r.content.as_ref();
+                added += insert
+                    .execute(params![
+                        run.run_id,
+                        run.campaign_id,
+                        r.contact_id,
+                        r.email,
+                        r.variant,
+                        r.status,
+                        r.reason,
+                        r.send_at,
+                        r.send_time_source,
+                        r.message_id,
+                        c.map(|c| &c.subject),
+                        c.map(|c| &c.html),
+                        c.map(|c| &c.text),
+                        r.expires_at,
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(added)
+    }
+
+    /// Send instants of messages that count towards frequency caps (queued, in flight, sent or
+    /// of unknown outcome) of every campaign, by contact, within `[from, to)`, except `run_id`'s.
+    pub fn cap_counts(
+        &self,
+        from: i64,
+        to: i64,
+        run_id: &str,
+    ) -> Result<HashMap<String, Vec<i64>>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT contact_id, coalesce(sent_at, send_at) FROM messages
+                 WHERE status IN ('queued', 'sending', 'sent', 'unknown')
+                 AND coalesce(sent_at, send_at) >= ?1 AND coalesce(sent_at, send_at) < ?2 AND run_id <> ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![from, to, run_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out: HashMap<String, Vec<i64>> = HashMap::new();
+        for row in rows {
+            let (c, at) = row.map_err(|e| self.err(e))?;
+            out.entry(c).or_default().push(at);
+        }
+        Ok(out)
+    }
+
+    /// The key that signs unsubscribe links: `configured` if given, else one generated once and
+    /// kept here, so links stay valid across runs.
+    pub fn signing_key(&self, configured: Option<&str>) -> Result<Vec<u8>> {
+        if let Some(k) = configured {
+            return Ok(k.as_bytes().to_vec());
+        }
+        let existing: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'signing_key'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some(k) = existing {
+            return Ok(k);
+        }
+        let key: [u8; 32] = rand::random();
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('signing_key', ?1)",
+                params![key.to_vec()],
+            )
+            .map_err(|e| self.err(e))?;
+        self.signing_key(None)
+    }
+
+    /// Messages left `sending` by a sender that stopped abruptly: marked `unknown` (`resend`
+    /// false) or queued again. Returns how many.
+    pub fn recover(&mut self, resend: bool) -> Result<usize> {
+        let sql = if resend {
+            "UPDATE messages SET status = 'queued', reason = 'resent after an unknown outcome' WHERE status IN ('sending', 'unknown')"
+        } else {
+            "UPDATE messages SET status = 'unknown', reason = 'the sender stopped while sending; the server may or may not have accepted it' WHERE status = 'sending'"
+        };
+        self.conn.execute(sql, []).map_err(|e| self.err(e))
+    }
+
+    /// Claims up to `limit` due messages (queued, `send_at` and `next_attempt_at` passed, the
+    /// run's window still open), earliest first, marking them `sending` in one commit.
+    pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Vec<Claimed>> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::outbox(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let claimed = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT m.id, m.run_id, m.campaign_id, m.contact_id, m.email, m.message_id,
+                            m.subject, m.html, m.text, m.attempts, r.sender, r.reply_to, r.require_consent
+                     FROM messages m JOIN runs r ON r.run_id = m.run_id
+                     WHERE m.status = 'queued' AND m.send_at <= ?1 AND m.next_attempt_at <= ?1
+                       AND m.expires_at > ?1
+                     ORDER BY m.send_at, m.id LIMIT ?2",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map(params![now, limit as i64], |r| {
+                    Ok(Claimed {
+                        id: r.get(0)?,
+                        run_id: r.get(1)?,
+                        campaign_id: r.get(2)?,
+                        contact_id: r.get(3)?,
+                        email: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        message_id: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                        content: Rendered {
+                            subject: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                            html: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                            text: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                        },
+                        attempts: r.get::<_, u32>(9)? + 1,
+                        sender: r.get(10)?,
+                        reply_to: r.get(11)?,
+                        require_consent: r.get(12)?,
+                    })
+                })
+                .map_err(err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(err)?;
+            let mut mark = tx
+                .prepare(
+                    "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for c in &rows {
+                mark.execute(params![c.id]).map_err(err)?;
+            }
+            rows
+        };
+        tx.commit().map_err(err)?;
+        Ok(claimed)
+    }
+
+    /// Records outcomes in one commit.
+    pub fn record(&mut self, outcomes: &[(i64, Outcome)]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::outbox(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut sent = tx
+                .prepare("UPDATE messages SET status = 'sent', sent_at = ?2, reason = NULL WHERE id = ?1")
+                .map_err(err)?;
+            let mut retry = tx
+                .prepare("UPDATE messages SET status = 'queued', next_attempt_at = ?2, reason = ?3 WHERE id = ?1")
+                .map_err(err)?;
+            let mut other = tx
+                .prepare("UPDATE messages SET status = ?2, reason = ?3 WHERE id = ?1")
+                .map_err(err)?;
+            for (id, outcome) in outcomes {
+                match outcome {
+                    Outcome::Sent(at) => sent.execute(params![id, at]),
+                    Outcome::Retry(at, why) => retry.execute(params![id, at, why]),
+                    Outcome::Failed(why) => other.execute(params![id, "failed", why]),
+                    Outcome::Suppressed(why) => other.execute(params![id, "suppressed", why]),
+                }
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Queued messages whose window closed unsent are marked `expired`. Returns how many.
+    pub fn expire(&mut self, now: i64) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE messages SET status = 'expired', reason = coalesce(reason, 'the send window closed')
+                 WHERE status = 'queued' AND expires_at <= ?1",
+                params![now],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The next instant a queued message becomes due, if any is queued.
+    pub fn next_due(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT min(max(send_at, next_attempt_at)) FROM messages WHERE status = 'queued'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Rows by status and reason, for a run or for everything.
+    pub fn counts(&self, run_id: Option<&str>) -> Result<Vec<(String, Option<String>, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT status, CASE WHEN status IN ('suppressed', 'failed', 'unknown') THEN reason END, count(*)
+                 FROM messages WHERE ?1 IS NULL OR run_id = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sent messages whose `sent` event is not yet in an events file, at most `limit`.
+    pub fn unlogged_sends(&self, limit: usize) -> Result<Vec<SentRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, contact_id, campaign_id, sent_at, message_id FROM messages
+                 WHERE status = 'sent' AND events_file IS NULL ORDER BY id LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok(SentRow {
+                    id: r.get(0)?,
+                    contact_id: r.get(1)?,
+                    campaign_id: r.get(2)?,
+                    sent_at: r.get(3)?,
+                    message_id: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks rows as written to `file` (one commit).
+    pub fn mark_logged(&mut self, ids: &[i64], file: &str) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::outbox(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare("UPDATE messages SET events_file = ?2 WHERE id = ?1")
+                .map_err(err)?;
+            for id in ids {
+                stmt.execute(params![id, file]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// When the run ends: its last window closes (`None`: no such run).
+    pub fn window_end(&self, run_id: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT window_end FROM runs WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Events files recorded in the outbox.
+    pub fn events_files(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT events_file FROM messages WHERE events_file IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets an events file that never reached its place, so its rows are written again.
+    pub fn unmark_logged(&mut self, file: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE messages SET events_file = NULL WHERE events_file = ?1",
+                params![file],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every row of a campaign for reports: (run, contact, variant or `holdout`, status, send
+    /// at, sent at).
+    pub fn campaign_rows(&self, campaign_id: &str) -> Result<Vec<ReportRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT contact_id, coalesce(variant, 'holdout'), status, send_at, sent_at, reason
+                 FROM messages WHERE campaign_id = ?1 AND status NOT IN ('suppressed')",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![campaign_id], |r| {
+                Ok(ReportRow {
+                    contact_id: r.get(0)?,
+                    group: r.get(1)?,
+                    status: r.get(2)?,
+                    send_at: r.get(3)?,
+                    sent_at: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One message's row by Message-ID: (status, attempts, reason).
+    pub fn message_state(&self, message_id: &str) -> Result<Option<(String, u32, Option<String>)>> {
+        self.conn
+            .query_row(
+                "SELECT status, attempts, reason FROM messages WHERE message_id = ?1",
+                params![message_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// A campaign row as reports read it.
+#[derive(Debug, Clone)]
+pub struct ReportRow {
+    /// External contact id.
+    pub contact_id: String,
+    /// Variant name or `holdout`.
+    pub group: String,
+    /// Delivery state.
+    pub status: String,
+    /// Planned send instant.
+    pub send_at: i64,
+    /// When the server accepted it.
+    pub sent_at: Option<i64>,
+    /// Failure reply, if failed.
+    pub reason: Option<String>,
+}
+
+/// A sent message, as the e-mail events table records it.
+#[derive(Debug, Clone)]
+pub struct SentRow {
+    /// Outbox row id.
+    pub id: i64,
+    /// External contact id.
+    pub contact_id: String,
+    /// Campaign.
+    pub campaign_id: String,
+    /// When the server accepted it (UTC seconds).
+    pub sent_at: i64,
+    /// Message-ID.
+    pub message_id: String,
+}

@@ -1,0 +1,380 @@
+//! `augur campaign report`: what a campaign did, per variant and for the holdout, read from the
+//! exports (e-mail events and orders) and the outbox (who was in which group, sent when).
+//!
+//! Orders count for a contact when they fall within `campaigns.attribution_days` after its send
+//! (for the holdout: after the instant it would have been sent). Groups are compared as
+//! assigned (intention to treat): a variant's audience includes messages that failed or were
+//! suppressed at sending, so the comparison with the holdout is not biased by who could be
+//! reached.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use augur_core::{Config, EmailEventKind};
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::outbox::Outbox;
+
+/// Hours after sending shown in the opens chart.
+pub const CHART_HOURS: usize = 72;
+
+/// One group's figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupStats {
+    /// Variant name or `holdout`.
+    pub group: String,
+    /// Contacts assigned.
+    pub audience: u64,
+    /// Accepted by the SMTP server.
+    pub sent: u64,
+    /// Delivered (per the e-mail platform's events).
+    pub delivered: u64,
+    /// Bounced.
+    pub bounced: u64,
+    /// Contacts with a human open (machine opens excluded).
+    pub opened: u64,
+    /// Contacts who clicked.
+    pub clicked: u64,
+    /// Contacts who unsubscribed.
+    pub unsubscribed: u64,
+    /// Contacts with an order in the attribution window.
+    pub converted: u64,
+    /// Orders in the attribution window.
+    pub orders: u64,
+    /// Revenue of those orders.
+    pub revenue: f64,
+    /// Revenue per e-mail sent (per contact for the holdout).
+    pub revenue_per_email: f64,
+    /// Human opens by hour after sending (first [`CHART_HOURS`] hours).
+    pub opens_by_hour: Vec<u64>,
+}
+
+/// A variant against the holdout: difference in conversion rate with its 95 % interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uplift {
+    /// Variant.
+    pub group: String,
+    /// Conversion rate of the variant.
+    pub rate: f64,
+    /// Conversion rate of the holdout.
+    pub holdout_rate: f64,
+    /// Difference (percentage points as a fraction).
+    pub difference: f64,
+    /// 95 % confidence interval of the difference.
+    pub ci95: [f64; 2],
+    /// Two-sided p-value of the two-proportion z-test.
+    pub p_value: f64,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignReport {
+    /// Campaign id.
+    pub campaign: String,
+    /// Attribution window, days.
+    pub attribution_days: f64,
+    /// Per group, variants first (by name), holdout last.
+    pub groups: Vec<GroupStats>,
+    /// Each variant against the holdout (empty without a holdout).
+    pub uplift: Vec<Uplift>,
+    /// Messages by outbox state.
+    pub outbox: BTreeMap<String, u64>,
+}
+
+/// Standard normal CDF (Abramowitz & Stegun 7.1.26, error below 1.5e-7).
+fn normal_cdf(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-x * x).exp();
+    if z >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+/// Difference of two proportions with a Wald 95 % interval and a pooled z-test.
+pub fn two_proportions(x1: u64, n1: u64, x0: u64, n0: u64) -> Option<(f64, [f64; 2], f64)> {
+    if n1 == 0 || n0 == 0 {
+        return None;
+    }
+    let (p1, p0) = (x1 as f64 / n1 as f64, x0 as f64 / n0 as f64);
+    let d = p1 - p0;
+    let se = (p1 * (1.0 - p1) / n1 as f64 + p0 * (1.0 - p0) / n0 as f64).sqrt();
+    let pooled = (x1 + x0) as f64 / (n1 + n0) as f64;
+    let se0 = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n0 as f64)).sqrt();
+    let p = if se0 > 0.0 {
+        2.0 * (1.0 - normal_cdf((d / se0).abs()))
+    } else {
+        1.0
+    };
+    Some((d, [d - 1.96 * se, d + 1.96 * se], p))
+}
+
+/// Builds the report of `campaign` from the outbox and the exports.
+pub fn report(config: &Config, outbox: &Outbox, campaign: &str) -> Result<CampaignReport> {
+    let rows = outbox.campaign_rows(campaign)?;
+    if rows.is_empty() {
+        return Err(Error::outbox(
+            outbox.path(),
+            format!(
+                "no planned messages of campaign `{campaign}`; plan it first (augur campaign plan)"
+            ),
+        ));
+    }
+    let mut narrow = config.clone();
+    narrow.tables.web_events.path = None;
+    let (history, _) = augur_core::load::load(&narrow)?;
+    let window = (config.campaigns.attribution_days * 86_400.0) as i64;
+
+    let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
+    let mut states: BTreeMap<String, u64> = BTreeMap::new();
+    // Dense contact → (group, start of attribution).
+    let mut member: HashMap<u32, (String, i64)> = HashMap::new();
+    for r in &rows {
+        *states.entry(r.status.clone()).or_default() += 1;
+        let g = groups.entry(r.group.clone()).or_insert_with(|| GroupStats {
+            group: r.group.clone(),
+            opens_by_hour: vec![0; CHART_HOURS],
+            ..GroupStats::default()
+        });
+        g.audience += 1;
+        if r.status == "sent" {
+            g.sent += 1;
+        }
+        if let Some(c) = history.contacts.ids.get(&r.contact_id) {
+            member.insert(c, (r.group.clone(), r.sent_at.unwrap_or(r.send_at)));
+        }
+    }
+
+    #[derive(Default, Clone, Copy)]
+    struct Seen {
+        delivered: bool,
+        bounced: bool,
+        opened: bool,
+        clicked: bool,
+        unsubscribed: bool,
+        converted: bool,
+    }
+    let mut seen: HashMap<u32, Seen> = HashMap::new();
+    if let Some(cid) = history.campaigns.get(campaign) {
+        let e = &history.email_events;
+        for i in 0..e.len() {
+            if e.campaign[i] != cid {
+                continue;
+            }
+            let Some((group, start)) = member.get(&e.contact[i]) else {
+                continue;
+            };
+            let s = seen.entry(e.contact[i]).or_default();
+            match e.kind[i] {
+                EmailEventKind::Delivered => s.delivered = true,
+                EmailEventKind::Bounce => s.bounced = true,
+                EmailEventKind::Open if !e.machine_open[i] => {
+                    s.opened = true;
+                    let hour = (e.at[i] - start).div_euclid(3600);
+                    if let (Ok(h), Some(g)) = (usize::try_from(hour), groups.get_mut(group))
+                        && h < CHART_HOURS
+                    {
+                        g.opens_by_hour[h] += 1;
+                    }
+                }
+                EmailEventKind::Click => s.clicked = true,
+                EmailEventKind::Unsubscribe => s.unsubscribed = true,
+                _ => {}
+            }
+        }
+    }
+    let o = &history.orders;
+    let mut orders: HashMap<u32, std::collections::HashSet<u32>> = HashMap::new();
+    for i in 0..o.len() {
+        let Some((group, start)) = member.get(&o.contact[i]) else {
+            continue;
+        };
+        if o.at[i] < *start || o.at[i] >= start + window {
+            continue;
+        }
+        let g = groups.get_mut(group).expect("every member's group exists");
+        g.revenue += o.quantity[i] * o.unit_price[i];
+        if orders.entry(o.contact[i]).or_default().insert(o.order[i]) {
+            g.orders += 1;
+        }
+        seen.entry(o.contact[i]).or_default().converted = true;
+    }
+    for (c, s) in &seen {
+        let Some((group, _)) = member.get(c) else {
+            continue;
+        };
+        let g = groups.get_mut(group).expect("every member's group exists");
+        g.delivered += u64::from(s.delivered);
+        g.bounced += u64::from(s.bounced);
+        g.opened += u64::from(s.opened);
+        g.clicked += u64::from(s.clicked);
+        g.unsubscribed += u64::from(s.unsubscribed);
+        g.converted += u64::from(s.converted);
+    }
+    let holdout = groups.remove("holdout");
+    let mut list: Vec<GroupStats> = groups.into_values().collect();
+    list.extend(holdout.clone());
+    for g in &mut list {
+        let per = if g.group == "holdout" {
+            g.audience
+        } else {
+            g.sent
+        };
+        g.revenue_per_email = if per > 0 { g.revenue / per as f64 } else { 0.0 };
+    }
+    let uplift = holdout
+        .iter()
+        .flat_map(|h| {
+            list.iter()
+                .filter(|g| g.group != "holdout")
+                .filter_map(move |g| {
+                    let (d, ci95, p_value) =
+                        two_proportions(g.converted, g.audience, h.converted, h.audience)?;
+                    Some(Uplift {
+                        group: g.group.clone(),
+                        rate: g.converted as f64 / g.audience as f64,
+                        holdout_rate: h.converted as f64 / h.audience as f64,
+                        difference: d,
+                        ci95,
+                        p_value,
+                    })
+                })
+        })
+        .collect();
+    Ok(CampaignReport {
+        campaign: campaign.to_string(),
+        attribution_days: config.campaigns.attribution_days,
+        groups: list,
+        uplift,
+        outbox: states,
+    })
+}
+
+const COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+];
+
+/// The opens-by-hour chart as SVG.
+fn opens_chart(report: &CampaignReport) -> Result<String, String> {
+    let max = report
+        .groups
+        .iter()
+        .flat_map(|g| g.opens_by_hour.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64
+        * 1.1;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (720, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Human opens by hour after sending", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0f64..CHART_HOURS as f64, 0f64..max)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("hours after sending")
+            .y_desc("opens")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, g) in report.groups.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    g.opens_by_hour
+                        .iter()
+                        .enumerate()
+                        .map(|(h, n)| (h as f64, *n as f64)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(g.group.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Writes `report.json` and `report.html` into `dir`.
+pub fn write(report: &CampaignReport, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+    let json = dir.join("report.json");
+    let text = serde_json::to_string_pretty(report).map_err(|e| Error::write(&json, e))?;
+    std::fs::write(&json, text).map_err(|e| Error::write(&json, e))?;
+    let chart = opens_chart(report).map_err(|e| Error::write(&dir.join("report.html"), e))?;
+    let mut rows = String::new();
+    for g in &report.groups {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td></tr>\n",
+            escape(&g.group), g.audience, g.sent, g.delivered, g.bounced, g.opened, g.clicked,
+            g.unsubscribed, g.orders, g.revenue, g.revenue_per_email
+        ));
+    }
+    let mut uplift = String::new();
+    for u in &report.uplift {
+        uplift.push_str(&format!(
+            "<tr><td>{}</td><td>{:.2} %</td><td>{:.2} %</td><td>{:+.2} pp</td><td>[{:+.2}, {:+.2}] pp</td><td>{:.3}</td></tr>\n",
+            escape(&u.group), 100.0 * u.rate, 100.0 * u.holdout_rate, 100.0 * u.difference,
+            100.0 * u.ci95[0], 100.0 * u.ci95[1], u.p_value
+        ));
+    }
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Campaign {id}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head><body>\
+         <h1>Campaign {id}</h1><p>Orders attributed within {days} days of sending (the holdout: of when it would have been sent).</p>\
+         <table><tr><th>group</th><th>audience</th><th>sent</th><th>delivered</th><th>bounced</th><th>opened</th><th>clicked</th><th>unsubscribed</th><th>orders</th><th>revenue</th><th>revenue / e-mail</th></tr>\n{rows}</table>\
+         <h2>Uplift over the holdout (conversion rate)</h2><table><tr><th>variant</th><th>rate</th><th>holdout</th><th>difference</th><th>95 % CI</th><th>p</th></tr>\n{uplift}</table>\
+         <h2>Opens</h2>{chart}</body></html>",
+        id = escape(&report.campaign),
+        days = report.attribution_days,
+    );
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).map_err(|e| Error::write(&path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_proportion_test_matches_textbook_values() {
+        // 120/1000 vs 100/1000: difference 0.02, z = 1.43 (pooled), p ≈ 0.153.
+        let (d, ci, p) = two_proportions(120, 1000, 100, 1000).expect("test");
+        assert!((d - 0.02).abs() < 1e-12);
+        assert!((p - 0.153).abs() < 0.002, "p = {p}");
+        assert!(ci[0] < 0.0 && ci[1] > 0.04);
+        assert!(two_proportions(1, 0, 1, 10).is_none());
+        assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
+    }
+}

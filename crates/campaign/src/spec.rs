@@ -1,0 +1,331 @@
+//! The campaign file: who gets what, when, from whom, how often. Documented in
+//! `docs/campaigns.md`; examples in `crates/campaign/campaigns/`.
+
+use std::path::{Path, PathBuf};
+
+use augur_core::affinity::Mode;
+use augur_core::send_window::Quiet;
+use augur_segment::Rule;
+use chrono::NaiveTime;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A campaign file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignFile {
+    /// Slug (`a-z`, `0-9`, `_`, `-`): appears in message ids, outbox rows and e-mail events.
+    pub id: String,
+    /// Human name for reports.
+    #[serde(default)]
+    pub name: String,
+    /// Who is selected.
+    pub audience: AudienceSpec,
+    /// When messages go out.
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+    /// At most this many messages per contact, across all campaigns.
+    pub caps: Option<CapSpec>,
+    /// Envelope and headers.
+    pub sender: SenderSpec,
+    /// Templates and what they are given.
+    pub content: ContentSpec,
+    /// A/B variants (at least one).
+    pub variants: Vec<VariantSpec>,
+}
+
+/// The audience.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceSpec {
+    /// A named segment (built-in or configured).
+    pub segment: Option<String>,
+    /// Or an inline rule in the segment language.
+    pub rule: Option<Rule>,
+    /// Share of the audience kept as a control group (stable per campaign and contact).
+    #[serde(default)]
+    pub holdout: f64,
+    /// Only contacts whose consent is recorded as given (else: all but those who withheld it).
+    #[serde(default = "yes")]
+    pub require_consent: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The send window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSpec {
+    /// Local time the window opens (the first such time after planning), `HH:MM`; absent = at
+    /// planning time.
+    pub window_start: Option<String>,
+    /// Length of the window, hours.
+    pub window_hours: f64,
+    /// Local quiet hours, `HH:MM-HH:MM`.
+    pub quiet: Option<String>,
+    /// Local time for contacts whose profile is only the population's (no own or cluster
+    /// evidence), `HH:MM`; absent = the population's best hour.
+    pub fallback_time: Option<String>,
+    /// Send each contact at its own best time (default); `false` sends everyone when the
+    /// window opens (outside quiet hours).
+    pub per_contact: bool,
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        Self {
+            window_start: None,
+            window_hours: 24.0,
+            quiet: None,
+            fallback_time: None,
+            per_contact: true,
+        }
+    }
+}
+
+/// A frequency cap.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapSpec {
+    /// Most messages…
+    pub max_messages: u32,
+    /// …within this many days of each other.
+    pub per_days: f64,
+}
+
+/// Envelope and reply headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSpec {
+    /// `From:` (`Name <address>` or an address).
+    pub from: String,
+    /// `Reply-To:`.
+    pub reply_to: Option<String>,
+}
+
+/// Templates and personalization.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentSpec {
+    /// HTML template file (relative to the campaign file).
+    pub html: PathBuf,
+    /// Plain-text template file.
+    pub text: PathBuf,
+    /// `first_name` when the contact has none.
+    #[serde(default = "there")]
+    pub first_name_fallback: String,
+    /// Products recommended per message.
+    #[serde(default = "three")]
+    pub recommendations: usize,
+    /// `replenish` or `discover`.
+    #[serde(default = "discover")]
+    pub mode: String,
+    /// Only products in stock.
+    #[serde(default = "yes")]
+    pub in_stock: bool,
+}
+
+fn there() -> String {
+    "there".into()
+}
+fn three() -> usize {
+    3
+}
+fn discover() -> String {
+    "discover".into()
+}
+
+/// An A/B variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Slug.
+    pub name: String,
+    /// Relative share of the (non-holdout) audience.
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Subject template.
+    pub subject: String,
+    /// Preheader template (the inbox preview line).
+    #[serde(default)]
+    pub preheader: String,
+    /// HTML template file replacing the campaign's.
+    pub html: Option<PathBuf>,
+    /// Plain-text template file replacing the campaign's.
+    pub text: Option<PathBuf>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A campaign file read and checked.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The file as written.
+    pub file: CampaignFile,
+    /// Parsed window start.
+    pub window_start: Option<NaiveTime>,
+    /// Parsed fallback time.
+    pub fallback_time: Option<NaiveTime>,
+    /// Parsed quiet hours.
+    pub quiet: Option<Quiet>,
+    /// Window length.
+    pub window: chrono::Duration,
+    /// Recommendation mode.
+    pub mode: Mode,
+    /// Template sources, name → text (the names appear in errors).
+    pub templates: Vec<(String, String)>,
+}
+
+/// Whether `s` is a slug.
+pub(crate) fn is_slug(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl Campaign {
+    /// Reads and checks a campaign file and the templates it names.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |message: String| Error::Campaign {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let file: CampaignFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if !is_slug(&file.id) {
+            return Err(bad(format!(
+                "id `{}`: use 1 to 64 characters of a-z, 0-9, `_` and `-`",
+                file.id
+            )));
+        }
+        let audience = &file.audience;
+        if audience.segment.is_some() == audience.rule.is_some() {
+            return Err(bad(
+                "[audience]: give exactly one of `segment` (a segment name) or `rule` (an inline rule)".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&audience.holdout) {
+            return Err(bad(format!(
+                "[audience] holdout = {}: use a share from 0 up to (not including) 1, e.g. 0.1",
+                audience.holdout
+            )));
+        }
+        let time = |setting: &str, raw: &Option<String>| -> Result<Option<NaiveTime>> {
+            raw.as_deref()
+                .map(|r| {
+                    NaiveTime::parse_from_str(r.trim(), "%H:%M").map_err(|_| {
+                        bad(format!(
+                            "[schedule] {setting} = `{r}`: use HH:MM, e.g. 06:00"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let schedule = &file.schedule;
+        let window_start = time("window_start", &schedule.window_start)?;
+        let fallback_time = time("fallback_time", &schedule.fallback_time)?;
+        let quiet = schedule
+            .quiet
+            .as_deref()
+            .map(Quiet::parse)
+            .transpose()
+            .map_err(|e| bad(format!("[schedule] {e}")))?;
+        if !(schedule.window_hours.is_finite()
+            && schedule.window_hours >= 1.0
+            && schedule.window_hours <= 14.0 * 24.0)
+        {
+            return Err(bad(format!(
+                "[schedule] window_hours = {}: use 1 to 336 hours",
+                schedule.window_hours
+            )));
+        }
+        let window = chrono::Duration::seconds((schedule.window_hours * 3600.0).round() as i64);
+        if let Some(cap) = file.caps
+            && (cap.max_messages == 0 || !(cap.per_days.is_finite() && cap.per_days > 0.0))
+        {
+            return Err(bad(
+                "[caps]: max_messages must be at least 1 and per_days above 0".into(),
+            ));
+        }
+        let mode = match file.content.mode.as_str() {
+            "replenish" => Mode::Replenish,
+            "discover" => Mode::Discover,
+            other => {
+                return Err(bad(format!(
+                    "[content] mode = `{other}`: use `replenish` or `discover`"
+                )));
+            }
+        };
+        if file.content.recommendations > 50 {
+            return Err(bad("[content] recommendations: at most 50".into()));
+        }
+        crate::message::mailbox(&file.sender.from)
+            .map_err(|e| bad(format!("[sender] from: {e}")))?;
+        if let Some(r) = &file.sender.reply_to {
+            crate::message::mailbox(r).map_err(|e| bad(format!("[sender] reply_to: {e}")))?;
+        }
+        if file.variants.is_empty() {
+            return Err(bad(
+                "no [[variants]]: give at least one with a name and a subject".into(),
+            ));
+        }
+        let mut templates = Vec::new();
+        let base = path.parent().unwrap_or(Path::new(""));
+        let mut read = |file_name: &Path| -> Result<String> {
+            let full = base.join(file_name);
+            let name = file_name.display().to_string();
+            if !templates.iter().any(|(n, _)| *n == name) {
+                let source = std::fs::read_to_string(&full)
+                    .map_err(|e| bad(format!("template {}: {e}", full.display())))?;
+                templates.push((name.clone(), source));
+            }
+            Ok(name)
+        };
+        read(&file.content.html)?;
+        read(&file.content.text)?;
+        let mut names = std::collections::BTreeSet::new();
+        for v in &file.variants {
+            if !is_slug(&v.name) || !names.insert(v.name.clone()) {
+                return Err(bad(format!(
+                    "variant `{}`: names are unique slugs (a-z, 0-9, `_`, `-`)",
+                    v.name
+                )));
+            }
+            if !(v.weight.is_finite() && v.weight > 0.0) {
+                return Err(bad(format!("variant `{}`: weight must be above 0", v.name)));
+            }
+            if let Some(h) = &v.html {
+                read(h)?;
+            }
+            if let Some(t) = &v.text {
+                read(t)?;
+            }
+        }
+        for v in &file.variants {
+            templates.push((format!("{}.subject", v.name), v.subject.clone()));
+            templates.push((format!("{}.preheader", v.name), v.preheader.clone()));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            window_start,
+            fallback_time,
+            quiet,
+            window,
+            mode,
+            templates,
+            file,
+        })
+    }
+
+    /// The campaign id.
+    pub fn id(&self) -> &str {
+        &self.file.id
+    }
+}

@@ -1,0 +1,331 @@
+//! `augur campaign`: plan, send, run and report predictive campaigns.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use augur_campaign::deliver::{SendOptions, SendReport, Transport, Until};
+use augur_campaign::directory::Directory;
+use augur_campaign::outbox::Outbox;
+use augur_campaign::plan::{Inputs, Summary};
+use augur_campaign::spec::Campaign;
+use augur_core::Config;
+use augur_core::artifact::Artifact;
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+
+use super::ConfigArg;
+use super::train::parse_instant;
+
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    #[command(subcommand)]
+    pub command: CampaignCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Select, suppress, schedule and render a run into the outbox (or preview it with --dry-run).
+    Plan(PlanArgs),
+    /// Deliver due messages from the outbox.
+    Send(SendArgs),
+    /// Plan, then send until the run's window closes.
+    Run(PlanArgs),
+    /// Per variant and holdout: sends, engagement, orders, revenue and uplift.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The campaign file.
+    #[arg(long)]
+    pub campaign: PathBuf,
+    /// Model directory (a version, or a parent with `current`).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Plan as of this instant (RFC 3339 or a date; default: now).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Write the plan to Parquet and a few rendered .eml previews instead of the outbox.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where --dry-run writes (default: <outbox dir>/dry-run/<run id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Keep going until nothing is queued (retries included), instead of stopping when
+    /// nothing more is due now.
+    #[arg(long)]
+    pub follow: bool,
+    /// Send again messages whose outcome a crash left unknown (may duplicate them).
+    #[arg(long)]
+    pub resend_unknown: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Campaign id.
+    #[arg(long)]
+    pub campaign: String,
+    /// Directory for report.json and report.html (default: <outbox dir>/reports/<id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: &CampaignArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        CampaignCommand::Plan(a) => {
+            plan(a)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Send(a) => {
+            let (config, _) = Config::load(a.config.config.as_deref())?;
+            let until = if a.follow {
+                Until::Drained(None)
+            } else {
+                Until::DueNow
+            };
+            send(&config, until, a.resend_unknown)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Run(a) => {
+            let (config, summary) = plan(a)?;
+            if a.dry_run {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let outbox = Outbox::open(&config.campaigns.outbox)?;
+            let end = outbox.window_end(&summary.run_id)?;
+            drop(outbox);
+            send(&config, Until::Drained(end), false)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Report(a) => {
+            report(a)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn at(raw: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
+    match raw {
+        None => Ok(Utc::now()),
+        Some(r) => {
+            let s = parse_instant(r)?;
+            DateTime::from_timestamp(s, 0).context("--at is out of range")
+        }
+    }
+}
+
+/// Plans (or previews) a run and prints its summary.
+pub fn plan(args: &PlanArgs) -> anyhow::Result<(Config, Summary)> {
+    let started = std::time::Instant::now();
+    let (config, _) = Config::load(args.config.config.as_deref())?;
+    let campaign = Campaign::load(&args.campaign)?;
+    let artifact = Artifact::load(&args.models)?;
+    let directory = Directory::load(&config)?;
+    let at = at(args.at.as_deref())?;
+    let mut outbox = Outbox::open(&config.campaigns.outbox)?;
+    let inputs = Inputs {
+        config: &config,
+        artifact: &artifact,
+        campaign: &campaign,
+        directory: &directory,
+        at,
+    };
+    let (summary, rows) = augur_campaign::plan::plan(&inputs, &outbox)?;
+    let summary = if args.dry_run {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| outbox_dir(&config).join("dry-run").join(&summary.run_id));
+        let envelope = augur_campaign::plan::envelope(
+            &config,
+            &campaign,
+            outbox.signing_key(config.campaigns.signing_key.as_deref())?,
+        )?;
+        let previews = augur_campaign::plan::preview(&out, &rows, &envelope, campaign.id(), 5)?;
+        println!(
+            "Dry run: plan written to {} with {previews} rendered previews (.eml); the outbox is unchanged.",
+            out.display()
+        );
+        summary
+    } else {
+        augur_campaign::plan::store(&mut outbox, &inputs, summary, &rows)?
+    };
+    print_plan(&summary, args.dry_run, started.elapsed().as_secs_f64());
+    if !args.dry_run {
+        println!("Outbox: {}", config.campaigns.outbox.display());
+    }
+    Ok((config, summary))
+}
+
+fn outbox_dir(config: &Config) -> PathBuf {
+    config
+        .campaigns
+        .outbox
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn print_plan(s: &Summary, dry_run: bool, seconds: f64) {
+    println!(
+        "Run {} (model {}), planned in {seconds:.1} s: audience {}, holdout {}, suppressed {}, messages {}{}",
+        s.run_id,
+        s.model_version,
+        s.audience,
+        s.holdout,
+        s.suppressed.values().sum::<usize>(),
+        s.messages(),
+        if dry_run {
+            String::new()
+        } else if s.added == 0 {
+            " (already planned: nothing added)".into()
+        } else {
+            format!(" ({} rows added to the outbox)", s.added)
+        }
+    );
+    for (reason, n) in &s.suppressed {
+        println!("  suppressed {reason:<14} {n:>9}");
+    }
+    for (variant, n) in &s.variants {
+        println!("  variant {variant:<17} {n:>9}");
+    }
+    for (source, n) in &s.send_time_sources {
+        println!("  send time from {source:<10} {n:>9}");
+    }
+    let max = s.by_local_hour.iter().copied().max().unwrap_or(0).max(1);
+    println!("  send times by local hour:");
+    for (h, n) in s.by_local_hour.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let bar = "#".repeat((40 * n).div_ceil(max));
+        println!("    {h:02}:00 {n:>9} {bar}");
+    }
+}
+
+/// Sends and prints what happened.
+pub fn send(config: &Config, until: Until, resend_unknown: bool) -> anyhow::Result<SendReport> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The SMTP pool starts its housekeeping task when built, so it is built inside the runtime.
+    let _inside = runtime.enter();
+    let transport = Transport::new(config)?;
+    let mut outbox = Outbox::open(&config.campaigns.outbox)?;
+    println!("Sending to {}", transport.describe());
+    let options = SendOptions {
+        until,
+        resend_unknown,
+    };
+    let started = std::time::Instant::now();
+    let report = runtime.block_on(augur_campaign::deliver::send(
+        config,
+        &mut outbox,
+        &transport,
+        &options,
+        &|_| {},
+    ))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if report.recovered_in_doubt > 0 {
+        if report.resent_in_doubt {
+            println!(
+                "{} messages of unknown outcome were queued again (they may arrive twice)",
+                report.recovered_in_doubt
+            );
+        } else {
+            println!(
+                "{} messages were being sent when the last sender stopped; the server may have accepted them, so they are held as `unknown` \
+                 (send them anyway with `augur campaign send --resend-unknown`)",
+                report.recovered_in_doubt
+            );
+        }
+    }
+    println!(
+        "Sent {} in {seconds:.1} s ({:.0}/s); retried later {}, failed {}, suppressed at sending {}, expired {}; {} `sent` events written",
+        report.sent,
+        report.sent as f64 / seconds.max(1e-9),
+        report.retried,
+        report.failed,
+        report.suppressed,
+        report.expired,
+        report.events_logged
+    );
+    let counts = outbox.counts(None)?;
+    let line: Vec<String> = counts
+        .iter()
+        .map(|(status, reason, n)| match reason {
+            Some(r) => format!("{status} ({r}): {n}"),
+            _ => format!("{status}: {n}"),
+        })
+        .collect();
+    println!("Outbox now: {}", line.join(", "));
+    Ok(report)
+}
+
+fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let (config, _) = Config::load(args.config.config.as_deref())?;
+    let outbox = Outbox::open(&config.campaigns.outbox)?;
+    let report = augur_campaign::report::report(&config, &outbox, &args.campaign)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| outbox_dir(&config).join("reports").join(&args.campaign));
+    augur_campaign::report::write(&report, &out)?;
+    println!(
+        "Campaign {} (orders within {} days of sending):",
+        report.campaign, report.attribution_days
+    );
+    println!(
+        "  {:<10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}",
+        "group",
+        "audience",
+        "sent",
+        "delivered",
+        "bounced",
+        "opened",
+        "clicked",
+        "unsubs",
+        "orders",
+        "revenue",
+        "rev/email"
+    );
+    for g in &report.groups {
+        println!(
+            "  {:<10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>11.2} {:>9.3}",
+            g.group,
+            g.audience,
+            g.sent,
+            g.delivered,
+            g.bounced,
+            g.opened,
+            g.clicked,
+            g.unsubscribed,
+            g.orders,
+            g.revenue,
+            g.revenue_per_email
+        );
+    }
+    for u in &report.uplift {
+        println!(
+            "  uplift {}: conversion {:.2} % vs holdout {:.2} % = {:+.2} pp, 95 % CI [{:+.2}, {:+.2}] pp, p = {:.3}",
+            u.group,
+            100.0 * u.rate,
+            100.0 * u.holdout_rate,
+            100.0 * u.difference,
+            100.0 * u.ci95[0],
+            100.0 * u.ci95[1],
+            u.p_value
+        );
+    }
+    println!("Report: {}", out.join("report.html").display());
+    Ok(())
+}

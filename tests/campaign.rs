@@ -1,0 +1,727 @@
+//! `augur campaign` end to end: the real binary plans into a real SQLite outbox and delivers to
+//! a real SMTP server on loopback (tests/smtp.rs).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arrow::array::{Array, StringArray, TimestampMicrosecondArray};
+use serde_json::Value;
+
+use crate::smtp::{self, Log, Received};
+use crate::util::{Dir, col, read_parquet, run, stderr, stdout, write_parquet};
+
+/// Demo data and a model trained on it, made once and copied into each test's directory.
+fn fixture() -> &'static Path {
+    static FIXTURE: OnceLock<Dir> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let dir = Dir::new();
+            let out = run(dir.augur().args([
+                "demo-data",
+                "--contacts",
+                "1200",
+                "--seed",
+                "11",
+                "--out",
+                "demo",
+            ]));
+            assert_eq!(out.status.code(), Some(0));
+            let out = run(dir.augur().args([
+                "train",
+                "--config",
+                "demo/augur.toml",
+                "--models",
+                "models",
+            ]));
+            assert_eq!(out.status.code(), Some(0));
+            dir
+        })
+        .path()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A test directory with the fixture, `augur.toml` delivering to `smtp_port` (if given), and
+/// a campaign file `c.toml` (id `now`, everyone who can be mailed, sent as soon as planned).
+fn setup(smtp_port: Option<u16>, campaign_extra: &str, config_extra: &str) -> Dir {
+    let dir = Dir::new();
+    copy_tree(&fixture().join("demo"), &dir.join("demo"));
+    copy_tree(&fixture().join("models"), &dir.join("models"));
+    let smtp = smtp_port.map_or(String::new(), |p| {
+        format!("[campaigns.smtp]\nhost = \"127.0.0.1\"\nport = {p}\nsecurity = \"none\"\ntimeout_seconds = 5\n")
+    });
+    let tables = std::fs::read_to_string(dir.join("demo/augur.toml")).expect("demo config");
+    let tables = tables.replace("path = \"", "path = \"demo/");
+    dir.write(
+        "augur.toml",
+        &format!(
+            "{tables}\n[campaigns]\noutbox = \"outbox/augur.sqlite\"\neml_dir = \"outbox/eml\"\n\
+             messages_per_second = 2000\nretry_seconds = 1\nconnections = 4\n\
+             unsubscribe_url = \"https://shop.example/unsubscribe\"\nsigning_key = \"test-signing-key\"\n\
+             {config_extra}\n{smtp}"
+        ),
+    );
+    dir.write(
+        "templates/body.html",
+        "<html><body>\n<p>Hi {{ first_name }},</p>\n{% for p in products %}<p class=\"product\">{{ p.name }}</p>\n{% endfor %}\
+         <a href=\"{{ unsubscribe_url }}\">unsubscribe</a></body></html>\n",
+    );
+    dir.write(
+        "templates/body.txt",
+        "Hi {{ first_name }},\n{% for p in products %}* {{ p.name }}\n{% endfor %}",
+    );
+    dir.write(
+        "c.toml",
+        &format!(
+            r#"id = "now"
+[audience]
+rule = {{ all = [] }}
+holdout = 0.2
+[schedule]
+per_contact = false
+window_hours = 24
+[sender]
+from = "Shop <news@shop.example>"
+reply_to = "care@shop.example"
+[content]
+html = "templates/body.html"
+text = "templates/body.txt"
+first_name_fallback = "friend"
+recommendations = 2
+[[variants]]
+name = "a"
+subject = "Hi {{{{ first_name }}}}, picked for you"
+preheader = "Two picks"
+[[variants]]
+name = "b"
+subject = "{{{{ first_name }}}}: new picks"
+{campaign_extra}
+"#
+        ),
+    );
+    dir
+}
+
+fn augur_ok(dir: &Dir, args: &[&str]) -> String {
+    let out = run(dir.augur().args(args));
+    assert_eq!(out.status.code(), Some(0), "augur {args:?} failed");
+    stdout(&out)
+}
+
+/// The number after `label` in `text`.
+fn number_after(text: &str, label: &str) -> usize {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{text}"))
+        + label.len();
+    text[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after `{label}` in:\n{text}"))
+}
+
+/// A row of a dry-run plan.
+#[derive(Debug, Clone)]
+struct PlanRow {
+    contact: String,
+    status: String,
+    variant: Option<String>,
+    message_id: Option<String>,
+}
+
+/// The rows of a dry-run plan.
+fn plan_rows(path: &Path) -> Vec<PlanRow> {
+    let mut rows = Vec::new();
+    for b in read_parquet(path) {
+        let s = |name: &str| {
+            col(&b, name)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("text")
+                .clone()
+        };
+        let (contact, status, variant, id) =
+            (s("contact_id"), s("status"), s("variant"), s("message_id"));
+        for i in 0..b.num_rows() {
+            let opt = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
+            rows.push(PlanRow {
+                contact: contact.value(i).to_string(),
+                status: status.value(i).to_string(),
+                variant: opt(&variant),
+                message_id: opt(&id),
+            });
+        }
+    }
+    rows
+}
+
+fn accepted(log: &Arc<Mutex<Log>>) -> Vec<Received> {
+    log.lock().expect("log").accepted.clone()
+}
+
+fn message_ids(received: &[Received]) -> Vec<String> {
+    received
+        .iter()
+        .map(|r| r.header("Message-ID").expect("Message-ID"))
+        .collect()
+}
+
+/// Contacts export: id → (email, first name).
+fn contacts(dir: &Dir) -> HashMap<String, (String, Option<String>)> {
+    let mut out = HashMap::new();
+    for b in read_parquet(&dir.join("demo/contacts.parquet")) {
+        let s = |name: &str| {
+            col(&b, name)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("text")
+                .clone()
+        };
+        let (id, email, first) = (s("contact_id"), s("email"), s("first_name"));
+        for i in 0..b.num_rows() {
+            out.insert(
+                id.value(i).to_string(),
+                (
+                    email.value(i).to_string(),
+                    (!first.is_null(i)).then(|| first.value(i).to_string()),
+                ),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let log = smtp::start(listener, |_| false);
+    let dir = setup(Some(port), "", "");
+
+    // Dry run: a plan file and previews, nothing in the outbox.
+    let out = augur_ok(
+        &dir,
+        &[
+            "campaign",
+            "plan",
+            "--campaign",
+            "c.toml",
+            "--dry-run",
+            "--out",
+            "dry",
+        ],
+    );
+    assert!(out.contains("Dry run"), "{out}");
+    assert!(dir.join("dry/preview-1.eml").is_file());
+    let planned = plan_rows(&dir.join("dry/plan.parquet"));
+    let queued: Vec<_> = planned.iter().filter(|r| r.status == "queued").collect();
+    let holdout: HashSet<&str> = planned
+        .iter()
+        .filter(|r| r.status == "holdout")
+        .map(|r| r.contact.as_str())
+        .collect();
+    assert!(queued.len() > 100, "{} queued", queued.len());
+    let share = holdout.len() as f64 / (holdout.len() + queued.len()) as f64;
+    assert!((0.12..0.28).contains(&share), "holdout share {share}");
+    let sent_now = augur_ok(&dir, &["campaign", "send"]);
+    assert_eq!(
+        number_after(&sent_now, "Sent"),
+        0,
+        "the dry run queued nothing"
+    );
+
+    // Plan twice: the second adds nothing; the holdout is the dry run's.
+    let first = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    assert_eq!(number_after(&first, "messages"), queued.len());
+    let second = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    assert!(second.contains("nothing added"), "{second}");
+    // Another day's plan of the same campaign keeps the same control group.
+    let other_day = augur_ok(
+        &dir,
+        &[
+            "campaign",
+            "plan",
+            "--campaign",
+            "c.toml",
+            "--dry-run",
+            "--out",
+            "dry2",
+            "--at",
+            "2030-01-02",
+        ],
+    );
+    assert!(other_day.contains("now-2030-01-02"), "{other_day}");
+    let holdout2: HashSet<String> = plan_rows(&dir.join("dry2/plan.parquet"))
+        .into_iter()
+        .filter(|r| r.status == "holdout")
+        .map(|r| r.contact)
+        .collect();
+    assert_eq!(holdout2, holdout.iter().map(|s| s.to_string()).collect());
+
+    let out = augur_ok(&dir, &["campaign", "send"]);
+    assert_eq!(number_after(&out, "Sent"), queued.len(), "{out}");
+    let received = accepted(&log);
+    assert_eq!(received.len(), queued.len());
+    let ids = message_ids(&received);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "a Message-ID arrived twice"
+    );
+    let expected: HashSet<String> = queued.iter().filter_map(|r| r.message_id.clone()).collect();
+    assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), expected);
+
+    let people = contacts(&dir);
+    let by_id: HashMap<&str, &PlanRow> = queued
+        .iter()
+        .filter_map(|r| Some((r.message_id.as_deref()?, *r)))
+        .collect();
+    for (r, id) in received.iter().zip(&ids) {
+        let row = by_id[id.as_str()];
+        let (email, first) = &people[&row.contact];
+        assert_eq!(r.to, vec![email.clone()], "envelope recipient");
+        assert!(r.header("To").is_some_and(|t| t.contains(email.as_str())));
+        assert!(
+            r.header("From")
+                .is_some_and(|f| f.contains("news@shop.example"))
+        );
+        assert!(
+            r.header("Reply-To")
+                .is_some_and(|f| f.contains("care@shop.example"))
+        );
+        let name = first.clone().unwrap_or_else(|| "friend".into());
+        let subject = r.header("Subject").expect("subject");
+        match row.variant.as_deref() {
+            Some("a") => assert_eq!(subject, format!("Hi {name}, picked for you")),
+            Some("b") => assert_eq!(subject, format!("{name}: new picks")),
+            other => panic!("variant {other:?}"),
+        }
+        let unsubscribe = r.header("List-Unsubscribe").expect("List-Unsubscribe");
+        assert!(
+            unsubscribe.contains("<https://shop.example/unsubscribe?contact="),
+            "{unsubscribe}"
+        );
+        assert!(
+            unsubscribe.contains("&sig=")
+                && unsubscribe.contains("<mailto:unsubscribe@shop.example?")
+        );
+        assert_eq!(
+            r.header("List-Unsubscribe-Post").as_deref(),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert!(
+            r.data.contains(&format!("Hi {name},")),
+            "greeting in the body"
+        );
+    }
+    // Sends arrive in send_at order (all at once here), and recommendations name real products.
+    assert!(received.iter().filter(|r| r.data.contains("* ")).count() > received.len() / 2);
+
+    // Every send is a `sent` row of the e-mail events table.
+    let mut sent_rows = 0;
+    for entry in std::fs::read_dir(dir.join("demo/email_events")).expect("events dir") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.starts_with("augur-sent-") {
+            for b in read_parquet(&path) {
+                let events = col(&b, "event")
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("event")
+                    .clone();
+                assert!((0..b.num_rows()).all(|i| events.value(i) == "sent"));
+                sent_rows += b.num_rows();
+            }
+        }
+    }
+    assert_eq!(sent_rows, queued.len());
+
+    // Report: plant engagement and orders after the send, and read them back per group.
+    let variant_a: Vec<&str> = queued
+        .iter()
+        .filter(|r| r.variant.as_deref() == Some("a"))
+        .map(|r| r.contact.as_str())
+        .take(3)
+        .collect();
+    let holdout_one = *holdout.iter().next().expect("a holdout contact");
+    let later = (chrono::Utc::now().timestamp() + 3600) * 1_000_000;
+    let ids = vec![variant_a[0], variant_a[1], variant_a[2], variant_a[0]];
+    write_parquet(
+        &dir.join("demo/email_events/engagement.parquet"),
+        vec![
+            ("contact_id", Arc::new(StringArray::from(ids)) as _),
+            (
+                "campaign_id",
+                Arc::new(StringArray::from(vec!["now"; 4])) as _,
+            ),
+            (
+                "event",
+                Arc::new(StringArray::from(vec!["open", "open", "open", "click"])) as _,
+            ),
+            (
+                "occurred_at",
+                Arc::new(TimestampMicrosecondArray::from(vec![later; 4]).with_timezone("UTC")) as _,
+            ),
+            (
+                "machine_open",
+                Arc::new(arrow::array::BooleanArray::from(vec![
+                    false, false, true, false,
+                ])) as _,
+            ),
+        ],
+    );
+    write_parquet(
+        &dir.join("demo/orders_extra/o.parquet"),
+        vec![
+            (
+                "order_id",
+                Arc::new(StringArray::from(vec!["X1", "X2"])) as _,
+            ),
+            (
+                "contact_id",
+                Arc::new(StringArray::from(vec![variant_a[0], holdout_one])) as _,
+            ),
+            (
+                "product_id",
+                Arc::new(StringArray::from(vec!["P00001", "P00001"])) as _,
+            ),
+            (
+                "ordered_at",
+                Arc::new(TimestampMicrosecondArray::from(vec![later; 2]).with_timezone("UTC")) as _,
+            ),
+            (
+                "quantity",
+                Arc::new(arrow::array::Float64Array::from(vec![2.0, 1.0])) as _,
+            ),
+            (
+                "unit_price",
+                Arc::new(arrow::array::Float64Array::from(vec![10.0, 10.0])) as _,
+            ),
+        ],
+    );
+    let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
+    std::fs::create_dir_all(dir.join("demo/orders_all")).expect("mkdir");
+    std::fs::rename(
+        dir.join("demo/orders.parquet"),
+        dir.join("demo/orders_all/a.parquet"),
+    )
+    .expect("move");
+    std::fs::rename(
+        dir.join("demo/orders_extra/o.parquet"),
+        dir.join("demo/orders_all/b.parquet"),
+    )
+    .expect("move");
+    dir.write(
+        "augur.toml",
+        &config.replace("demo/orders.parquet", "demo/orders_all"),
+    );
+    let out = augur_ok(
+        &dir,
+        &["campaign", "report", "--campaign", "now", "--out", "report"],
+    );
+    assert!(out.contains("uplift a"), "{out}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("report/report.json")).expect("json"),
+    )
+    .expect("parse");
+    let group = |name: &str| {
+        report["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .find(|g| g["group"] == name)
+            .cloned()
+            .expect("group")
+    };
+    let a = group("a");
+    assert_eq!(a["opened"], 2, "machine opens are not opens");
+    assert_eq!(a["clicked"], 1);
+    assert_eq!(a["orders"], 1);
+    assert_eq!(a["revenue"], 20.0);
+    assert_eq!(group("holdout")["orders"], 1);
+    assert_eq!(group("holdout")["audience"], holdout.len());
+    assert!(
+        std::fs::read_to_string(dir.join("report/report.html"))
+            .expect("html")
+            .contains("<svg")
+    );
+}
+
+/// Messages a sender found in doubt on start (from its log).
+fn reported_in_doubt(log: &str) -> usize {
+    log.lines()
+        .filter_map(|l| {
+            let end = l.find(" messages were being sent when the last sender stopped")?;
+            l[..end].rsplit(' ').next()?.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_killed_sender_restarts_without_sending_anything_twice() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let log = smtp::start(listener, |_| false);
+    let dir = setup(Some(port), "", "");
+    let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
+    dir.write(
+        "augur.toml",
+        &config.replace("messages_per_second = 2000", "messages_per_second = 150"),
+    );
+    let out = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    let planned = number_after(&out, "messages");
+
+    // Kill the sender twice mid-run, then let a third finish.
+    let mut in_doubt = 0;
+    for wait_ms in [800, 800] {
+        let child = dir
+            .augur()
+            .args(["campaign", "send"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sender");
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let mut child = child;
+        child.kill().expect("kill -9");
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(
+            output.status.code(),
+            None,
+            "killed by a signal, not finished"
+        );
+        in_doubt += reported_in_doubt(&String::from_utf8_lossy(&output.stderr));
+        assert!(accepted(&log).len() < planned, "killed before the end");
+    }
+    let finished = run(dir.augur().args(["campaign", "send", "--follow"]));
+    assert_eq!(finished.status.code(), Some(0));
+    in_doubt += reported_in_doubt(&stderr(&finished));
+    assert!(
+        in_doubt <= 8,
+        "at most one batch (4 connections) per kill is in doubt, not {in_doubt}"
+    );
+    let again = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    assert!(again.contains("nothing added"), "{again}");
+    let ids = message_ids(&accepted(&log));
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "no message went out twice");
+    assert!(ids.len() <= planned);
+    assert!(
+        ids.len() + in_doubt >= planned,
+        "every message is delivered or reported in doubt: {} + {in_doubt} < {planned}",
+        ids.len()
+    );
+
+    // Releasing the in-doubt messages delivers whatever had not arrived (at most they duplicate).
+    let out = augur_ok(&dir, &["campaign", "send", "--resend-unknown"]);
+    let ids = message_ids(&accepted(&log));
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), planned, "{out}");
+    assert!(ids.len() - distinct.len() <= in_doubt);
+}
+
+#[test]
+fn retries_while_the_server_is_down_and_fails_on_5xx_without_retrying() {
+    let port = smtp::free_port();
+    let dir = setup(Some(port), "", "");
+    let out = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    let planned = number_after(&out, "messages");
+    let refuse = |to: &str| {
+        to.split('@')
+            .next()
+            .is_some_and(|local| local.ends_with('7'))
+    };
+
+    let sender = dir
+        .augur()
+        .args(["campaign", "send", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sender");
+    std::thread::sleep(Duration::from_millis(1500));
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the port again");
+    let log = smtp::start(listener, refuse);
+    let output = sender.wait_with_output().expect("sender");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!("{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(0));
+
+    let log = log.lock().expect("log");
+    let refused: HashSet<&String> = log.refused.iter().collect();
+    assert!(!refused.is_empty(), "the fixture has addresses ending in 7");
+    assert_eq!(refused.len(), log.refused.len(), "a 5xx is not retried");
+    assert_eq!(number_after(&text, "failed"), refused.len());
+    assert!(
+        number_after(&text, "retried later") > 0,
+        "the first attempts met a closed port"
+    );
+    let ids: Vec<String> = log
+        .accepted
+        .iter()
+        .map(|r| r.header("Message-ID").expect("id"))
+        .collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    assert_eq!(
+        ids.len() + refused.len(),
+        planned,
+        "every other message arrived once"
+    );
+    assert!(text.contains("failed (permanent error (550)"), "{text}");
+}
+
+#[test]
+fn contacts_who_unsubscribe_after_planning_get_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let log = smtp::start(listener, |_| false);
+    let dir = setup(Some(port), "", "");
+    augur_ok(
+        &dir,
+        &[
+            "campaign",
+            "plan",
+            "--campaign",
+            "c.toml",
+            "--dry-run",
+            "--out",
+            "dry",
+        ],
+    );
+    let planned = plan_rows(&dir.join("dry/plan.parquet"));
+    augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    let gone: Vec<&PlanRow> = planned
+        .iter()
+        .filter(|r| r.status == "queued")
+        .take(3)
+        .collect();
+    let now = chrono::Utc::now().timestamp() * 1_000_000;
+    write_parquet(
+        &dir.join("demo/email_events/unsubscribes.parquet"),
+        vec![
+            (
+                "contact_id",
+                Arc::new(StringArray::from(
+                    gone.iter().map(|r| r.contact.as_str()).collect::<Vec<_>>(),
+                )) as _,
+            ),
+            (
+                "event",
+                Arc::new(StringArray::from(vec!["unsubscribe"; 3])) as _,
+            ),
+            (
+                "occurred_at",
+                Arc::new(TimestampMicrosecondArray::from(vec![now; 3]).with_timezone("UTC")) as _,
+            ),
+        ],
+    );
+    let out = augur_ok(&dir, &["campaign", "send"]);
+    assert_eq!(number_after(&out, "suppressed at sending"), 3, "{out}");
+    let ids: HashSet<String> = message_ids(&accepted(&log)).into_iter().collect();
+    for r in gone {
+        assert!(
+            !ids.contains(r.message_id.as_deref().expect("id")),
+            "{} unsubscribed and still got it",
+            r.contact
+        );
+    }
+    assert_eq!(
+        ids.len(),
+        planned.iter().filter(|r| r.status == "queued").count() - 3
+    );
+}
+
+#[test]
+fn frequency_caps_count_the_sends_of_other_campaigns() {
+    let dir = setup(None, "[caps]\nmax_messages = 1\nper_days = 7\n", "");
+    let first = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    let sent = number_after(&first, "messages");
+    let out = augur_ok(&dir, &["campaign", "send"]);
+    assert_eq!(number_after(&out, "Sent"), sent);
+    assert_eq!(
+        std::fs::read_dir(dir.join("outbox/eml"))
+            .expect("eml dir")
+            .count(),
+        sent,
+        "one .eml per message without a relay"
+    );
+
+    let other = std::fs::read_to_string(dir.join("c.toml"))
+        .expect("campaign")
+        .replace("id = \"now\"", "id = \"later\"");
+    dir.write("d.toml", &other);
+    let second = augur_ok(&dir, &["campaign", "plan", "--campaign", "d.toml"]);
+    assert_eq!(number_after(&second, "frequency_cap"), sent, "{second}");
+}
+
+#[test]
+fn a_template_error_names_the_template_and_line_and_plans_nothing() {
+    let dir = setup(None, "", "");
+    dir.write(
+        "templates/body.html",
+        "<html><body>\n<p>Hi {{ first_name }}</p>\n<p>{{ contact.nickname }}</p>\n</body></html>\n",
+    );
+    let out = run(dir
+        .augur()
+        .args(["campaign", "plan", "--campaign", "c.toml"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("templates/body.html") && err.contains("line 3"),
+        "{err}"
+    );
+    let sent = augur_ok(&dir, &["campaign", "send"]);
+    assert!(sent.contains("Sent 0"), "{sent}");
+    assert!(
+        !dir.join("outbox/eml").exists()
+            || std::fs::read_dir(dir.join("outbox/eml"))
+                .expect("dir")
+                .count()
+                == 0
+    );
+
+    dir.write("templates/body.html", "<p>\n{% if products %}\n");
+    let out = run(dir
+        .augur()
+        .args(["campaign", "plan", "--campaign", "c.toml"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("templates/body.html"),
+        "{}",
+        stderr(&out)
+    );
+
+    let bad = std::fs::read_to_string(dir.join("c.toml"))
+        .expect("campaign")
+        .replace("holdout = 0.2", "holdout = 1.5");
+    dir.write("c.toml", &bad);
+    let out = run(dir
+        .augur()
+        .args(["campaign", "plan", "--campaign", "c.toml"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("c.toml") && stderr(&out).contains("holdout"),
+        "{}",
+        stderr(&out)
+    );
+}
