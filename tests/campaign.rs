@@ -65,6 +65,8 @@ fn setup(smtp_port: Option<u16>, campaign_extra: &str, config_extra: &str) -> Di
         format!("[campaigns.smtp]\nhost = \"127.0.0.1\"\nport = {p}\nsecurity = \"none\"\ntimeout_seconds = 5\n")
     });
     let tables = std::fs::read_to_string(dir.join("demo/augur.toml")).expect("demo config");
+    // The demo's own [campaigns] section is replaced by the test's.
+    let tables = tables.split("[campaigns]").next().unwrap_or_default();
     let tables = tables.replace("path = \"", "path = \"demo/");
     dir.write(
         "augur.toml",

@@ -131,7 +131,9 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(Config, Summary)> {
     let (config, _) = Config::load(args.config.config.as_deref())?;
     let campaign = Campaign::load(&args.campaign)?;
     let artifact = Artifact::load(&args.models)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "model loaded");
     let directory = Directory::load(&config)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "exports read");
     let at = at(args.at.as_deref())?;
     let mut outbox = Outbox::open(&config.campaigns.outbox)?;
     let inputs = Inputs {
@@ -142,6 +144,10 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(Config, Summary)> {
         at,
     };
     let (summary, rows) = augur_campaign::plan::plan(&inputs, &outbox)?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "planned and rendered"
+    );
     let summary = if args.dry_run {
         let out = args
             .out
@@ -217,8 +223,6 @@ pub fn send(config: &Config, until: Until, resend_unknown: bool) -> anyhow::Resu
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    // The SMTP pool starts its housekeeping task when built, so it is built inside the runtime.
-    let _inside = runtime.enter();
     let transport = Transport::new(config)?;
     let mut outbox = Outbox::open(&config.campaigns.outbox)?;
     println!("Sending to {}", transport.describe());

@@ -1,7 +1,7 @@
 //! `augur demo`: the main job on embedded defaults — demo data if absent, validation, training
-//! with its backtest summary.
+//! with its backtest summary, the example campaigns, then the HTTP service.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use augur_core::Config;
@@ -56,11 +56,49 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "Score every contact: augur score --models {} --out predictions.parquet",
         args.models.display()
     );
+    campaigns(args, &config_path, &config)?;
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);
     }
     serve(args, config)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the example campaigns next to the data (unless present), sends the welcome campaign
+/// now and plans the win-back for each contact's best hour.
+fn campaigns(args: &DemoArgs, config_path: &Path, config: &Config) -> anyhow::Result<()> {
+    let dir = args.dir.join("campaigns");
+    for (rel, text) in augur_campaign::EXAMPLES {
+        let path = dir.join(rel);
+        if !path.exists() {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, text)?;
+        }
+    }
+    println!();
+    println!("Predictive campaigns (files in {}):", dir.display());
+    for file in ["welcome.toml", "winback.toml"] {
+        println!();
+        super::campaign::plan(&super::campaign::PlanArgs {
+            config: super::ConfigArg {
+                config: Some(config_path.to_path_buf()),
+            },
+            campaign: dir.join(file),
+            models: args.models.clone(),
+            at: None,
+            dry_run: false,
+            out: None,
+        })?;
+    }
+    println!();
+    super::campaign::send(config, augur_campaign::deliver::Until::DueNow, false)?;
+    println!(
+        "Win-back messages wait in the outbox for each contact's best hour; deliver them as they fall due with:\n  augur campaign send --follow --config {}",
+        config_path.display()
+    );
+    Ok(())
 }
 
 /// Serves the new model with a fresh API key (unless one is configured) and prints requests

@@ -7,26 +7,25 @@
 //! `campaigns.unknown_outcome`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use augur_core::Config;
-use augur_core::config::{SmtpConfig, SmtpSecurity, UnknownOutcome};
+use augur_core::config::UnknownOutcome;
 use chrono::Utc;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::events::SentLog;
 use crate::message::{Envelope, Signer, Unsubscribe, build, mailbox};
 use crate::outbox::{Claimed, Outbox, Outcome};
+use crate::relay::Relay;
 
 /// Where messages go.
 #[derive(Debug, Clone)]
 pub enum Transport {
-    /// An SMTP relay, with pooled connections.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP relay, with connections kept open.
+    Smtp(Arc<Relay>),
     /// A directory of `.eml` files (no relay configured).
     Directory(PathBuf),
 }
@@ -40,7 +39,15 @@ impl Transport {
                 .map_err(|e| Error::write(&campaigns.eml_dir, e))?;
             return Ok(Self::Directory(campaigns.eml_dir.clone()));
         };
-        Ok(Self::Smtp(smtp_transport(smtp, campaigns.connections)?))
+        if smtp.username.is_some() != smtp.password.is_some() {
+            return Err(Error::Setting {
+                setting: "campaigns.smtp.username / password".into(),
+                message:
+                    "give both or neither (the password usually as AUGUR_CAMPAIGNS__SMTP__PASSWORD)"
+                        .into(),
+            });
+        }
+        Ok(Self::Smtp(Arc::new(Relay::new(smtp.clone()))))
     }
 
     /// Where messages go, for messages to people.
@@ -50,47 +57,6 @@ impl Transport {
             Self::Directory(d) => format!("{} (.eml files; no SMTP relay configured)", d.display()),
         }
     }
-}
-
-fn smtp_transport(
-    smtp: &SmtpConfig,
-    connections: usize,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let bad = |e: lettre::transport::smtp::Error| Error::Setting {
-        setting: "campaigns.smtp.host".into(),
-        message: e.to_string(),
-    };
-    let (builder, default_port) = match smtp.security {
-        SmtpSecurity::None => (
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone()),
-            25,
-        ),
-        SmtpSecurity::Starttls => (
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(bad)?,
-            587,
-        ),
-        SmtpSecurity::Tls => (
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(bad)?,
-            465,
-        ),
-    };
-    let mut builder = builder
-        .port(smtp.port.unwrap_or(default_port))
-        .timeout(Some(Duration::from_secs_f64(smtp.timeout_seconds.max(0.1))))
-        .pool_config(PoolConfig::new().max_size(connections as u32));
-    match (&smtp.username, &smtp.password) {
-        (Some(u), Some(p)) => builder = builder.credentials(Credentials::new(u.clone(), p.clone())),
-        (None, None) => {}
-        _ => {
-            return Err(Error::Setting {
-                setting: "campaigns.smtp.username / password".into(),
-                message:
-                    "give both or neither (the password usually as AUGUR_CAMPAIGNS__SMTP__PASSWORD)"
-                        .into(),
-            });
-        }
-    }
-    Ok(builder.build())
 }
 
 /// How long `send` keeps going.
@@ -280,10 +246,7 @@ async fn deliver_one(
         Err(e) => return Outcome::Failed(format!("not sendable: {e}")),
     };
     let result = match transport {
-        Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
-            let permanent = e.is_permanent();
-            (e.to_string(), permanent)
-        }),
+        Transport::Smtp(relay) => relay.send(&message).await,
         Transport::Directory(dir) => {
             write_eml(dir, &m.message_id, &message.formatted()).map_err(|e| (e, false))
         }

@@ -48,7 +48,8 @@ impl Suppression {
 /// Contacts and products as the exports give them now.
 #[derive(Debug)]
 pub struct Directory {
-    /// Contacts, products and e-mail events (orders and web events are not read).
+    /// Contacts, products, and the unsubscribe, bounce and complaint e-mail events (orders,
+    /// web events and other e-mail events are not read).
     pub history: History,
     /// Per contact: unsubscribed, bounced, complained (any time).
     opted_out: Vec<Option<Suppression>>,
@@ -62,7 +63,14 @@ impl Directory {
         narrow.tables.orders.path = None;
         narrow.tables.web_events.path = None;
         let fingerprint = fingerprint(config);
-        let (history, _) = augur_core::load::load(&narrow)?;
+        let (history, _) = augur_core::load::load_email_kinds(
+            &narrow,
+            &[
+                EmailEventKind::Unsubscribe,
+                EmailEventKind::Bounce,
+                EmailEventKind::Complaint,
+            ],
+        )?;
         let mut opted_out = vec![None; history.contacts.len()];
         let e = &history.email_events;
         for (&c, &kind) in e.contact.iter().zip(&e.kind) {

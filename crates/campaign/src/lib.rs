@@ -18,9 +18,30 @@ pub mod events;
 pub mod message;
 pub mod outbox;
 pub mod plan;
+pub mod relay;
 pub mod render;
 pub mod report;
 pub mod schedule;
 pub mod spec;
 
 pub use error::{Error, Result};
+
+/// The example campaigns and their templates (`crates/campaign/campaigns/`), as relative path and
+/// text, so the demo can write them next to its data.
+pub const EXAMPLES: [(&str, &str); 6] = [
+    ("winback.toml", include_str!("../campaigns/winback.toml")),
+    (
+        "cross_sell.toml",
+        include_str!("../campaigns/cross_sell.toml"),
+    ),
+    ("vip.toml", include_str!("../campaigns/vip.toml")),
+    ("welcome.toml", include_str!("../campaigns/welcome.toml")),
+    (
+        "templates/products.html",
+        include_str!("../campaigns/templates/products.html"),
+    ),
+    (
+        "templates/products.txt",
+        include_str!("../campaigns/templates/products.txt"),
+    ),
+];

@@ -257,7 +257,8 @@ fn write_config(out: &Path) -> Result<()> {
         [tables.products]\npath = \"products.parquet\"\n\n\
         [tables.orders]\npath = \"orders.parquet\"\n\n\
         [tables.email_events]\npath = \"email_events\"\n\n\
-        [tables.web_events]\npath = \"web_events.parquet\"\n";
+        [tables.web_events]\npath = \"web_events.parquet\"\n\n\
+        [campaigns]\nunsubscribe_url = \"https://shop.example.com/unsubscribe\"\n";
     let path = out.join("augur.toml");
     std::fs::write(&path, text).map_err(|source| Error::Io { path, source })
 }

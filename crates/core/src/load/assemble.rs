@@ -58,6 +58,8 @@ pub struct Loader {
     cancelled_prefix: Option<String>,
     email_values: BTreeMap<String, EmailEventKind>,
     web_values: BTreeMap<String, WebEventKind>,
+    /// Keep only these e-mail event kinds (all when `None`).
+    pub(crate) email_kinds: Option<Vec<EmailEventKind>>,
 }
 
 impl Loader {
@@ -92,6 +94,7 @@ impl Loader {
                 .filter(|p| !p.is_empty()),
             email_values,
             web_values,
+            email_kinds: None,
         })
     }
 
@@ -352,6 +355,13 @@ impl Loader {
         );
         let times = at.times();
         for row in 0..b.rows {
+            if let Some(kinds) = &self.email_kinds {
+                let raw = event.str(row).unwrap_or("");
+                let kind = mapped(&self.email_values, raw).or_else(|| EmailEventKind::parse(raw));
+                if !kind.is_some_and(|k| kinds.contains(&k)) {
+                    continue;
+                }
+            }
             let Some(contact_key) = contact.str(row).and_then(canonical_id) else {
                 report.drop_row(DropReason::MissingContactId, || format!("row {row}"));
                 continue;

@@ -34,6 +34,24 @@ pub fn load_with_progress(
     config: &Config,
     progress: Progress<'_>,
 ) -> Result<(History, QualityReport)> {
+    load_inner(config, None, progress)
+}
+
+/// [`load`], keeping only e-mail events of the given kinds: for readers that need a few kinds
+/// of a large table (say, unsubscribes), without the cost of storing and sorting the rest.
+/// The quality report then describes only the rows kept.
+pub fn load_email_kinds(
+    config: &Config,
+    kinds: &[crate::EmailEventKind],
+) -> Result<(History, QualityReport)> {
+    load_inner(config, Some(kinds.to_vec()), &|_, _| {})
+}
+
+fn load_inner(
+    config: &Config,
+    email_kinds: Option<Vec<crate::EmailEventKind>>,
+    progress: Progress<'_>,
+) -> Result<(History, QualityReport)> {
     let tables = config.configured_tables();
     if tables.is_empty() {
         return Err(Error::NoTables {
@@ -41,6 +59,7 @@ pub fn load_with_progress(
         });
     }
     let mut loader = Loader::new(config)?;
+    loader.email_kinds = email_kinds;
     for kind in tables {
         let report = load_table(config, kind, &mut loader, progress)?;
         loader.report.tables.push(report);
