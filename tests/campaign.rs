@@ -144,6 +144,7 @@ struct PlanRow {
     contact: String,
     status: String,
     variant: Option<String>,
+    send_at: i64,
     message_id: Option<String>,
 }
 
@@ -160,12 +161,18 @@ fn plan_rows(path: &Path) -> Vec<PlanRow> {
         };
         let (contact, status, variant, id) =
             (s("contact_id"), s("status"), s("variant"), s("message_id"));
+        let at = col(&b, "send_at")
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampSecondArray>()
+            .expect("send_at")
+            .clone();
         for i in 0..b.num_rows() {
             let opt = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
             rows.push(PlanRow {
                 contact: contact.value(i).to_string(),
                 status: status.value(i).to_string(),
                 variant: opt(&variant),
+                send_at: at.value(i),
                 message_id: opt(&id),
             });
         }
@@ -332,7 +339,7 @@ fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
             "greeting in the body"
         );
     }
-    // Sends arrive in send_at order (all at once here), and recommendations name real products.
+    // Most messages list recommended products.
     assert!(received.iter().filter(|r| r.data.contains("* ")).count() > received.len() / 2);
 
     // Every send is a `sent` row of the e-mail events table.
@@ -477,6 +484,73 @@ fn reported_in_doubt(log: &str) -> usize {
             l[..end].rsplit(' ').next()?.parse::<usize>().ok()
         })
         .sum()
+}
+
+#[test]
+fn due_messages_go_out_in_send_time_order_and_later_ones_wait() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let log = smtp::start(listener, |_| false);
+    let dir = setup(Some(port), "", "");
+    let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
+    dir.write(
+        "augur.toml",
+        &config.replace("connections = 4", "connections = 1"),
+    );
+    // Per-contact send times over a 24 h window that opened 20 hours ago: most are due.
+    let campaign = std::fs::read_to_string(dir.join("c.toml"))
+        .expect("campaign")
+        .replace("per_contact = false", "per_contact = true");
+    dir.write("c.toml", &campaign);
+    let at = chrono::Utc::now() - chrono::Duration::hours(20);
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    augur_ok(
+        &dir,
+        &[
+            "campaign",
+            "plan",
+            "--campaign",
+            "c.toml",
+            "--at",
+            &at,
+            "--dry-run",
+            "--out",
+            "dry",
+        ],
+    );
+    augur_ok(
+        &dir,
+        &["campaign", "plan", "--campaign", "c.toml", "--at", &at],
+    );
+    let planned = plan_rows(&dir.join("dry/plan.parquet"));
+    let now = chrono::Utc::now().timestamp();
+    let send_at: HashMap<String, i64> = planned
+        .iter()
+        .filter(|r| r.status == "queued")
+        .filter_map(|r| Some((r.message_id.clone()?, r.send_at)))
+        .collect();
+    let due = send_at.values().filter(|t| **t <= now).count();
+    assert!(
+        due > 50 && due < send_at.len(),
+        "{due} of {} due",
+        send_at.len()
+    );
+
+    let out = augur_ok(&dir, &["campaign", "send"]);
+    let times: Vec<i64> = message_ids(&accepted(&log))
+        .iter()
+        .map(|id| send_at[id])
+        .collect();
+    assert_eq!(times.len(), due, "{out}");
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "sent in send_at order"
+    );
+    assert_eq!(
+        number_after(&out, "queued:"),
+        send_at.len() - due,
+        "later ones wait"
+    );
 }
 
 #[test]
