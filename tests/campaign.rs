@@ -118,6 +118,20 @@ subject = "{{{{ first_name }}}}: new picks"
     dir
 }
 
+/// A recording SMTP server on a free loopback port that accepts everything.
+fn smtp_server() -> (u16, Arc<Mutex<Log>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    (port, smtp::start(listener, |_| false))
+}
+
+/// Replaces `from` with `to` in the test's `augur.toml`.
+fn edit_config(dir: &Dir, from: &str, to: &str) {
+    let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
+    assert!(config.contains(from), "`{from}` is not in augur.toml");
+    dir.write("augur.toml", &config.replace(from, to));
+}
+
 fn augur_ok(dir: &Dir, args: &[&str]) -> String {
     let out = run(dir.augur().args(args));
     assert_eq!(out.status.code(), Some(0), "augur {args:?} failed");
@@ -218,9 +232,7 @@ fn contacts(dir: &Dir) -> HashMap<String, (String, Option<String>)> {
 
 #[test]
 fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let log = smtp::start(listener, |_| false);
+    let (port, log) = smtp_server();
     let dir = setup(Some(port), "", "");
 
     // Dry run: a plan file and previews, nothing in the outbox.
@@ -428,7 +440,6 @@ fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
             ),
         ],
     );
-    let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
     std::fs::create_dir_all(dir.join("demo/orders_all")).expect("mkdir");
     std::fs::rename(
         dir.join("demo/orders.parquet"),
@@ -440,10 +451,7 @@ fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
         dir.join("demo/orders_all/b.parquet"),
     )
     .expect("move");
-    dir.write(
-        "augur.toml",
-        &config.replace("demo/orders.parquet", "demo/orders_all"),
-    );
+    edit_config(&dir, "demo/orders.parquet", "demo/orders_all");
     let out = augur_ok(
         &dir,
         &["campaign", "report", "--campaign", "now", "--out", "report"],
@@ -488,15 +496,9 @@ fn reported_in_doubt(log: &str) -> usize {
 
 #[test]
 fn due_messages_go_out_in_send_time_order_and_later_ones_wait() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let log = smtp::start(listener, |_| false);
+    let (port, log) = smtp_server();
     let dir = setup(Some(port), "", "");
-    let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
-    dir.write(
-        "augur.toml",
-        &config.replace("connections = 4", "connections = 1"),
-    );
+    edit_config(&dir, "connections = 4", "connections = 1");
     // Per-contact send times over a 24 h window that opened 20 hours ago: most are due.
     let campaign = std::fs::read_to_string(dir.join("c.toml"))
         .expect("campaign")
@@ -555,14 +557,12 @@ fn due_messages_go_out_in_send_time_order_and_later_ones_wait() {
 
 #[test]
 fn a_killed_sender_restarts_without_sending_anything_twice() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let log = smtp::start(listener, |_| false);
+    let (port, log) = smtp_server();
     let dir = setup(Some(port), "", "");
-    let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
-    dir.write(
-        "augur.toml",
-        &config.replace("messages_per_second = 2000", "messages_per_second = 150"),
+    edit_config(
+        &dir,
+        "messages_per_second = 2000",
+        "messages_per_second = 150",
     );
     let out = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
     let planned = number_after(&out, "messages");
@@ -668,9 +668,7 @@ fn retries_while_the_server_is_down_and_fails_on_5xx_without_retrying() {
 
 #[test]
 fn contacts_who_unsubscribe_after_planning_get_nothing() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let log = smtp::start(listener, |_| false);
+    let (port, log) = smtp_server();
     let dir = setup(Some(port), "", "");
     augur_ok(
         &dir,

@@ -17,7 +17,7 @@ use chrono::Utc;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::events::SentLog;
-use crate::message::{Envelope, Signer, Unsubscribe, build, mailbox};
+use crate::message::{Envelope, Signer, build};
 use crate::outbox::{Claimed, Outbox, Outcome};
 use crate::relay::Relay;
 
@@ -235,7 +235,7 @@ async fn deliver_one(
     }
     // The address may have changed since planning; the export is the truth.
     let to = d.and_then(|d| directory.email(d)).unwrap_or(&m.email);
-    let envelope = match envelope_of(m, signer, config) {
+    let envelope = match Envelope::new(config, &m.sender, m.reply_to.as_deref(), signer.clone()) {
         Ok(e) => e,
         Err(e) => return Outcome::Failed(e),
     };
@@ -264,25 +264,6 @@ async fn deliver_one(
         }
         Err((e, false)) => Outcome::Retry(retry_at(config, m.attempts), e),
     }
-}
-
-fn envelope_of(m: &Claimed, signer: &Signer, config: &Config) -> Result<Envelope, String> {
-    let from = mailbox(&m.sender)?;
-    let reply_to = m.reply_to.as_deref().map(mailbox).transpose()?;
-    let mailto = config
-        .campaigns
-        .unsubscribe_mailto
-        .clone()
-        .unwrap_or_else(|| format!("unsubscribe@{}", from.email.domain()));
-    Ok(Envelope {
-        from,
-        reply_to,
-        unsubscribe: Unsubscribe {
-            url: config.campaigns.unsubscribe_url.clone(),
-            mailto,
-            signer: signer.clone(),
-        },
-    })
 }
 
 /// Exponential backoff: `retry_seconds`, doubled per attempt, at most an hour.

@@ -173,6 +173,37 @@ pub struct Envelope {
     pub unsubscribe: Unsubscribe,
 }
 
+impl Envelope {
+    /// The envelope of a run: its sender and reply-to, and the configured unsubscribe links
+    /// (`mailto:` by default to `unsubscribe@` the sender's domain).
+    pub fn new(
+        config: &augur_core::Config,
+        from: &str,
+        reply_to: Option<&str>,
+        signer: Signer,
+    ) -> Result<Self, String> {
+        let from = mailbox(from).map_err(|e| format!("from: {e}"))?;
+        let reply_to = reply_to
+            .map(mailbox)
+            .transpose()
+            .map_err(|e| format!("reply_to: {e}"))?;
+        let mailto = config
+            .campaigns
+            .unsubscribe_mailto
+            .clone()
+            .unwrap_or_else(|| format!("unsubscribe@{}", from.email.domain()));
+        Ok(Self {
+            from,
+            reply_to,
+            unsubscribe: Unsubscribe {
+                url: config.campaigns.unsubscribe_url.clone(),
+                mailto,
+                signer,
+            },
+        })
+    }
+}
+
 /// Builds the message to `to`.
 pub fn build(
     envelope: &Envelope,

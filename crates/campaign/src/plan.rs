@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::directory::{Directory, Suppression};
 use crate::error::{Error, Result};
-use crate::message::{Envelope, Signer, Unsubscribe, digest_hex, mailbox, message_id};
+use crate::message::{Envelope, Signer, digest_hex, message_id};
 use crate::outbox::{Outbox, Planned, Run};
 use crate::render::{CampaignView, CategoryShare, ContactView, Context, ProductView, Templates};
 use crate::schedule::Window;
@@ -94,30 +94,15 @@ fn audience(config: &Config, campaign: &Campaign, fields: &Fields) -> Result<Mat
 /// The envelope of a campaign: sender, reply-to and unsubscribe links.
 pub fn envelope(config: &Config, campaign: &Campaign, signing_key: Vec<u8>) -> Result<Envelope> {
     let sender = &campaign.file.sender;
-    let bad = |message: String| Error::Campaign {
+    Envelope::new(
+        config,
+        &sender.from,
+        sender.reply_to.as_deref(),
+        Signer::new(signing_key),
+    )
+    .map_err(|e| Error::Campaign {
         path: campaign.path.clone(),
-        message,
-    };
-    let from = mailbox(&sender.from).map_err(|e| bad(format!("[sender] from: {e}")))?;
-    let reply_to = sender
-        .reply_to
-        .as_deref()
-        .map(mailbox)
-        .transpose()
-        .map_err(|e| bad(format!("[sender] reply_to: {e}")))?;
-    let mailto = config
-        .campaigns
-        .unsubscribe_mailto
-        .clone()
-        .unwrap_or_else(|| format!("unsubscribe@{}", from.email.domain()));
-    Ok(Envelope {
-        from,
-        reply_to,
-        unsubscribe: Unsubscribe {
-            url: config.campaigns.unsubscribe_url.clone(),
-            mailto,
-            signer: Signer::new(signing_key),
-        },
+        message: format!("[sender] {e}"),
     })
 }
 

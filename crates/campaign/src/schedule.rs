@@ -6,7 +6,7 @@
 //! first instant after the gap.
 
 use augur_core::send_window::{Quiet, ranked_slots};
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// The window settings of a campaign.
@@ -69,10 +69,9 @@ impl Window {
             && let Some(t) = self.fallback_time
         {
             let candidate = next_local(opens, zone, t);
-            let local = candidate.with_timezone(&zone);
             let quiet = self
                 .quiet
-                .is_some_and(|q| q.contains(local.hour() * 60 + local.minute()));
+                .is_some_and(|q| q.contains_instant(candidate, zone));
             if candidate < opens + self.length && !quiet {
                 return Some((candidate, "fallback_time"));
             }

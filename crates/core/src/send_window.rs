@@ -31,6 +31,12 @@ impl Quiet {
         Ok(Self { start, end })
     }
 
+    /// Whether instant `at` is quiet in `zone`.
+    pub fn contains_instant(self, at: DateTime<Utc>, zone: Tz) -> bool {
+        let local = at.with_timezone(&zone);
+        self.contains(local.hour() * 60 + local.minute())
+    }
+
     /// Whether a local minute of the day is quiet.
     pub fn contains(self, minute: u32) -> bool {
         if self.start <= self.end {
@@ -100,10 +106,7 @@ pub fn ranked_slots(
     }
     let mut slots: Vec<Slot> = candidates
         .into_iter()
-        .filter(|at| {
-            let local = at.with_timezone(&zone);
-            !quiet.is_some_and(|q| q.contains(local.hour() * 60 + local.minute()))
-        })
+        .filter(|at| !quiet.is_some_and(|q| q.contains_instant(*at, zone)))
         .map(|at| {
             let hour_of_week = crate::time::hour_of_week(at.timestamp(), zone);
             Slot {
