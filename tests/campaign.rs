@@ -132,6 +132,23 @@ fn edit_config(dir: &Dir, from: &str, to: &str) {
     dir.write("augur.toml", &config.replace(from, to));
 }
 
+/// `augur campaign plan --dry-run --out OUT` of `c.toml` with `extra` arguments: its output and
+/// the plan it wrote.
+fn dry_run(dir: &Dir, out: &str, extra: &[&str]) -> (String, Vec<PlanRow>) {
+    let mut args = vec![
+        "campaign",
+        "plan",
+        "--campaign",
+        "c.toml",
+        "--dry-run",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    let text = augur_ok(dir, &args);
+    (text, plan_rows(&dir.join(out).join("plan.parquet")))
+}
+
 fn augur_ok(dir: &Dir, args: &[&str]) -> String {
     let out = run(dir.augur().args(args));
     assert_eq!(out.status.code(), Some(0), "augur {args:?} failed");
@@ -236,21 +253,9 @@ fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
     let dir = setup(Some(port), "", "");
 
     // Dry run: a plan file and previews, nothing in the outbox.
-    let out = augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "plan",
-            "--campaign",
-            "c.toml",
-            "--dry-run",
-            "--out",
-            "dry",
-        ],
-    );
+    let (out, planned) = dry_run(&dir, "dry", &[]);
     assert!(out.contains("Dry run"), "{out}");
     assert!(dir.join("dry/preview-1.eml").is_file());
-    let planned = plan_rows(&dir.join("dry/plan.parquet"));
     let queued: Vec<_> = planned.iter().filter(|r| r.status == "queued").collect();
     let holdout: HashSet<&str> = planned
         .iter()
@@ -273,22 +278,9 @@ fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
     let second = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
     assert!(second.contains("nothing added"), "{second}");
     // Another day's plan of the same campaign keeps the same control group.
-    let other_day = augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "plan",
-            "--campaign",
-            "c.toml",
-            "--dry-run",
-            "--out",
-            "dry2",
-            "--at",
-            "2030-01-02",
-        ],
-    );
+    let (other_day, plan2) = dry_run(&dir, "dry2", &["--at", "2030-01-02"]);
     assert!(other_day.contains("now-2030-01-02"), "{other_day}");
-    let holdout2: HashSet<String> = plan_rows(&dir.join("dry2/plan.parquet"))
+    let holdout2: HashSet<String> = plan2
         .into_iter()
         .filter(|r| r.status == "holdout")
         .map(|r| r.contact)
@@ -506,25 +498,11 @@ fn due_messages_go_out_in_send_time_order_and_later_ones_wait() {
     dir.write("c.toml", &campaign);
     let at = chrono::Utc::now() - chrono::Duration::hours(20);
     let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "plan",
-            "--campaign",
-            "c.toml",
-            "--at",
-            &at,
-            "--dry-run",
-            "--out",
-            "dry",
-        ],
-    );
+    let (_, planned) = dry_run(&dir, "dry", &["--at", &at]);
     augur_ok(
         &dir,
         &["campaign", "plan", "--campaign", "c.toml", "--at", &at],
     );
-    let planned = plan_rows(&dir.join("dry/plan.parquet"));
     let now = chrono::Utc::now().timestamp();
     let send_at: HashMap<String, i64> = planned
         .iter()
@@ -670,19 +648,7 @@ fn retries_while_the_server_is_down_and_fails_on_5xx_without_retrying() {
 fn contacts_who_unsubscribe_after_planning_get_nothing() {
     let (port, log) = smtp_server();
     let dir = setup(Some(port), "", "");
-    augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "plan",
-            "--campaign",
-            "c.toml",
-            "--dry-run",
-            "--out",
-            "dry",
-        ],
-    );
-    let planned = plan_rows(&dir.join("dry/plan.parquet"));
+    let (_, planned) = dry_run(&dir, "dry", &[]);
     augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
     let gone: Vec<&PlanRow> = planned
         .iter()
