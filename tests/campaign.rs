@@ -710,8 +710,25 @@ fn frequency_caps_count_the_sends_of_other_campaigns() {
         .expect("campaign")
         .replace("id = \"now\"", "id = \"later\"");
     dir.write("d.toml", &other);
+    // A held-out contact counts as mailed, so the control group is capped like the rest.
+    let held_out = number_after(&first, "holdout");
     let second = augur_ok(&dir, &["campaign", "plan", "--campaign", "d.toml"]);
-    assert_eq!(number_after(&second, "frequency_cap"), sent, "{second}");
+    assert_eq!(
+        number_after(&second, "frequency_cap"),
+        sent + held_out,
+        "{second}"
+    );
+
+    // The same campaign a day later skips everyone it planned today, sent or held out.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (again, _) = dry_run(&dir, "dry", &["--at", &tomorrow]);
+    assert_eq!(
+        number_after(&again, "recently_in_campaign"),
+        sent + held_out,
+        "{again}"
+    );
 }
 
 #[test]

@@ -254,13 +254,14 @@ pub fn send(config: &Config, until: Until, resend_unknown: bool) -> anyhow::Resu
         }
     }
     println!(
-        "Sent {} in {seconds:.1} s ({:.0}/s); retried later {}, failed {}, suppressed at sending {}, expired {}; {} `sent` events written",
+        "Sent {} in {seconds:.1} s ({:.0}/s); retried later {}, failed {}, suppressed at sending {}, expired {}, outcome unknown {}; {} `sent` events written",
         report.sent,
         report.sent as f64 / seconds.max(1e-9),
         report.retried,
         report.failed,
         report.suppressed,
         report.expired,
+        report.unknown,
         report.events_logged
     );
     let counts = outbox.counts(None)?;

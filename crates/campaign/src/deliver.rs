@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::SentLog;
 use crate::message::{Envelope, Signer, build};
 use crate::outbox::{Claimed, Outbox, Outcome};
-use crate::relay::Relay;
+use crate::relay::{Failure, Relay};
 
 /// Where messages go.
 #[derive(Debug, Clone)]
@@ -85,6 +85,8 @@ pub struct SendReport {
     pub suppressed: usize,
     /// Not sent before the window closed.
     pub expired: usize,
+    /// The connection failed mid-transaction: held as `unknown` (see `unknown_outcome`).
+    pub unknown: usize,
     /// `sent` rows written to the e-mail events table.
     pub events_logged: usize,
 }
@@ -169,6 +171,13 @@ pub async fn send(
             report.expired += outbox.expire(now)?;
             last_expiry = Some(Instant::now());
         }
+        // Re-read opt-outs before claiming, so that a failed read never strands claimed rows.
+        if directory.is_stale(config) {
+            match Directory::load(config) {
+                Ok(fresh) => directory = fresh,
+                Err(e) => tracing::warn!("keeping the opt-outs read before: {e}"),
+            }
+        }
         let claimed = outbox.claim_due(now, batch)?;
         if claimed.is_empty() {
             report.events_logged += log.flush(outbox)?;
@@ -185,12 +194,9 @@ pub async fn send(
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             continue;
         }
-        if directory.is_stale(config) {
-            directory = Directory::load(config)?;
-        }
         let sends = claimed
             .iter()
-            .map(|m| deliver_one(m, &directory, transport, &signer, config));
+            .map(|m| deliver_one(m, &directory, transport, &signer, config, resend));
         let outcomes: Vec<(i64, Outcome)> = futures_util::future::join_all(sends)
             .await
             .into_iter()
@@ -203,6 +209,7 @@ pub async fn send(
                 Outcome::Retry(..) => report.retried += 1,
                 Outcome::Failed(_) => report.failed += 1,
                 Outcome::Suppressed(_) => report.suppressed += 1,
+                Outcome::Unknown(_) => report.unknown += 1,
             }
         }
         outbox.record(&outcomes)?;
@@ -228,6 +235,7 @@ async fn deliver_one(
     transport: &Transport,
     signer: &Signer,
     config: &Config,
+    resend_unknown: bool,
 ) -> Outcome {
     let d = directory.contact(&m.contact_id);
     if let Some(reason) = directory.suppression(d, m.require_consent) {
@@ -253,16 +261,22 @@ async fn deliver_one(
     let result = match transport {
         Transport::Smtp(relay) => relay.send(&message).await,
         Transport::Directory(dir) => {
-            write_eml(dir, &m.message_id, &message.formatted()).map_err(|e| (e, false))
+            write_eml(dir, &m.message_id, &message.formatted()).map_err(Failure::Transient)
+        }
+    };
+    let retry = |e: String| {
+        if m.attempts >= config.campaigns.max_attempts {
+            Outcome::Failed(format!("gave up after {} attempts: {e}", m.attempts))
+        } else {
+            Outcome::Retry(retry_at(config, m.attempts), e)
         }
     };
     match result {
         Ok(()) => Outcome::Sent(Utc::now().timestamp()),
-        Err((e, true)) => Outcome::Failed(e),
-        Err((e, false)) if m.attempts >= config.campaigns.max_attempts => {
-            Outcome::Failed(format!("gave up after {} attempts: {e}", m.attempts))
-        }
-        Err((e, false)) => Outcome::Retry(retry_at(config, m.attempts), e),
+        Err(Failure::Permanent(e)) => Outcome::Failed(e),
+        Err(Failure::Transient(e)) => retry(e),
+        Err(Failure::Unknown(e)) if resend_unknown => retry(e),
+        Err(Failure::Unknown(e)) => Outcome::Unknown(e),
     }
 }
 

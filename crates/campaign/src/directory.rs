@@ -24,6 +24,8 @@ pub enum Suppression {
     Bounced,
     /// Complained (marked as spam).
     Complained,
+    /// Planned for the same campaign (sent or held out) within `resend_after_days`.
+    RecentlyInCampaign,
     /// Over the frequency cap.
     FrequencyCap,
     /// No instant of the window lies outside the quiet hours in the contact's zone.
@@ -39,6 +41,7 @@ impl Suppression {
             Self::Unsubscribed => "unsubscribed",
             Self::Bounced => "bounced",
             Self::Complained => "complained",
+            Self::RecentlyInCampaign => "recently_in_campaign",
             Self::FrequencyCap => "frequency_cap",
             Self::NoSendTime => "no_send_time",
         }
@@ -149,6 +152,14 @@ fn walk(path: &Path, out: &mut Vec<(PathBuf, u64, Option<SystemTime>)>) {
             }
         }
     } else {
-        out.push((path.to_path_buf(), meta.len(), meta.modified().ok()));
+        // Our own `sent` files (and their temporary names) hold no opt-outs; skipping them
+        // keeps each flush of sent rows from forcing a re-read.
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !name.starts_with(crate::events::FILE_PREFIX) && !name.starts_with('.') {
+            out.push((path.to_path_buf(), meta.len(), meta.modified().ok()));
+        }
     }
 }

@@ -14,7 +14,11 @@ pub enum Error {
         message: String,
     },
     /// A template does not compile or does not render.
-    #[error("template `{template}`{}: {message}; nothing was planned", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    #[error(
+        "template `{template}`{}{}: {message}; nothing was planned",
+        line.map(|l| format!(", line {l}")).unwrap_or_default(),
+        contact.as_ref().map(|c| format!(" (rendering for contact {c})")).unwrap_or_default()
+    )]
     Template {
         /// Template name (the file, or `<variant>.subject` for inline ones).
         template: String,
@@ -56,7 +60,7 @@ pub enum Error {
         message: String,
     },
     /// Another sender holds the outbox.
-    #[error("outbox {}: another `augur campaign send` is running (pid file {}); wait for it or stop it", outbox.display(), lock.display())]
+    #[error("outbox {}: another `augur campaign send` holds its lock ({}); wait for it or stop it", outbox.display(), lock.display())]
     Busy {
         /// The outbox database.
         outbox: PathBuf,

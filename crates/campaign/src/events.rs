@@ -17,6 +17,9 @@ use parquet::arrow::ArrowWriter;
 use crate::error::{Error, Result};
 use crate::outbox::{Outbox, SentRow};
 
+/// Names of the files written here start with this.
+pub const FILE_PREFIX: &str = "augur-sent-";
+
 /// Rows per file at most.
 const ROWS_PER_FILE: usize = 100_000;
 
@@ -34,6 +37,15 @@ impl SentLog {
         let dir = match (&config.campaigns.sent_events, &table.path) {
             (Some(dir), _) => dir.clone(),
             (None, Some(p)) if p.is_dir() => p.clone(),
+            (None, Some(p)) if !p.exists() => {
+                return Err(Error::Setting {
+                    setting: "tables.email_events.path".into(),
+                    message: format!(
+                        "{} does not exist; create the directory (sent rows are written there) or set campaigns.sent_events",
+                        p.display()
+                    ),
+                });
+            }
             (None, Some(p)) => {
                 return Err(Error::Setting {
                     setting: "campaigns.sent_events".into(),
@@ -92,7 +104,7 @@ impl SentLog {
             let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
                 return Ok(total);
             };
-            let name = format!("augur-sent-{:012}-{:012}.parquet", first.id, last.id);
+            let name = format!("{FILE_PREFIX}{:012}-{:012}.parquet", first.id, last.id);
             let tmp = self.temporary(&name);
             self.write(&tmp, &rows)?;
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 
@@ -151,6 +151,8 @@ pub enum Outcome {
     Failed(String),
     /// Not sent: the contact opted out after planning.
     Suppressed(&'static str),
+    /// The relay may or may not have accepted it (the connection failed mid-transaction).
+    Unknown(String),
 }
 
 /// The outbox database.
@@ -205,7 +207,10 @@ impl Outbox {
     pub fn insert_plan(&mut self, run: &Run, rows: &[Planned]) -> Result<usize> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         tx.execute(
             "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'))",
@@ -248,31 +253,38 @@ impl Outbox {
         Ok(added)
     }
 
-    /// Send instants of messages that count towards frequency caps (queued, in flight, sent or
-    /// of unknown outcome) of every campaign, by contact, within `[from, to)`, except `run_id`'s.
-    pub fn cap_counts(
+    /// Earlier planned messages by contact, within `[from, to)`, of every run but `run_id`:
+    /// queued, in flight, sent, of unknown outcome, or held out (a held-out contact counts as
+    /// mailed, so that caps treat the control group like the rest).
+    pub fn earlier_messages(
         &self,
         from: i64,
         to: i64,
         run_id: &str,
-    ) -> Result<HashMap<String, Vec<i64>>> {
+    ) -> Result<HashMap<String, Vec<Earlier>>> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT contact_id, coalesce(sent_at, send_at) FROM messages
-                 WHERE status IN ('queued', 'sending', 'sent', 'unknown')
+                "SELECT contact_id, coalesce(sent_at, send_at), campaign_id FROM messages
+                 WHERE status IN ('queued', 'sending', 'sent', 'unknown', 'holdout')
                  AND coalesce(sent_at, send_at) >= ?1 AND coalesce(sent_at, send_at) < ?2 AND run_id <> ?3",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![from, to, run_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Earlier {
+                        at: r.get(1)?,
+                        campaign_id: r.get(2)?,
+                    },
+                ))
             })
             .map_err(|e| self.err(e))?;
-        let mut out: HashMap<String, Vec<i64>> = HashMap::new();
+        let mut out: HashMap<String, Vec<Earlier>> = HashMap::new();
         for row in rows {
-            let (c, at) = row.map_err(|e| self.err(e))?;
-            out.entry(c).or_default().push(at);
+            let (c, earlier) = row.map_err(|e| self.err(e))?;
+            out.entry(c).or_default().push(earlier);
         }
         Ok(out)
     }
@@ -321,7 +333,10 @@ impl Outbox {
     pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Vec<Claimed>> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         let claimed = {
             let mut stmt = tx
                 .prepare(
@@ -374,7 +389,10 @@ impl Outbox {
     pub fn record(&mut self, outcomes: &[(i64, Outcome)]) -> Result<()> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         {
             let mut sent = tx
                 .prepare("UPDATE messages SET status = 'sent', sent_at = ?2, reason = NULL WHERE id = ?1")
@@ -391,6 +409,7 @@ impl Outbox {
                     Outcome::Retry(at, why) => retry.execute(params![id, at, why]),
                     Outcome::Failed(why) => other.execute(params![id, "failed", why]),
                     Outcome::Suppressed(why) => other.execute(params![id, "suppressed", why]),
+                    Outcome::Unknown(why) => other.execute(params![id, "unknown", why]),
                 }
                 .map_err(err)?;
             }
@@ -464,7 +483,10 @@ impl Outbox {
     pub fn mark_logged(&mut self, ids: &[i64], file: &str) -> Result<()> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         {
             let mut stmt = tx
                 .prepare("UPDATE messages SET events_file = ?2 WHERE id = ?1")
@@ -510,14 +532,15 @@ impl Outbox {
             .map_err(|e| self.err(e))
     }
 
-    /// Every row of a campaign for reports: (run, contact, variant or `holdout`, status, send
-    /// at, sent at).
+    /// The rows of a campaign that assigned a contact to a group (a variant, including messages
+    /// suppressed or failed at sending, or the holdout), earliest first.
     pub fn campaign_rows(&self, campaign_id: &str) -> Result<Vec<ReportRow>> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT contact_id, coalesce(variant, 'holdout'), status, send_at, sent_at, reason
-                 FROM messages WHERE campaign_id = ?1 AND status NOT IN ('suppressed')",
+                 FROM messages WHERE campaign_id = ?1 AND (variant IS NOT NULL OR status = 'holdout')
+                 ORDER BY send_at, id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -579,4 +602,13 @@ pub struct SentRow {
     pub sent_at: i64,
     /// Message-ID.
     pub message_id: String,
+}
+
+/// An earlier planned message of a contact.
+#[derive(Debug, Clone)]
+pub struct Earlier {
+    /// When it was (or is to be) sent.
+    pub at: i64,
+    /// Its campaign.
+    pub campaign_id: String,
 }

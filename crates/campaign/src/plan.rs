@@ -6,7 +6,7 @@
 //! twice (rows are unique per run and contact). Holdout and variant are hashes of the campaign
 //! and the contact, so a contact lands in the same group on every plan and every night.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use augur_core::Config;
 use augur_core::affinity::{Filters, Request, category_affinity};
@@ -148,15 +148,14 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
         fallback_time: campaign.fallback_time,
     };
     let cap = campaign.file.caps;
-    let recent = match cap {
-        Some(cap) => {
-            let span = Duration::seconds((cap.per_days * 86_400.0).ceil() as i64);
-            let from = at - span - Duration::days(1);
-            let to = at + campaign.window + span + Duration::days(2);
-            outbox.cap_counts(from.timestamp(), to.timestamp(), &run)?
-        }
-        None => HashMap::new(),
-    };
+    let repeat_after = campaign.file.audience.resend_after_days;
+    let lookback_days = cap.map_or(0.0, |c| c.per_days).max(repeat_after);
+    let lookback = Duration::seconds((lookback_days * 86_400.0).ceil() as i64);
+    let earlier = outbox.earlier_messages(
+        (at - lookback - Duration::days(1)).timestamp(),
+        (at + campaign.window + lookback + Duration::days(2)).timestamp(),
+        &run,
+    )?;
     let content = &campaign.file.content;
     let request = Request {
         mode: campaign.mode,
@@ -208,15 +207,19 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
             message_id: None,
             content: None,
         };
+        let mine = earlier.get(contact_id).map_or(&[][..], Vec::as_slice);
         let capped = cap.is_some_and(|cap| {
             let span = (cap.per_days * 86_400.0) as i64;
-            let earlier = recent.get(contact_id).map_or(0, |v| {
-                v.iter().filter(|t| (*t - row.send_at).abs() < span).count()
-            });
-            earlier >= cap.max_messages as usize
+            let near = mine.iter().filter(|e| (e.at - row.send_at).abs() < span);
+            near.count() >= cap.max_messages as usize
         });
+        let repeat = (repeat_after * 86_400.0) as i64;
+        let recently_in_campaign = mine
+            .iter()
+            .any(|e| e.campaign_id == id && (e.at - row.send_at).abs() < repeat);
         let reason = directory
             .suppression(d, require_consent)
+            .or(recently_in_campaign.then_some(Suppression::RecentlyInCampaign))
             .or(capped.then_some(Suppression::FrequencyCap))
             .or(chosen.is_none().then_some(Suppression::NoSendTime));
         if let Some(reason) = reason {

@@ -6,7 +6,7 @@
 //! message — on loopback that capped delivery near 130 messages/s with 8 connections.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use augur_core::config::{SmtpConfig, SmtpSecurity};
 use lettre::Message;
@@ -14,24 +14,51 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 
-/// A failed attempt: the reply or error, and whether it is permanent (5xx).
-pub type Failure = (String, bool);
+/// Why an attempt did not end with the relay's acceptance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Nothing of the message was handed over, or the relay answered 4xx: safe to try again.
+    Transient(String),
+    /// The relay answered 5xx: it will not take the message.
+    Permanent(String),
+    /// The connection failed or went silent after the message started going out: the relay
+    /// may have accepted it.
+    Unknown(String),
+}
+
+/// A failure while connecting or greeting: nothing was sent yet.
+fn before_sending(e: &lettre::transport::smtp::Error) -> Failure {
+    if e.is_permanent() {
+        Failure::Permanent(e.to_string())
+    } else {
+        Failure::Transient(e.to_string())
+    }
+}
+
+/// A failure of the transaction itself: a reply is definite, anything else is in doubt.
+fn while_sending(e: &lettre::transport::smtp::Error) -> Failure {
+    match e.status() {
+        Some(_) if e.is_permanent() => Failure::Permanent(e.to_string()),
+        Some(_) => Failure::Transient(e.to_string()),
+        None => Failure::Unknown(e.to_string()),
+    }
+}
+
+/// Idle connections older than this are checked with a NOOP before reuse (relays close idle
+/// connections, and a message must not be started on a dead one).
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
 
 /// An SMTP relay and its idle connections.
 pub struct Relay {
     config: SmtpConfig,
     hello: ClientId,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
 }
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Relay({}:{:?})", self.config.host, self.config.port)
     }
-}
-
-fn failure(e: &lettre::transport::smtp::Error) -> Failure {
-    (e.to_string(), e.is_permanent())
 }
 
 impl Relay {
@@ -57,9 +84,24 @@ impl Relay {
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
+        // Greeting, EHLO, STARTTLS and AUTH all fall under one limit: a relay that accepts the
+        // connection and then stays silent must not hang the sender.
+        let limit = self.timeout() * 4;
+        tokio::time::timeout(limit, self.open())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Transient(format!(
+                    "{}: no greeting within {limit:?}",
+                    self.config.host
+                )))
+            })
+    }
+
+    async fn open(&self) -> Result<AsyncSmtpConnection, Failure> {
         let host = self.config.host.as_str();
         let tls = || {
-            TlsParameters::new(host.to_string()).map_err(|e| (format!("TLS for {host}: {e}"), true))
+            TlsParameters::new(host.to_string())
+                .map_err(|e| Failure::Permanent(format!("TLS for {host}: {e}")))
         };
         let mut conn = match self.config.security {
             SmtpSecurity::Tls => AsyncSmtpConnection::connect_tokio1(
@@ -70,7 +112,7 @@ impl Relay {
                 None,
             )
             .await
-            .map_err(|e| failure(&e))?,
+            .map_err(|e| before_sending(&e))?,
             SmtpSecurity::None | SmtpSecurity::Starttls => {
                 let stream = tokio::time::timeout(
                     self.timeout(),
@@ -78,23 +120,22 @@ impl Relay {
                 )
                 .await
                 .map_err(|_| {
-                    (
-                        format!("connecting to {host}:{} timed out", self.port()),
-                        false,
-                    )
+                    Failure::Transient(format!("connecting to {host}:{} timed out", self.port()))
                 })?
-                .map_err(|e| (format!("connecting to {host}:{}: {e}", self.port()), false))?;
+                .map_err(|e| {
+                    Failure::Transient(format!("connecting to {host}:{}: {e}", self.port()))
+                })?;
                 stream
                     .set_nodelay(true)
-                    .map_err(|e| (format!("TCP_NODELAY: {e}"), false))?;
+                    .map_err(|e| Failure::Transient(format!("TCP_NODELAY: {e}")))?;
                 let mut conn =
                     AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                         .await
-                        .map_err(|e| failure(&e))?;
+                        .map_err(|e| before_sending(&e))?;
                 if self.config.security == SmtpSecurity::Starttls {
                     conn.starttls(tls()?, &self.hello)
                         .await
-                        .map_err(|e| failure(&e))?;
+                        .map_err(|e| before_sending(&e))?;
                 }
                 conn
             }
@@ -103,47 +144,40 @@ impl Relay {
             let credentials = Credentials::new(user.clone(), password.clone());
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                 .await
-                .map_err(|e| failure(&e))?;
+                .map_err(|e| before_sending(&e))?;
         }
         Ok(conn)
     }
 
-    /// Sends one message. A reused connection that turns out closed (relays drop idle ones) is
-    /// replaced once at once, so that costs no retry delay.
+    /// An open connection: an idle one (checked with a NOOP if it idled a while), else a new one.
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, Failure> {
+        loop {
+            let idle = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+            let Some((mut conn, since)) = idle else {
+                return self.connect().await;
+            };
+            if since.elapsed() < CHECK_AFTER_IDLE || conn.test_connected().await {
+                return Ok(conn);
+            }
+        }
+    }
+
+    /// Sends one message.
     pub async fn send(&self, message: &Message) -> Result<(), Failure> {
         let bytes = message.formatted();
-        let envelope = message.envelope();
-        let reused = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
-        let fresh = reused.is_none();
-        let mut conn = match reused {
-            Some(c) => c,
-            None => self.connect().await?,
-        };
+        let mut conn = self.checkout().await?;
         let limit = self.timeout() * 4;
-        let result = tokio::time::timeout(limit, conn.send(envelope, &bytes)).await;
-        match result {
+        match tokio::time::timeout(limit, conn.send(message.envelope(), &bytes)).await {
             Ok(Ok(_)) => {
                 if let Ok(mut idle) = self.idle.lock() {
-                    idle.push(conn);
+                    idle.push((conn, Instant::now()));
                 }
                 Ok(())
             }
-            Ok(Err(e)) if !fresh && e.status().is_none() => {
-                // The idle connection had gone away; try once on a new one.
-                let mut conn = self.connect().await?;
-                match tokio::time::timeout(limit, conn.send(envelope, &bytes)).await {
-                    Ok(Ok(_)) => {
-                        if let Ok(mut idle) = self.idle.lock() {
-                            idle.push(conn);
-                        }
-                        Ok(())
-                    }
-                    Ok(Err(e)) => Err(failure(&e)),
-                    Err(_) => Err((format!("no answer within {limit:?}"), false)),
-                }
-            }
-            Ok(Err(e)) => Err(failure(&e)),
-            Err(_) => Err((format!("no answer within {limit:?}"), false)),
+            Ok(Err(e)) => Err(while_sending(&e)),
+            Err(_) => Err(Failure::Unknown(format!(
+                "no answer within {limit:?} while sending"
+            ))),
         }
     }
 }

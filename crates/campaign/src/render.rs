@@ -162,7 +162,7 @@ impl Templates {
                 .and_then(|t| t.render(&ctx))
                 .map_err(|e| template_error(&e, name, Some(context.contact.id)))
         };
-        let subject = one(&v.subject)?;
+        let subject = one(&v.subject)?.trim().to_string();
         if subject.contains(['\r', '\n']) {
             return Err(Error::Template {
                 template: v.subject.clone(),
@@ -174,7 +174,7 @@ impl Templates {
         let preheader = one(&v.preheader)?;
         let html = with_preheader(&one(&v.html)?, preheader.trim());
         Ok(Rendered {
-            subject: subject.trim().to_string(),
+            subject,
             html,
             text: one(&v.text)?,
         })

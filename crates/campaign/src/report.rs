@@ -25,7 +25,7 @@ pub const CHART_HOURS: usize = 72;
 pub struct GroupStats {
     /// Variant name or `holdout`.
     pub group: String,
-    /// Contacts assigned.
+    /// Contacts assigned (each counted once, in its first group).
     pub audience: u64,
     /// Accepted by the SMTP server.
     pub sent: u64,
@@ -45,7 +45,8 @@ pub struct GroupStats {
     pub orders: u64,
     /// Revenue of those orders.
     pub revenue: f64,
-    /// Revenue per e-mail sent (per contact for the holdout).
+    /// Revenue per contact assigned: per planned e-mail for a variant, per contact held out
+    /// for the holdout (so the two compare).
     pub revenue_per_email: f64,
     /// Human opens by hour after sending (first [`CHART_HOURS`] hours).
     pub opens_by_hour: Vec<u64>,
@@ -137,6 +138,7 @@ pub fn report(config: &Config, outbox: &Outbox, campaign: &str) -> Result<Campai
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
     // Dense contact → (group, start of attribution).
     let mut member: HashMap<u32, (String, i64)> = HashMap::new();
+    let mut assigned: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for r in &rows {
         *states.entry(r.status.clone()).or_default() += 1;
         let g = groups.entry(r.group.clone()).or_insert_with(|| GroupStats {
@@ -144,10 +146,15 @@ pub fn report(config: &Config, outbox: &Outbox, campaign: &str) -> Result<Campai
             opens_by_hour: vec![0; CHART_HOURS],
             ..GroupStats::default()
         });
-        g.audience += 1;
         if r.status == "sent" {
             g.sent += 1;
         }
+        // A contact counts once, in the group of its first assignment (rows come earliest
+        // first), and its orders are attributed from then.
+        if !assigned.insert(r.contact_id.as_str()) {
+            continue;
+        }
+        g.audience += 1;
         if let Some(c) = history.contacts.ids.get(&r.contact_id) {
             member.insert(c, (r.group.clone(), r.sent_at.unwrap_or(r.send_at)));
         }
@@ -223,12 +230,11 @@ pub fn report(config: &Config, outbox: &Outbox, campaign: &str) -> Result<Campai
     let mut list: Vec<GroupStats> = groups.into_values().collect();
     list.extend(holdout.clone());
     for g in &mut list {
-        let per = if g.group == "holdout" {
-            g.audience
+        g.revenue_per_email = if g.audience > 0 {
+            g.revenue / g.audience as f64
         } else {
-            g.sent
+            0.0
         };
-        g.revenue_per_email = if per > 0 { g.revenue / per as f64 } else { 0.0 };
     }
     let uplift = holdout
         .iter()

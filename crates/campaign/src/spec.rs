@@ -49,6 +49,14 @@ pub struct AudienceSpec {
     /// Only contacts whose consent is recorded as given (else: all but those who withheld it).
     #[serde(default = "yes")]
     pub require_consent: bool,
+    /// Contacts planned for this campaign (sent or held out) within this many days are skipped,
+    /// so a nightly run does not mail the same people the same message every night.
+    #[serde(default = "thirty")]
+    pub resend_after_days: f64,
+}
+
+fn thirty() -> f64 {
+    30.0
 }
 
 fn yes() -> bool {
@@ -217,6 +225,12 @@ impl Campaign {
                 audience.holdout
             )));
         }
+        if !(audience.resend_after_days.is_finite() && audience.resend_after_days >= 0.0) {
+            return Err(bad(format!(
+                "[audience] resend_after_days = {}: use 0 or more days",
+                audience.resend_after_days
+            )));
+        }
         let time = |setting: &str, raw: &Option<String>| -> Result<Option<NaiveTime>> {
             raw.as_deref()
                 .map(|r| {
@@ -248,7 +262,8 @@ impl Campaign {
         }
         let window = chrono::Duration::seconds((schedule.window_hours * 3600.0).round() as i64);
         if let Some(cap) = file.caps
-            && (cap.max_messages == 0 || !(cap.per_days.is_finite() && cap.per_days > 0.0))
+            && (cap.max_messages == 0
+                || !(cap.per_days.is_finite() && cap.per_days > 0.0 && cap.per_days <= 3650.0))
         {
             return Err(bad(
                 "[caps]: max_messages must be at least 1 and per_days above 0".into(),
@@ -292,6 +307,11 @@ impl Campaign {
         read(&file.content.text)?;
         let mut names = std::collections::BTreeSet::new();
         for v in &file.variants {
+            if v.name == "holdout" {
+                return Err(bad(
+                    "variant `holdout`: the name is reserved for the control group".into(),
+                ));
+            }
             if !is_slug(&v.name) || !names.insert(v.name.clone()) {
                 return Err(bad(format!(
                     "variant `{}`: names are unique slugs (a-z, 0-9, `_`, `-`)",

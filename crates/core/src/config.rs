@@ -433,18 +433,25 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        for (setting, value) in [
+        let timeout = campaigns.smtp.as_ref().map_or(30.0, |s| s.timeout_seconds);
+        for (setting, value, max) in [
             (
                 "campaigns.messages_per_second",
                 campaigns.messages_per_second,
+                1e6,
             ),
-            ("campaigns.retry_seconds", campaigns.retry_seconds),
-            ("campaigns.attribution_days", campaigns.attribution_days),
+            ("campaigns.retry_seconds", campaigns.retry_seconds, 86_400.0),
+            (
+                "campaigns.attribution_days",
+                campaigns.attribution_days,
+                3_650.0,
+            ),
+            ("campaigns.smtp.timeout_seconds", timeout, 3_600.0),
         ] {
-            if !value.is_finite() || value <= 0.0 {
+            if !value.is_finite() || !(0.001..=max).contains(&value) {
                 return Err(invalid(
                     setting,
-                    format!("must be a number above 0, not {value}"),
+                    format!("must be a number from 0.001 to {max}, not {value}"),
                 ));
             }
         }
