@@ -782,3 +782,31 @@ fn a_template_error_names_the_template_and_line_and_plans_nothing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn run_plans_then_delivers_everything_due_to_eml_files_without_a_relay() {
+    let dir = setup(None, "", "");
+    let out = augur_ok(&dir, &["campaign", "run", "--campaign", "c.toml"]);
+    let planned = number_after(&out, "messages");
+    assert!(
+        out.contains(".eml files; no SMTP relay configured"),
+        "{out}"
+    );
+    assert_eq!(number_after(&out, "Sent"), planned, "{out}");
+    let files: Vec<String> = std::fs::read_dir(dir.join("outbox/eml"))
+        .expect("eml dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), planned);
+    assert!(
+        files
+            .iter()
+            .all(|f| f.ends_with(".eml") && !f.starts_with('.'))
+    );
+    let one = std::fs::read_to_string(dir.join("outbox/eml").join(&files[0])).expect("eml");
+    assert!(one.contains("Message-ID: <now-") && one.contains("List-Unsubscribe:"));
+    // A second run the same day finds the run planned and nothing left to send.
+    let again = augur_ok(&dir, &["campaign", "run", "--campaign", "c.toml"]);
+    assert!(again.contains("nothing added"), "{again}");
+    assert_eq!(number_after(&again, "Sent"), 0);
+}
