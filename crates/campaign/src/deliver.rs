@@ -164,6 +164,7 @@ pub async fn send(
     let started = Instant::now();
     let mut last_flush = Instant::now();
     let mut last_expiry: Option<Instant> = None;
+    let mut unreadable_since: Option<Instant> = None;
     loop {
         let now = Utc::now().timestamp();
         // Expiry scans the queue; once a second is soon enough for windows measured in hours.
@@ -171,11 +172,22 @@ pub async fn send(
             report.expired += outbox.expire(now)?;
             last_expiry = Some(Instant::now());
         }
-        // Re-read opt-outs before claiming, so that a failed read never strands claimed rows.
-        if directory.is_stale(config) {
+        // Re-read opt-outs before claiming, so that a failed read never strands claimed rows. An
+        // export being rewritten may fail to read for a moment; for longer, sending stops.
+        if directory.is_stale(config) && unreadable_since.is_none_or(|t| t.elapsed() >= RETRY_READ)
+        {
             match Directory::load(config) {
-                Ok(fresh) => directory = fresh,
-                Err(e) => tracing::warn!("keeping the opt-outs read before: {e}"),
+                Ok(fresh) => {
+                    directory = fresh;
+                    unreadable_since = None;
+                }
+                Err(e) => {
+                    let since = *unreadable_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= STOP_AFTER_UNREADABLE {
+                        return Err(e);
+                    }
+                    tracing::warn!("opt-outs unreadable, keeping the ones read before: {e}");
+                }
             }
         }
         let claimed = outbox.claim_due(now, batch)?;
@@ -212,7 +224,7 @@ pub async fn send(
                 Outcome::Unknown(_) => report.unknown += 1,
             }
         }
-        outbox.record(&outcomes)?;
+        record(outbox, &outcomes).await?;
         if last_flush.elapsed() > Duration::from_secs(10) {
             report.events_logged += log.flush(outbox)?;
             last_flush = Instant::now();
@@ -226,6 +238,27 @@ pub async fn send(
     }
     report.events_logged += log.flush(outbox)?;
     Ok(report)
+}
+
+/// How long to wait between attempts to re-read unreadable opt-outs.
+const RETRY_READ: Duration = Duration::from_secs(5);
+/// Sending stops when opt-outs stay unreadable this long.
+const STOP_AFTER_UNREADABLE: Duration = Duration::from_secs(60);
+
+/// Records outcomes, trying a few times: rows left `sending` would come back as `unknown`.
+async fn record(outbox: &mut Outbox, outcomes: &[(i64, Outcome)]) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match outbox.record(outcomes) {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 5 => {
+                tries += 1;
+                tracing::warn!("recording outcomes failed ({e}); trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Checks the contact again, builds the message and hands it over.

@@ -12,7 +12,8 @@ use augur_core::config::{SmtpConfig, SmtpSecurity};
 use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
 /// Why an attempt did not end with the relay's acceptance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +27,16 @@ pub enum Failure {
     Unknown(String),
 }
 
-/// A failure while connecting or greeting: nothing was sent yet.
-fn before_sending(e: &lettre::transport::smtp::Error) -> Failure {
+/// A failure while connecting, greeting or authenticating: nothing of any message was sent,
+/// so it is worth another attempt later (a wrong password shows in every message's reason and
+/// ends as `failed` after `max_attempts`).
+fn connecting(e: &lettre::transport::smtp::Error) -> Failure {
+    Failure::Transient(format!("connecting: {e}"))
+}
+
+/// A failure before the body went out (MAIL, RCPT, DATA): a 5xx reply refuses the message,
+/// anything else leaves it safely unsent.
+fn before_body(e: &lettre::transport::smtp::Error) -> Failure {
     if e.is_permanent() {
         Failure::Permanent(e.to_string())
     } else {
@@ -35,8 +44,8 @@ fn before_sending(e: &lettre::transport::smtp::Error) -> Failure {
     }
 }
 
-/// A failure of the transaction itself: a reply is definite, anything else is in doubt.
-fn while_sending(e: &lettre::transport::smtp::Error) -> Failure {
+/// A failure while or after the body went out: a reply is definite, anything else is in doubt.
+fn after_body(e: &lettre::transport::smtp::Error) -> Failure {
     match e.status() {
         Some(_) if e.is_permanent() => Failure::Permanent(e.to_string()),
         Some(_) => Failure::Transient(e.to_string()),
@@ -101,7 +110,7 @@ impl Relay {
         let host = self.config.host.as_str();
         let tls = || {
             TlsParameters::new(host.to_string())
-                .map_err(|e| Failure::Permanent(format!("TLS for {host}: {e}")))
+                .map_err(|e| Failure::Transient(format!("TLS for {host}: {e}")))
         };
         let mut conn = match self.config.security {
             SmtpSecurity::Tls => AsyncSmtpConnection::connect_tokio1(
@@ -112,7 +121,7 @@ impl Relay {
                 None,
             )
             .await
-            .map_err(|e| before_sending(&e))?,
+            .map_err(|e| connecting(&e))?,
             SmtpSecurity::None | SmtpSecurity::Starttls => {
                 let stream = tokio::time::timeout(
                     self.timeout(),
@@ -131,11 +140,11 @@ impl Relay {
                 let mut conn =
                     AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                         .await
-                        .map_err(|e| before_sending(&e))?;
+                        .map_err(|e| connecting(&e))?;
                 if self.config.security == SmtpSecurity::Starttls {
                     conn.starttls(tls()?, &self.hello)
                         .await
-                        .map_err(|e| before_sending(&e))?;
+                        .map_err(|e| connecting(&e))?;
                 }
                 conn
             }
@@ -144,7 +153,7 @@ impl Relay {
             let credentials = Credentials::new(user.clone(), password.clone());
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                 .await
-                .map_err(|e| before_sending(&e))?;
+                .map_err(|e| connecting(&e))?;
         }
         Ok(conn)
     }
@@ -156,28 +165,71 @@ impl Relay {
             let Some((mut conn, since)) = idle else {
                 return self.connect().await;
             };
-            if since.elapsed() < CHECK_AFTER_IDLE || conn.test_connected().await {
+            if since.elapsed() < CHECK_AFTER_IDLE {
+                return Ok(conn);
+            }
+            let alive = tokio::time::timeout(self.timeout(), conn.test_connected()).await;
+            if alive.unwrap_or(false) {
                 return Ok(conn);
             }
         }
     }
 
-    /// Sends one message.
+    /// Sends one message: MAIL, RCPT and DATA, then the body, each step under the timeout.
+    /// Only a failure without a reply while the body goes out leaves the outcome unknown.
     pub async fn send(&self, message: &Message) -> Result<(), Failure> {
         let bytes = message.formatted();
+        let envelope = message.envelope();
         let mut conn = self.checkout().await?;
-        let limit = self.timeout() * 4;
-        match tokio::time::timeout(limit, conn.send(message.envelope(), &bytes)).await {
+        let limit = self.timeout();
+        let silent = |step: &str| format!("no answer to {step} within {limit:?}");
+        let info = conn.server_info();
+        let mut options = Vec::new();
+        let non_ascii = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(Failure::Permanent(
+                    "the address is not ASCII and the relay does not offer SMTPUTF8".into(),
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !bytes.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(Failure::Permanent(
+                    "the message is not ASCII and the relay does not offer 8BITMIME".into(),
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mail = Mail::new(envelope.from().cloned(), options);
+        tokio::time::timeout(limit, conn.command(mail))
+            .await
+            .map_err(|_| Failure::Transient(silent("MAIL FROM")))?
+            .map_err(|e| before_body(&e))?;
+        for to in envelope.to() {
+            tokio::time::timeout(limit, conn.command(Rcpt::new(to.clone(), Vec::new())))
+                .await
+                .map_err(|_| Failure::Transient(silent("RCPT TO")))?
+                .map_err(|e| before_body(&e))?;
+        }
+        tokio::time::timeout(limit, conn.command(Data))
+            .await
+            .map_err(|_| Failure::Transient(silent("DATA")))?
+            .map_err(|e| before_body(&e))?;
+        match tokio::time::timeout(limit * 4, conn.message(&bytes)).await {
             Ok(Ok(_)) => {
                 if let Ok(mut idle) = self.idle.lock() {
                     idle.push((conn, Instant::now()));
                 }
                 Ok(())
             }
-            Ok(Err(e)) => Err(while_sending(&e)),
-            Err(_) => Err(Failure::Unknown(format!(
-                "no answer within {limit:?} while sending"
-            ))),
+            Ok(Err(e)) => Err(after_body(&e)),
+            Err(_) => Err(Failure::Unknown(silent("the message"))),
         }
     }
 }

@@ -27,7 +27,7 @@ pub struct GroupStats {
     pub group: String,
     /// Contacts assigned (each counted once, in its first group).
     pub audience: u64,
-    /// Accepted by the SMTP server.
+    /// Of the audience, messages accepted by the SMTP server.
     pub sent: u64,
     /// Delivered (per the e-mail platform's events).
     pub delivered: u64,
@@ -146,15 +146,13 @@ pub fn report(config: &Config, outbox: &Outbox, campaign: &str) -> Result<Campai
             opens_by_hour: vec![0; CHART_HOURS],
             ..GroupStats::default()
         });
-        if r.status == "sent" {
-            g.sent += 1;
-        }
         // A contact counts once, in the group of its first assignment (rows come earliest
         // first), and its orders are attributed from then.
         if !assigned.insert(r.contact_id.as_str()) {
             continue;
         }
         g.audience += 1;
+        g.sent += u64::from(r.status == "sent");
         if let Some(c) = history.contacts.ids.get(&r.contact_id) {
             member.insert(c, (r.group.clone(), r.sent_at.unwrap_or(r.send_at)));
         }

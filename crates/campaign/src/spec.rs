@@ -225,9 +225,9 @@ impl Campaign {
                 audience.holdout
             )));
         }
-        if !(audience.resend_after_days.is_finite() && audience.resend_after_days >= 0.0) {
+        if !(0.0..=3650.0).contains(&audience.resend_after_days) {
             return Err(bad(format!(
-                "[audience] resend_after_days = {}: use 0 or more days",
+                "[audience] resend_after_days = {}: use 0 to 3650 days",
                 audience.resend_after_days
             )));
         }
@@ -266,7 +266,8 @@ impl Campaign {
                 || !(cap.per_days.is_finite() && cap.per_days > 0.0 && cap.per_days <= 3650.0))
         {
             return Err(bad(
-                "[caps]: max_messages must be at least 1 and per_days above 0".into(),
+                "[caps]: max_messages must be at least 1 and per_days above 0 and at most 3650"
+                    .into(),
             ));
         }
         let mode = match file.content.mode.as_str() {
