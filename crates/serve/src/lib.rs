@@ -28,21 +28,62 @@ use tower::ServiceBuilder;
 pub use error::{ApiError, Error};
 pub use state::AppState;
 
+/// Route patterns: the router's paths, and the metrics' route labels (as `&'static str`, so
+/// labelling a request allocates nothing).
+pub mod routes {
+    /// One contact.
+    pub const CONTACT: &str = "/v1/contacts/{id}";
+    /// A contact's recommendations.
+    pub const RECOMMENDATIONS: &str = "/v1/contacts/{id}/recommendations";
+    /// A contact's best send instant.
+    pub const SEND_TIME: &str = "/v1/contacts/{id}/send-time";
+    /// Batch scoring.
+    pub const SCORE: &str = "/v1/score";
+    /// The segment catalogue.
+    pub const SEGMENTS: &str = "/v1/segments";
+    /// Ad-hoc segment preview.
+    pub const PREVIEW: &str = "/v1/segments/preview";
+    /// A segment's contacts.
+    pub const SEGMENT_CONTACTS: &str = "/v1/segments/{name}/contacts";
+    /// Model reload.
+    pub const RELOAD: &str = "/v1/admin/reload";
+    /// Liveness.
+    pub const HEALTHZ: &str = "/healthz";
+    /// Readiness.
+    pub const READYZ: &str = "/readyz";
+    /// Prometheus metrics.
+    pub const METRICS: &str = "/metrics";
+    /// The OpenAPI document.
+    pub const OPENAPI: &str = "/openapi.json";
+    /// Every route.
+    pub const ALL: [&str; 12] = [
+        CONTACT,
+        RECOMMENDATIONS,
+        SEND_TIME,
+        SCORE,
+        SEGMENTS,
+        PREVIEW,
+        SEGMENT_CONTACTS,
+        RELOAD,
+        HEALTHZ,
+        READYZ,
+        METRICS,
+        OPENAPI,
+    ];
+}
+
 /// The routes, with auth on `/v1`, body and concurrency limits, timeouts and metrics.
 pub fn router(state: Arc<AppState>) -> Router {
     let config = &state.config;
     let v1 = Router::new()
-        .route("/v1/contacts/{id}", get(contacts::get_contact))
-        .route(
-            "/v1/contacts/{id}/recommendations",
-            get(contacts::get_recommendations),
-        )
-        .route("/v1/contacts/{id}/send-time", get(contacts::get_send_time))
-        .route("/v1/score", post(contacts::post_score))
-        .route("/v1/segments", get(segments::list))
-        .route("/v1/segments/preview", post(segments::preview))
-        .route("/v1/segments/{name}/contacts", get(segments::contacts))
-        .route("/v1/admin/reload", post(ops::reload))
+        .route(routes::CONTACT, get(contacts::get_contact))
+        .route(routes::RECOMMENDATIONS, get(contacts::get_recommendations))
+        .route(routes::SEND_TIME, get(contacts::get_send_time))
+        .route(routes::SCORE, post(contacts::post_score))
+        .route(routes::SEGMENTS, get(segments::list))
+        .route(routes::PREVIEW, post(segments::preview))
+        .route(routes::SEGMENT_CONTACTS, get(segments::contacts))
+        .route(routes::RELOAD, post(ops::reload))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -57,10 +98,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         }
     };
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route(routes::HEALTHZ, get(ops::healthz))
+        .route(routes::READYZ, get(ops::readyz))
+        .route(routes::METRICS, get(ops::metrics))
+        .route(routes::OPENAPI, get(ops::openapi))
         .merge(v1)
         .fallback(|| async {
             ApiError::not_found("unknown_route", "no such route; see /openapi.json")

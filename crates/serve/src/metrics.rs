@@ -18,13 +18,13 @@ use crate::state::{AppState, Loaded};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -135,11 +135,9 @@ impl Metrics {
         out
     }
 
-    fn observe(&self, route: String, status: u16, seconds: f64) {
+    fn observe(&self, route: &'static str, status: u16, seconds: f64) {
         self.latency
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(seconds);
         self.requests
             .get_or_create(&RequestLabels { route, status })
@@ -154,7 +152,9 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+        .and_then(|m| crate::routes::ALL.iter().find(|r| **r == m.as_str()))
+        .copied()
+        .unwrap_or("unmatched");
     let response = next.run(request).await;
     state.metrics.observe(
         route,
