@@ -165,6 +165,7 @@ pub async fn send(
     let mut last_flush = Instant::now();
     let mut last_expiry: Option<Instant> = None;
     let mut unreadable_since: Option<Instant> = None;
+    let mut last_look: Option<Instant> = None;
     loop {
         let now = Utc::now().timestamp();
         // Expiry scans the queue; once a second is soon enough for windows measured in hours.
@@ -173,8 +174,15 @@ pub async fn send(
             last_expiry = Some(Instant::now());
         }
         // Re-read opt-outs before claiming, so that a failed read never strands claimed rows. An
-        // export being rewritten may fail to read for a moment; for longer, sending stops.
-        if directory.is_stale(config) && unreadable_since.is_none_or(|t| t.elapsed() >= RETRY_READ)
+        // export being rewritten may fail to read for a moment; for longer, sending stops. The
+        // files are looked at once a second, not once a batch.
+        let look = last_look.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if look {
+            last_look = Some(Instant::now());
+        }
+        if look
+            && directory.is_stale(config)
+            && unreadable_since.is_none_or(|t| t.elapsed() >= RETRY_READ)
         {
             match Directory::load(config) {
                 Ok(fresh) => {
