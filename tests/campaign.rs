@@ -169,6 +169,15 @@ fn number_after(text: &str, label: &str) -> usize {
         .unwrap_or_else(|| panic!("no number after `{label}` in:\n{text}"))
 }
 
+/// A text column of a batch.
+fn texts(batch: &arrow::array::RecordBatch, name: &str) -> StringArray {
+    col(batch, name)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("text")
+        .clone()
+}
+
 /// A row of a dry-run plan.
 #[derive(Debug, Clone)]
 struct PlanRow {
@@ -183,13 +192,7 @@ struct PlanRow {
 fn plan_rows(path: &Path) -> Vec<PlanRow> {
     let mut rows = Vec::new();
     for b in read_parquet(path) {
-        let s = |name: &str| {
-            col(&b, name)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("text")
-                .clone()
-        };
+        let s = |name: &str| texts(&b, name);
         let (contact, status, variant, id) =
             (s("contact_id"), s("status"), s("variant"), s("message_id"));
         let at = col(&b, "send_at")
@@ -226,13 +229,7 @@ fn message_ids(received: &[Received]) -> Vec<String> {
 fn contacts(dir: &Dir) -> HashMap<String, (String, Option<String>)> {
     let mut out = HashMap::new();
     for b in read_parquet(&dir.join("demo/contacts.parquet")) {
-        let s = |name: &str| {
-            col(&b, name)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("text")
-                .clone()
-        };
+        let s = |name: &str| texts(&b, name);
         let (id, email, first) = (s("contact_id"), s("email"), s("first_name"));
         for i in 0..b.num_rows() {
             out.insert(
@@ -357,11 +354,7 @@ fn plans_once_and_delivers_each_message_with_its_headers_and_content() {
             .to_string();
         if name.starts_with("augur-sent-") {
             for b in read_parquet(&path) {
-                let events = col(&b, "event")
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("event")
-                    .clone();
+                let events = texts(&b, "event");
                 assert!((0..b.num_rows()).all(|i| events.value(i) == "sent"));
                 sent_rows += b.num_rows();
             }

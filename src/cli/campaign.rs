@@ -236,7 +236,6 @@ pub fn send(config: &Config, until: Until, resend_unknown: bool) -> anyhow::Resu
         &mut outbox,
         &transport,
         &options,
-        &|_| {},
     ))?;
     let seconds = started.elapsed().as_secs_f64();
     if report.recovered_in_doubt > 0 {

@@ -127,13 +127,12 @@ impl SenderLock {
     }
 }
 
-/// Delivers due messages. `progress` is told the running totals after each batch.
+/// Delivers due messages.
 pub async fn send(
     config: &Config,
     outbox: &mut Outbox,
     transport: &Transport,
     options: &SendOptions,
-    progress: &(dyn Fn(&SendReport) + Sync),
 ) -> Result<SendReport> {
     let campaigns = &config.campaigns;
     let _lock = SenderLock::take(outbox.path())?;
@@ -237,7 +236,6 @@ pub async fn send(
             report.events_logged += log.flush(outbox)?;
             last_flush = Instant::now();
         }
-        progress(&report);
         // Pace: never ahead of `messages_per_second` on average since the start.
         let due = Duration::from_secs_f64(report.sent as f64 / campaigns.messages_per_second);
         if let Some(ahead) = due.checked_sub(started.elapsed()) {

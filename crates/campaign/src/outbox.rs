@@ -202,6 +202,19 @@ impl Outbox {
         Error::outbox(&self.path, e)
     }
 
+    /// The rows of a query, each read by `row`.
+    fn select<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params, row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// Stores a run and its rows in one transaction; rows already planned for the run are left
     /// as they are. Returns how many rows were new.
     pub fn insert_plan(&mut self, run: &Run, rows: &[Planned]) -> Result<usize> {
@@ -262,16 +275,12 @@ impl Outbox {
         to: i64,
         run_id: &str,
     ) -> Result<HashMap<String, Vec<Earlier>>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT contact_id, coalesce(sent_at, send_at), campaign_id FROM messages
-                 WHERE status IN ('queued', 'sending', 'sent', 'unknown', 'holdout')
-                 AND coalesce(sent_at, send_at) >= ?1 AND coalesce(sent_at, send_at) < ?2 AND run_id <> ?3",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![from, to, run_id], |r| {
+        let rows = self.select(
+            "SELECT contact_id, coalesce(sent_at, send_at), campaign_id FROM messages
+             WHERE status IN ('queued', 'sending', 'sent', 'unknown', 'holdout')
+             AND coalesce(sent_at, send_at) >= ?1 AND coalesce(sent_at, send_at) < ?2 AND run_id <> ?3",
+            params![from, to, run_id],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     Earlier {
@@ -279,11 +288,10 @@ impl Outbox {
                         campaign_id: r.get(2)?,
                     },
                 ))
-            })
-            .map_err(|e| self.err(e))?;
+            },
+        )?;
         let mut out: HashMap<String, Vec<Earlier>> = HashMap::new();
-        for row in rows {
-            let (c, earlier) = row.map_err(|e| self.err(e))?;
+        for (c, earlier) in rows {
             out.entry(c).or_default().push(earlier);
         }
         Ok(out)
@@ -441,31 +449,21 @@ impl Outbox {
 
     /// Rows by status and reason, for a run or for everything.
     pub fn counts(&self, run_id: Option<&str>) -> Result<Vec<(String, Option<String>, u64)>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT status, CASE WHEN status IN ('suppressed', 'failed', 'unknown') THEN reason END, count(*)
-                 FROM messages WHERE ?1 IS NULL OR run_id = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        self.select(
+            "SELECT status, CASE WHEN status IN ('suppressed', 'failed', 'unknown') THEN reason END, count(*)
+             FROM messages WHERE ?1 IS NULL OR run_id = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+            params![run_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     /// Sent messages whose `sent` event is not yet in an events file, at most `limit`.
     pub fn unlogged_sends(&self, limit: usize) -> Result<Vec<SentRow>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, contact_id, campaign_id, sent_at, message_id FROM messages
-                 WHERE status = 'sent' AND events_file IS NULL ORDER BY id LIMIT ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![limit as i64], |r| {
+        self.select(
+            "SELECT id, contact_id, campaign_id, sent_at, message_id FROM messages
+             WHERE status = 'sent' AND events_file IS NULL ORDER BY id LIMIT ?1",
+            params![limit as i64],
+            |r| {
                 Ok(SentRow {
                     id: r.get(0)?,
                     contact_id: r.get(1)?,
@@ -473,10 +471,8 @@ impl Outbox {
                     sent_at: r.get(3)?,
                     message_id: r.get(4)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            },
+        )
     }
 
     /// Marks rows as written to `file` (one commit).
@@ -512,13 +508,11 @@ impl Outbox {
 
     /// Events files recorded in the outbox.
     pub fn events_files(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT events_file FROM messages WHERE events_file IS NOT NULL")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        self.select(
+            "SELECT DISTINCT events_file FROM messages WHERE events_file IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
     }
 
     /// Forgets an events file that never reached its place, so its rows are written again.
@@ -535,40 +529,21 @@ impl Outbox {
     /// The rows of a campaign that assigned a contact to a group (a variant, including messages
     /// suppressed or failed at sending, or the holdout), earliest first.
     pub fn campaign_rows(&self, campaign_id: &str) -> Result<Vec<ReportRow>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT contact_id, coalesce(variant, 'holdout'), status, send_at, sent_at, reason
-                 FROM messages WHERE campaign_id = ?1 AND (variant IS NOT NULL OR status = 'holdout')
-                 ORDER BY send_at, id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![campaign_id], |r| {
+        self.select(
+            "SELECT contact_id, coalesce(variant, 'holdout'), status, send_at, sent_at
+             FROM messages WHERE campaign_id = ?1 AND (variant IS NOT NULL OR status = 'holdout')
+             ORDER BY send_at, id",
+            params![campaign_id],
+            |r| {
                 Ok(ReportRow {
                     contact_id: r.get(0)?,
                     group: r.get(1)?,
                     status: r.get(2)?,
                     send_at: r.get(3)?,
                     sent_at: r.get(4)?,
-                    reason: r.get(5)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
-    }
-
-    /// One message's row by Message-ID: (status, attempts, reason).
-    pub fn message_state(&self, message_id: &str) -> Result<Option<(String, u32, Option<String>)>> {
-        self.conn
-            .query_row(
-                "SELECT status, attempts, reason FROM messages WHERE message_id = ?1",
-                params![message_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+            },
+        )
     }
 }
 
@@ -585,8 +560,6 @@ pub struct ReportRow {
     pub send_at: i64,
     /// When the server accepted it.
     pub sent_at: Option<i64>,
-    /// Failure reply, if failed.
-    pub reason: Option<String>,
 }
 
 /// A sent message, as the e-mail events table records it.
