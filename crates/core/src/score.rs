@@ -1,33 +1,107 @@
-//! Batch scoring: every contact of a [`Snapshot`] through [`Snapshot::predict`] into Parquet.
-//! The HTTP service and campaigns call the same `predict`, so the three never disagree.
+//! Batch scoring: every contact of a [`Snapshot`] into Parquet, column by column. Each value
+//! comes from the same [`Snapshot`] methods that [`Snapshot::predict`] (and with it the HTTP
+//! service and campaigns) is made of, so the three never disagree; the batch writes them straight
+//! into column buffers instead of one allocated prediction per contact.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float32Builder, Float64Array, Int32Array, ListBuilder, RecordBatch, StringArray,
-    StringBuilder,
+    ArrayRef, Float32Array, Float64Array, Int32Array, ListArray, RecordBatch, StringArray,
 };
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{Field, Schema};
 use rayon::prelude::*;
 
 use crate::affinity::Request;
 use crate::error::{Error, Result};
-use crate::snapshot::{Models, Prediction, Snapshot};
+use crate::send_time::HOURS;
+use crate::snapshot::{Models, NOT_SCORED_REASON, Snapshot};
 
 /// Contacts per row group: memory holds one chunk of predictions at a time.
 const CHUNK: usize = 65_536;
+/// Contacts per parallel task within a chunk.
+const PART: usize = 2_048;
 
-/// Predictions for a range of contacts, on all cores.
-fn score_range(
-    snapshot: &Snapshot,
-    models: &Models<'_>,
-    request: &Request,
-    contacts: std::ops::Range<usize>,
-) -> Vec<Prediction> {
-    contacts
-        .into_par_iter()
-        .map(|c| snapshot.predict(models, c, request))
-        .collect()
+/// Variable-length values of a run of contacts: how many each has, and all of them in order.
+struct Lists<T> {
+    lengths: Vec<usize>,
+    values: Vec<T>,
+}
+
+impl<T> Default for Lists<T> {
+    fn default() -> Self {
+        Self {
+            lengths: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T> Lists<T> {
+    fn push(&mut self, values: impl IntoIterator<Item = T>) {
+        let before = self.values.len();
+        self.values.extend(values);
+        self.lengths.push(self.values.len() - before);
+    }
+}
+
+/// The columns of a run of contacts, filled by one task (the send-time profiles go straight into
+/// the chunk's shared buffer).
+#[derive(Default)]
+struct Part<'a> {
+    churn_risk: Vec<Option<f64>>,
+    churn_tier: Vec<&'static str>,
+    churn_reasons: Lists<&'a str>,
+    recommendations: Lists<(u32, f32)>,
+    category_affinity: Lists<(u32, f32)>,
+    best_send_hour: Vec<i32>,
+    send_time_confidence: Vec<f64>,
+    send_time_source: Vec<&'static str>,
+}
+
+/// What every contact's row is computed from.
+struct Scoring<'a> {
+    snapshot: &'a Snapshot,
+    models: &'a Models<'a>,
+    request: &'a Request,
+    /// The churn model's reason texts, by feature index.
+    reason_texts: Vec<String>,
+}
+
+impl<'a> Scoring<'a> {
+    /// Fills the columns of `contacts` and their profiles (`profiles`: 168 values each).
+    fn part(&'a self, contacts: std::ops::Range<usize>, profiles: &mut [f32]) -> Part<'a> {
+        let (snapshot, models) = (self.snapshot, self.models);
+        let mut part = Part::default();
+        for (c, profile) in contacts.zip(profiles.chunks_exact_mut(HOURS)) {
+            let risk = snapshot.churn_risk(c);
+            part.churn_risk.push(risk);
+            part.churn_tier.push(snapshot.churn_tier(c));
+            if risk.is_some() {
+                let texts = snapshot
+                    .churn_reason_codes(c)
+                    .map(|j| self.reason_texts.get(j).map_or("unknown", String::as_str));
+                part.churn_reasons.push(texts);
+            } else {
+                part.churn_reasons.push([NOT_SCORED_REASON]);
+            }
+            let recommendations = snapshot.recommend(models, c, self.request);
+            part.recommendations
+                .push(recommendations.iter().map(|&(p, s)| (p, s as f32)));
+            let categories = snapshot.category_affinity(c);
+            part.category_affinity
+                .push(categories.iter().map(|&(k, s)| (k, s as f32)));
+            let summary = snapshot.send_time_summary(models, c);
+            part.best_send_hour
+                .push(summary.best_hours.first().map_or(0, |h| *h as i32));
+            part.send_time_confidence.push(summary.confidence);
+            part.send_time_source.push(summary.source);
+            models
+                .send_time
+                .profile_into(&snapshot.engagement(c), profile);
+        }
+        part
+    }
 }
 
 /// Scores every contact into a Parquet file, one row group per chunk of contacts. Returns the
@@ -42,63 +116,118 @@ pub fn write_all(
         path: path.into(),
         reason: e.to_string(),
     };
+    let scoring = Scoring {
+        snapshot,
+        models,
+        request,
+        reason_texts: (0..models.churn.features.len())
+            .map(|j| models.churn.reason_text(j))
+            .collect(),
+    };
     let n = snapshot.len();
+    // Encoding and writing a chunk takes about as long as scoring the next one, so a writer
+    // thread takes each chunk while the next is scored; one chunk waits at most.
+    let (chunks, to_write) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+    std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("parquet-writer".into())
+            .spawn_scoped(scope, move || write_chunks(path, to_write))
+            .map_err(|e| Error::io(path, e))?;
+        let mut start = 0;
+        loop {
+            let end = (start + CHUNK).min(n);
+            let mut profiles = vec![0f32; (end - start) * HOURS];
+            let parts: Vec<Part<'_>> = profiles
+                .par_chunks_mut(PART * HOURS)
+                .enumerate()
+                .map(|(i, slab)| {
+                    let first = start + i * PART;
+                    scoring.part(first..first + slab.len() / HOURS, slab)
+                })
+                .collect();
+            let batch = chunk_batch(&scoring, start, &parts, profiles).map_err(|e| err(&e))?;
+            if chunks.send(batch).is_err() {
+                break; // The writer failed; its error is returned below.
+            }
+            start = end;
+            if start >= n {
+                break;
+            }
+        }
+        drop(chunks);
+        writer
+            .join()
+            .map_err(|_| err(&"the Parquet writer thread panicked"))?
+    })?;
+    Ok(n)
+}
+
+/// Writes the chunks it receives as row groups of one Parquet file.
+fn write_chunks(
+    path: &std::path::Path,
+    chunks: std::sync::mpsc::Receiver<RecordBatch>,
+) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| Error::Write {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
-    let mut start = 0;
-    loop {
-        let end = (start + CHUNK).min(n);
-        let predictions = score_range(snapshot, models, request, start..end);
-        let batch =
-            predictions_batch(snapshot, models, start, &predictions).map_err(|e| err(&e))?;
-        if writer.is_none() {
-            let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-            // Scores are dense floats: dictionary encoding would only cost time.
-            let properties = parquet::file::properties::WriterProperties::builder()
-                .set_dictionary_enabled(false)
-                .build();
-            writer = Some(
-                parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties))
-                    .map_err(|e| err(&e))?,
-            );
-        }
-        if let Some(w) = writer.as_mut() {
-            w.write(&batch).map_err(|e| err(&e))?;
-            w.flush().map_err(|e| err(&e))?;
-        }
-        start = end;
-        if start >= n {
-            break;
-        }
+    for batch in chunks {
+        let w = match &mut writer {
+            Some(w) => w,
+            None => {
+                let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+                // Scores are dense floats: dictionary encoding would only cost time.
+                let properties = parquet::file::properties::WriterProperties::builder()
+                    .set_dictionary_enabled(false)
+                    .build();
+                writer.insert(
+                    parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties))
+                        .map_err(|e| err(&e))?,
+                )
+            }
+        };
+        w.write(&batch).map_err(|e| err(&e))?;
+        w.flush().map_err(|e| err(&e))?;
     }
     if let Some(w) = writer {
         w.close().map_err(|e| err(&e))?;
     }
-    Ok(n)
+    Ok(())
 }
 
-/// The output rows of contacts `first..first + predictions.len()`.
-fn predictions_batch(
-    snapshot: &Snapshot,
-    models: &Models<'_>,
+/// A list column from per-row lengths and the values in order (items nullable, as Arrow's list
+/// builders make them, so the schema is the usual one).
+fn list(lengths: impl IntoIterator<Item = usize>, values: ArrayRef) -> ArrayRef {
+    let item = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+    Arc::new(ListArray::new(
+        item,
+        OffsetBuffer::from_lengths(lengths),
+        values,
+        None,
+    ))
+}
+
+/// The output rows of contacts `first..`, from the chunk's parts in order.
+fn chunk_batch(
+    scoring: &Scoring<'_>,
     first: usize,
-    predictions: &[Prediction],
+    parts: &[Part<'_>],
+    profiles: Vec<f32>,
 ) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    let product = |p: u32| models.affinity.product_ids[p as usize].as_str();
-    let category = |k: u32| snapshot.products.categories[k as usize].as_str();
-    let list_str = || ListBuilder::new(StringBuilder::new());
-    let (mut reasons, mut recs, mut cats) = (list_str(), list_str(), list_str());
-    let mut rec_scores = ListBuilder::new(Float32Builder::new());
-    let mut cat_scores = ListBuilder::new(Float32Builder::new());
-    let mut profiles = ListBuilder::new(Float32Builder::new());
-    for p in predictions {
-        reasons.append_value(p.churn_reasons.iter().map(Some));
-        recs.append_value(p.recommendations.iter().map(|(id, _)| Some(product(*id))));
-        rec_scores.append_value(p.recommendations.iter().map(|(_, s)| Some(*s as f32)));
-        cats.append_value(p.category_affinity.iter().map(|(c, _)| Some(category(*c))));
-        cat_scores.append_value(p.category_affinity.iter().map(|(_, s)| Some(*s as f32)));
-        profiles.append_value(p.send_time_profile.iter().map(|v| Some(*v as f32)));
-    }
-    let range = first..first + predictions.len();
+    let (snapshot, models) = (scoring.snapshot, scoring.models);
+    let rows = profiles.len() / HOURS;
+    let range = first..first + rows;
+    let rec = concat(parts, |p| &p.recommendations.values);
+    let cat = concat(parts, |p| &p.category_affinity.values);
+    let products = StringArray::from_iter_values(
+        rec.clone()
+            .map(|(p, _)| models.affinity.product_ids[p as usize].as_str()),
+    );
+    let categories = StringArray::from_iter_values(
+        cat.clone()
+            .map(|(k, _)| snapshot.products.categories[k as usize].as_str()),
+    );
     let columns: Vec<(&str, ArrayRef)> = vec![
         (
             "contact_id",
@@ -108,41 +237,75 @@ fn predictions_batch(
         ),
         (
             "churn_risk",
-            Arc::new(Float64Array::from(
-                predictions.iter().map(|p| p.churn_risk).collect::<Vec<_>>(),
-            )),
+            Arc::new(Float64Array::from_iter(concat(parts, |p| &p.churn_risk))),
         ),
         (
             "churn_tier",
-            Arc::new(StringArray::from_iter_values(
-                predictions.iter().map(|p| p.churn_tier),
-            )),
+            Arc::new(StringArray::from_iter_values(concat(parts, |p| {
+                &p.churn_tier
+            }))),
         ),
-        ("churn_reasons", Arc::new(reasons.finish())),
-        ("recommendations", Arc::new(recs.finish())),
-        ("recommendation_scores", Arc::new(rec_scores.finish())),
-        ("category_affinity", Arc::new(cats.finish())),
-        ("category_affinity_scores", Arc::new(cat_scores.finish())),
-        ("send_time_profile", Arc::new(profiles.finish())),
+        (
+            "churn_reasons",
+            list(
+                concat(parts, |p| &p.churn_reasons.lengths),
+                Arc::new(StringArray::from_iter_values(concat(parts, |p| {
+                    &p.churn_reasons.values
+                }))),
+            ),
+        ),
+        (
+            "recommendations",
+            list(
+                concat(parts, |p| &p.recommendations.lengths),
+                Arc::new(products),
+            ),
+        ),
+        (
+            "recommendation_scores",
+            list(
+                concat(parts, |p| &p.recommendations.lengths),
+                Arc::new(Float32Array::from_iter_values(rec.map(|x| x.1))),
+            ),
+        ),
+        (
+            "category_affinity",
+            list(
+                concat(parts, |p| &p.category_affinity.lengths),
+                Arc::new(categories),
+            ),
+        ),
+        (
+            "category_affinity_scores",
+            list(
+                concat(parts, |p| &p.category_affinity.lengths),
+                Arc::new(Float32Array::from_iter_values(cat.map(|x| x.1))),
+            ),
+        ),
+        (
+            "send_time_profile",
+            list(
+                std::iter::repeat_n(HOURS, rows),
+                Arc::new(Float32Array::from(profiles)),
+            ),
+        ),
         (
             "best_send_hour_of_week",
-            Arc::new(Int32Array::from_iter_values(
-                predictions
-                    .iter()
-                    .map(|p| p.best_send_hours.first().copied().unwrap_or(0) as i32),
-            )),
+            Arc::new(Int32Array::from_iter_values(concat(parts, |p| {
+                &p.best_send_hour
+            }))),
         ),
         (
             "send_time_confidence",
-            Arc::new(Float64Array::from_iter_values(
-                predictions.iter().map(|p| p.send_time_confidence),
-            )),
+            Arc::new(Float64Array::from_iter_values(concat(parts, |p| {
+                &p.send_time_confidence
+            }))),
         ),
         (
             "send_time_source",
-            Arc::new(StringArray::from_iter_values(
-                predictions.iter().map(|p| p.send_time_source),
-            )),
+            Arc::new(StringArray::from_iter_values(concat(parts, |p| {
+                &p.send_time_source
+            }))),
         ),
         (
             "timezone",
@@ -158,4 +321,12 @@ fn predictions_batch(
             .collect::<Vec<_>>(),
     ));
     RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect())
+}
+
+/// One column of every part, in order.
+fn concat<'p, T: Copy + 'p>(
+    parts: &'p [Part<'_>],
+    column: impl Fn(&'p Part<'_>) -> &'p [T] + Clone + 'p,
+) -> impl Iterator<Item = T> + Clone + 'p {
+    parts.iter().flat_map(move |p| column(p).iter().copied())
 }

@@ -77,6 +77,49 @@ pub struct SendTimeModel {
     pub kappa_population: f64,
     /// P(open k hours after send), k = 0..24.
     pub delay: Vec<f64>,
+    /// Constants of the fitted priors, derived on first use (not stored).
+    #[serde(skip)]
+    derived: Derived,
+}
+
+/// What every prediction needs from the priors, computed once per model: a contact's own
+/// engagement touches a handful of hours, so the dense 168-hour work is done here, not per
+/// contact. Depends on the priors and the delay only, never on the pseudo-counts, which fitting
+/// tunes after the priors are set.
+#[derive(Debug, Clone, Default)]
+struct Derived(std::sync::OnceLock<PriorConstants>);
+
+#[derive(Debug, Clone)]
+struct PriorConstants {
+    /// Squared norm of each cluster profile (nearest-cluster distances by dot products).
+    cluster_norms: Vec<f64>,
+    /// [`SendTimeModel::send_scores`] of each cluster profile.
+    cluster_scores: Vec<[f64; HOURS]>,
+    /// [`SendTimeModel::send_scores`] of the population profile.
+    population_scores: [f64; HOURS],
+}
+
+impl PartialEq for Derived {
+    /// Derived constants follow from the compared fields.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// A contact's own engagement and the prior it is shrunk toward.
+struct Blend {
+    /// Own engagement, smoothed.
+    own: [f64; HOURS],
+    /// Hours where `own` is not zero: the first `engaged` entries.
+    hours: [u8; HOURS],
+    /// How many hours the contact engaged in.
+    engaged: usize,
+    /// Total own weight.
+    n: f64,
+    /// Nearest cluster, if the contact has any engagement and the model clusters.
+    cluster: Option<usize>,
+    /// Pseudo-count given to the cluster (zero without one).
+    kappa_c: f64,
 }
 
 /// A contact's send-time prediction.
@@ -169,16 +212,64 @@ pub fn normalize(v: &[f64]) -> Vec<f64> {
 /// Spreads each hour's mass a little to its neighbours (the same hour on other days is left
 /// to the priors): reading at 8:10 and 7:50 is the same habit.
 pub fn smooth(counts: &[f32; HOURS]) -> Vec<f64> {
-    (0..HOURS)
-        .map(|h| {
-            let at =
-                |d: isize| f64::from(counts[(h as isize + d).rem_euclid(HOURS as isize) as usize]);
-            0.5 * at(0) + 0.25 * (at(-1) + at(1))
-        })
-        .collect()
+    smooth_array(counts).to_vec()
+}
+
+fn smooth_array(counts: &[f32; HOURS]) -> [f64; HOURS] {
+    let mut out = [0.0; HOURS];
+    for (h, c) in counts.iter().enumerate() {
+        if *c != 0.0 {
+            let c = f64::from(*c);
+            out[h] += 0.5 * c;
+            out[(h + 1) % HOURS] += 0.25 * c;
+            out[(h + HOURS - 1) % HOURS] += 0.25 * c;
+        }
+    }
+    out
 }
 
 impl SendTimeModel {
+    /// A model from its fitted parts.
+    pub fn new(
+        weights: EngagementWeights,
+        population: Vec<f64>,
+        clusters: Vec<Vec<f64>>,
+        kappa_cluster: f64,
+        kappa_population: f64,
+        delay: Vec<f64>,
+    ) -> Self {
+        Self {
+            weights,
+            population,
+            clusters,
+            kappa_cluster,
+            kappa_population,
+            delay,
+            derived: Derived::default(),
+        }
+    }
+
+    fn constants(&self) -> &PriorConstants {
+        self.derived.0.get_or_init(|| {
+            let dense = |p: &[f64]| {
+                let mut out = [0.0; HOURS];
+                out.iter_mut()
+                    .zip(self.send_scores(p))
+                    .for_each(|(o, s)| *o = s);
+                out
+            };
+            PriorConstants {
+                cluster_norms: self
+                    .clusters
+                    .iter()
+                    .map(|c| c.iter().map(|v| v * v).sum())
+                    .collect(),
+                cluster_scores: self.clusters.iter().map(|c| dense(c)).collect(),
+                population_scores: dense(&self.population),
+            }
+        })
+    }
+
     /// The nearest cluster of a (smoothed, normalized) profile, by squared distance.
     pub fn nearest_cluster(&self, profile: &[f64]) -> Option<usize> {
         self.clusters
@@ -197,13 +288,34 @@ impl SendTimeModel {
             .map(|(k, _)| k)
     }
 
-    /// The prediction for one contact's engagement counts.
-    pub fn predict(&self, counts: &[f32; HOURS]) -> SendTime {
-        let own = smooth(counts);
+    /// The contact's own engagement and its nearest cluster. The distance to a cluster c from
+    /// the normalized profile p is |c|² − 2 c·p + |p|²; the last term is the same for every
+    /// cluster and c·p only needs the hours the contact engaged in.
+    fn blend(&self, counts: &[f32; HOURS]) -> Blend {
+        let own = smooth_array(counts);
+        let (mut hours, mut engaged) = ([0u8; HOURS], 0);
+        for (h, v) in own.iter().enumerate() {
+            if *v != 0.0 {
+                hours[engaged] = h as u8;
+                engaged += 1;
+            }
+        }
         let n: f64 = own.iter().sum();
         let cluster = if n > 0.0 {
-            self.nearest_cluster(&normalize(&own))
-                .map(|k| &self.clusters[k])
+            let norms = &self.constants().cluster_norms;
+            self.clusters
+                .iter()
+                .zip(norms)
+                .map(|(c, norm)| {
+                    let dot: f64 = hours[..engaged]
+                        .iter()
+                        .map(|&h| c[usize::from(h)] * own[usize::from(h)])
+                        .sum();
+                    norm - 2.0 * dot / n
+                })
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(k, _)| k)
         } else {
             None
         };
@@ -212,23 +324,77 @@ impl SendTimeModel {
         } else {
             0.0
         };
-        let profile: Vec<f64> = (0..HOURS)
-            .map(|h| {
-                own[h]
-                    + kappa_c * cluster.map_or(0.0, |c| c[h])
-                    + self.kappa_population * self.population[h]
-            })
-            .collect();
-        let profile = normalize(&profile);
-        let confidence = n / (n + kappa_c + self.kappa_population);
-        let source = if n <= 0.0 {
+        Blend {
+            own,
+            hours,
+            engaged,
+            n,
+            cluster,
+            kappa_c,
+        }
+    }
+
+    /// Unnormalized profile mass at every hour: own engagement plus the priors' pseudo-counts.
+    fn mass(&self, b: &Blend) -> [f64; HOURS] {
+        let cluster = b.cluster.map(|k| &self.clusters[k][..HOURS]);
+        let population = &self.population[..HOURS];
+        std::array::from_fn(|h| {
+            b.own[h]
+                + b.kappa_c * cluster.map_or(0.0, |c| c[h])
+                + self.kappa_population * population[h]
+        })
+    }
+
+    /// How sure the profile is and which prior dominated it.
+    fn confidence_and_source(&self, b: &Blend) -> (f64, SendTimeSource) {
+        let prior = b.kappa_c + self.kappa_population;
+        let source = if b.n <= 0.0 {
             SendTimeSource::Population
-        } else if n >= kappa_c + self.kappa_population {
+        } else if b.n >= prior {
             SendTimeSource::Own
         } else {
             SendTimeSource::Cluster
         };
-        let best_hours = self.best_send_hours(&profile, 3);
+        (b.n / (b.n + prior), source)
+    }
+
+    /// The contact's profile (sums to 1).
+    pub fn profile(&self, counts: &[f32; HOURS]) -> Vec<f64> {
+        normalize(&self.mass(&self.blend(counts)))
+    }
+
+    /// [`SendTimeModel::profile`] as `f32`, written into `out` (168 values) without allocating:
+    /// what batch scoring stores.
+    pub fn profile_into(&self, counts: &[f32; HOURS], out: &mut [f32]) {
+        let masses = self.mass(&self.blend(counts));
+        let total: f64 = masses.iter().sum();
+        let valid = total > 0.0 && total.is_finite();
+        for (o, m) in out.iter_mut().zip(masses) {
+            *o = if valid { m / total } else { 1.0 / HOURS as f64 } as f32;
+        }
+    }
+
+    /// The prediction for one contact's engagement counts.
+    pub fn predict(&self, counts: &[f32; HOURS]) -> SendTime {
+        let b = self.blend(counts);
+        let profile = normalize(&self.mass(&b));
+        let (confidence, source) = self.confidence_and_source(&b);
+        // Send scores are linear in the profile: the priors' are precomputed, the contact's
+        // own hours add their delayed engagement.
+        let k = self.constants();
+        let mut scores = [0.0; HOURS];
+        for (h, s) in scores.iter_mut().enumerate() {
+            *s = self.kappa_population * k.population_scores[h]
+                + b.cluster
+                    .map_or(0.0, |c| b.kappa_c * k.cluster_scores[c][h]);
+        }
+        for &j in &b.hours[..b.engaged] {
+            let j = usize::from(j);
+            for (d, p) in self.delay.iter().enumerate() {
+                scores[(j + HOURS - d % HOURS) % HOURS] += p * b.own[j];
+            }
+        }
+        let best_hours = top_hours(&scores, 3);
         SendTime {
             profile,
             best_hours,
@@ -253,18 +419,22 @@ impl SendTimeModel {
 
     /// Send hours ranked by [`SendTimeModel::send_scores`], best first (ties: earlier hour).
     pub fn best_send_hours(&self, profile: &[f64], n: usize) -> Vec<usize> {
-        let scores = self.send_scores(profile);
-        // Keep the best `n` while scanning (n is a handful): no sort of all 168 hours.
-        let mut best: Vec<(usize, f64)> = Vec::with_capacity(n + 1);
-        for (h, s) in scores.into_iter().enumerate() {
-            let at = best.partition_point(|(_, b)| b.total_cmp(&s).is_ge());
-            if at < n {
-                best.insert(at, (h, s));
-                best.truncate(n);
-            }
-        }
-        best.into_iter().map(|(h, _)| h).collect()
+        top_hours(&self.send_scores(profile), n)
     }
+}
+
+/// The `n` best hours by score, best first (ties: earlier hour). Keeps the best while
+/// scanning (n is a handful): no sort of all 168 hours.
+fn top_hours(scores: &[f64], n: usize) -> Vec<usize> {
+    let mut best: Vec<(usize, f64)> = Vec::with_capacity(n + 1);
+    for (h, &s) in scores.iter().enumerate() {
+        let at = best.partition_point(|(_, b)| b.total_cmp(&s).is_ge());
+        if at < n {
+            best.insert(at, (h, s));
+            best.truncate(n);
+        }
+    }
+    best.into_iter().map(|(h, _)| h).collect()
 }
 
 /// Folds a week profile into hours of the day.
@@ -281,14 +451,14 @@ mod tests {
     use super::*;
 
     fn model() -> SendTimeModel {
-        SendTimeModel {
-            weights: EngagementWeights::default(),
-            population: vec![1.0 / HOURS as f64; HOURS],
-            clusters: vec![],
-            kappa_cluster: 0.0,
-            kappa_population: 2.0,
-            delay: vec![0.7, 0.3],
-        }
+        SendTimeModel::new(
+            EngagementWeights::default(),
+            vec![1.0 / HOURS as f64; HOURS],
+            vec![],
+            0.0,
+            2.0,
+            vec![0.7, 0.3],
+        )
     }
 
     #[test]

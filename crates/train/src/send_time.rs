@@ -186,14 +186,14 @@ pub fn fit(
     let t = counts.t;
     let counts = &counts.counts;
     let (population, clusters) = priors(counts)?;
-    let mut model = SendTimeModel {
+    let mut model = SendTimeModel::new(
         weights,
         population,
         clusters,
-        kappa_cluster: 2.0,
-        kappa_population: 1.0,
-        delay: open_delay(history, t),
-    };
+        2.0,
+        1.0,
+        open_delay(history, t),
+    );
     let Some(select) = select else {
         return Ok(model);
     };

@@ -42,6 +42,8 @@ pub const FLAGS: [&str; 4] = ["email_consent", "unsubscribed", "bounced", "compl
 
 /// "No reason" in [`Snapshot::churn_reasons`].
 const NO_REASON: u8 = u8::MAX;
+/// The churn reason of a contact that is not scored.
+pub const NOT_SCORED_REASON: &str = "no purchase before the as-of time";
 /// Reason codes kept per contact.
 pub const REASONS: usize = 3;
 
@@ -256,18 +258,21 @@ impl Snapshot {
             Some(p) => (
                 Some(p),
                 tier(p),
-                self.churn_reasons[c]
-                    .iter()
-                    .filter(|j| **j != NO_REASON)
-                    .map(|&j| models.churn.reason_text(usize::from(j)))
+                self.churn_reason_codes(c)
+                    .map(|j| models.churn.reason_text(j))
                     .collect(),
             ),
-            None => (
-                None,
-                "not_scored",
-                vec!["no purchase before the as-of time".to_string()],
-            ),
+            None => (None, "not_scored", vec![NOT_SCORED_REASON.to_string()]),
         }
+    }
+
+    /// The churn features (indexes into the churn model's features) that raise contact `c`'s
+    /// risk most, strongest first.
+    pub fn churn_reason_codes(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        self.churn_reasons[c]
+            .iter()
+            .filter(|j| **j != NO_REASON)
+            .map(|&j| usize::from(j))
     }
 
     /// Recommendations of contact `c`. An unfiltered replenish request for at most the stored
@@ -381,21 +386,23 @@ impl Snapshot {
     /// Everything predicted for contact `c`.
     pub fn predict(&self, models: &Models<'_>, c: usize, request: &Request) -> Prediction {
         let (churn_risk, churn_tier, churn_reasons) = self.churn(models, c);
-        let profile = self.profile(c);
-        let recommendations = self.recommend(models, c, request);
-        let category_affinity = category_affinity(&profile, &self.products.category);
-        let st = models.send_time.predict(&self.engagement(c));
+        let summary = self.send_time_summary(models, c);
         Prediction {
             churn_risk,
             churn_tier,
             churn_reasons,
-            recommendations,
-            category_affinity,
-            send_time_profile: st.profile,
-            best_send_hours: st.best_hours,
-            send_time_confidence: st.confidence,
-            send_time_source: st.source.name(),
+            recommendations: self.recommend(models, c, request),
+            category_affinity: self.category_affinity(c),
+            send_time_profile: models.send_time.profile(&self.engagement(c)),
+            best_send_hours: summary.best_hours,
+            send_time_confidence: summary.confidence,
+            send_time_source: summary.source,
         }
+    }
+
+    /// Category → share of contact `c`'s product interest, highest first.
+    pub fn category_affinity(&self, c: usize) -> Vec<(u32, f64)> {
+        category_affinity(&self.profile(c), &self.products.category)
     }
 }
 
