@@ -9,8 +9,9 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, ListArray, PrimitiveArray,
     RecordBatch, StringArray,
 };
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Schema};
+use arrow::error::ArrowError;
 
 use super::{BEST_HOURS, Defaults, FACTS, FLAGS, NO_REASON, ProductCatalog, REASONS, Snapshot};
 use crate::error::{Error, Result};
@@ -49,13 +50,16 @@ fn write_batch(path: &Path, columns: Vec<(String, ArrayRef)>) -> Result<()> {
     writer.finish().map_err(|e| err(&e))
 }
 
-fn list<T: ArrowPrimitiveType>(offsets: &[u32], values: Vec<T::Native>) -> Result<ArrayRef> {
+fn list<T: ArrowPrimitiveType>(
+    offsets: &[u32],
+    values: ScalarBuffer<T::Native>,
+) -> Result<ArrayRef> {
     let offsets: Vec<i32> = offsets
         .iter()
         .map(|o| i32::try_from(*o))
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| Error::Config("snapshot lists exceed 2^31 entries".into()))?;
-    let values = PrimitiveArray::<T>::from_iter_values(values);
+    let values = PrimitiveArray::<T>::new(values, None);
     let field = Arc::new(Field::new("item", values.data_type().clone(), false));
     Ok(Arc::new(ListArray::new(
         field,
@@ -451,23 +455,26 @@ struct Columns {
 }
 
 impl Columns {
+    /// Reads the whole file into one buffer and decodes the batches over it without copying:
+    /// the columns are views of that buffer.
     fn read(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let invalid = |e: &dyn std::fmt::Display| {
             Error::Config(format!(
                 "{}: not a valid snapshot file ({e}); retrain with `augur train`",
                 path.display()
             ))
         };
-        let reader = arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
-            .map_err(|e| invalid(&e))?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| invalid(&e))?;
+        let bytes = Buffer::from_vec(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+        let batches = decode_ipc_file(&bytes).map_err(|e| invalid(&e))?;
         let batch = match <[RecordBatch; 1]>::try_from(batches) {
             Ok([one]) => one,
-            Err(many) => arrow::compute::concat_batches(&schema, &many).map_err(|e| invalid(&e))?,
+            Err(many) => {
+                let schema = many
+                    .first()
+                    .map(RecordBatch::schema)
+                    .ok_or_else(|| invalid(&"no record batch"))?;
+                arrow::compute::concat_batches(&schema, &many).map_err(|e| invalid(&e))?
+            }
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -494,8 +501,11 @@ impl Columns {
             .ok_or_else(|| self.invalid(name, "is not text"))
     }
 
-    /// A list column as (offsets, flattened values).
-    fn list<T: ArrowPrimitiveType>(&self, name: &str) -> Result<(Vec<u32>, Vec<T::Native>)> {
+    /// A list column as (offsets from 0, flattened values: a view of the file's buffer).
+    fn list<T: ArrowPrimitiveType>(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<u32>, ScalarBuffer<T::Native>)> {
         let list = self
             .column(name)?
             .as_list_opt::<i32>()
@@ -512,7 +522,52 @@ impl Columns {
         }
         Ok((
             offsets.iter().map(|o| (o - first) as u32).collect(),
-            values.values()[first as usize..last as usize].to_vec(),
+            values
+                .values()
+                .slice(first as usize, (last - first) as usize),
         ))
     }
+}
+
+/// The record batches of an Arrow IPC file held in memory, decoded over its buffer.
+fn decode_ipc_file(bytes: &Buffer) -> std::result::Result<Vec<RecordBatch>, ArrowError> {
+    use arrow::ipc::reader::{FileDecoder, read_footer_length};
+    let broken = |what: &str| ArrowError::IpcError(what.to_string());
+    // The file ends with the footer, its length (4 bytes) and the magic `ARROW1` (6 bytes).
+    let trailer_start = bytes
+        .len()
+        .checked_sub(10)
+        .ok_or_else(|| broken("shorter than an Arrow file"))?;
+    let trailer: [u8; 10] = bytes[trailer_start..]
+        .try_into()
+        .map_err(|_| broken("no trailer"))?;
+    let footer_len = read_footer_length(trailer)?;
+    let footer_start = trailer_start
+        .checked_sub(footer_len)
+        .ok_or_else(|| broken("footer longer than the file"))?;
+    let footer = arrow::ipc::root_as_footer(&bytes[footer_start..trailer_start])
+        .map_err(|e| broken(&e.to_string()))?;
+    let schema =
+        arrow::ipc::convert::try_fb_to_schema(footer.schema().ok_or_else(|| broken("no schema"))?)?;
+    let mut decoder = FileDecoder::new(Arc::new(schema), footer.version());
+    let block_bytes = |block: &arrow::ipc::Block| -> std::result::Result<Buffer, ArrowError> {
+        let start = usize::try_from(block.offset()).map_err(|_| broken("negative offset"))?;
+        let len = usize::try_from(block.metaDataLength())
+            .unwrap_or(usize::MAX)
+            .saturating_add(usize::try_from(block.bodyLength()).unwrap_or(usize::MAX));
+        if start.checked_add(len).is_none_or(|end| end > bytes.len()) {
+            return Err(broken("a block runs past the end of the file"));
+        }
+        Ok(bytes.slice_with_length(start, len))
+    };
+    for block in footer.dictionaries().iter().flatten() {
+        decoder.read_dictionary(block, &block_bytes(block)?)?;
+    }
+    let mut batches = Vec::new();
+    for block in footer.recordBatches().iter().flatten() {
+        if let Some(batch) = decoder.read_record_batch(block, &block_bytes(block)?)? {
+            batches.push(batch);
+        }
+    }
+    Ok(batches)
 }

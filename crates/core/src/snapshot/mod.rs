@@ -11,6 +11,8 @@ mod file;
 
 use std::collections::BTreeMap;
 
+use arrow::buffer::ScalarBuffer;
+
 use crate::Tz;
 use crate::affinity::{AffinityModel, Catalog, Mode, Profile, Request, category_affinity};
 use crate::history::AttributeColumn;
@@ -47,7 +49,9 @@ pub const NOT_SCORED_REASON: &str = "no purchase before the as-of time";
 /// Reason codes kept per contact.
 pub const REASONS: usize = 3;
 
-/// Every contact's state as of `as_of`. Contacts are dense indexes `0..len()`.
+/// Every contact's state as of `as_of`. Contacts are dense indexes `0..len()`. The long
+/// per-entry columns are Arrow buffers, so a snapshot read from disk uses the file's buffers as
+/// they are instead of copying them.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Only events before this instant (UTC seconds) were used.
@@ -71,17 +75,17 @@ pub struct Snapshot {
     /// Product history: contact `c` owns entries `profile_offsets[c]..profile_offsets[c + 1]`.
     profile_offsets: Vec<u32>,
     /// Product (affinity model index) of each entry.
-    profile_product: Vec<u32>,
+    profile_product: ScalarBuffer<u32>,
     /// Time-decayed purchase weight of each entry.
-    profile_bought: Vec<f32>,
+    profile_bought: ScalarBuffer<f32>,
     /// Time-decayed web weight (views, carts) of each entry.
-    profile_web: Vec<f32>,
+    profile_web: ScalarBuffer<f32>,
     /// Engagement by local hour of week: contact `c` owns `engagement_offsets[c]..[c + 1]`.
     engagement_offsets: Vec<u32>,
     /// Hour of week of each entry.
-    engagement_hour: Vec<u8>,
+    engagement_hour: ScalarBuffer<u8>,
     /// Time-decayed engagement weight of each entry.
-    engagement_weight: Vec<f32>,
+    engagement_weight: ScalarBuffer<f32>,
     /// The answers to the most common questions, computed when the snapshot is built so that a
     /// contact lookup is a read: the default recommendations and the send-time summary.
     defaults: Defaults,
@@ -96,9 +100,9 @@ struct Defaults {
     /// Contact `c` owns `recommended_offsets[c]..[c + 1]`.
     recommended_offsets: Vec<u32>,
     /// Product (affinity-model index), best first.
-    recommended_product: Vec<u32>,
+    recommended_product: ScalarBuffer<u32>,
     /// Its score.
-    recommended_score: Vec<f32>,
+    recommended_score: ScalarBuffer<f32>,
     /// Best local hours of the week, best first (up to [`BEST_HOURS`]; 255 pads).
     best_hours: Vec<[u8; BEST_HOURS]>,
     /// Confidence of the send-time profile.
