@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::CHURN_FEATURES;
+
 /// Logistic churn model over standardized features, with Platt recalibration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChurnModel {
@@ -70,7 +72,7 @@ impl ChurnModel {
     }
 
     /// The features that push this contact's risk up most, strongest first (at most `n`).
-    pub fn reasons(&self, x: &[f64], n: usize) -> Vec<String> {
+    pub fn reasons(&self, x: &[f64], n: usize) -> Vec<&'static str> {
         self.reason_features(x, n)
             .into_iter()
             .map(|j| self.reason_text(j))
@@ -89,15 +91,22 @@ impl ChurnModel {
         contributions.into_iter().take(n).map(|(_, j)| j).collect()
     }
 
-    /// A reason in words: the feature and the direction that raises the risk.
-    pub fn reason_text(&self, j: usize) -> String {
-        let direction = if self.weights.get(j).is_some_and(|w| *w > 0.0) {
-            "high"
-        } else {
-            "low"
-        };
-        let name = self.features.get(j).map_or("unknown", String::as_str);
-        format!("{name} {direction}")
+    /// A reason in words: the feature and the direction that raises the risk, e.g.
+    /// `recency_days high` (`unknown` for a feature this build does not compute). Static text,
+    /// so answers carry reasons without allocating.
+    pub fn reason_text(&self, j: usize) -> &'static str {
+        static TEXTS: std::sync::LazyLock<Vec<[String; 2]>> = std::sync::LazyLock::new(|| {
+            CHURN_FEATURES
+                .iter()
+                .map(|f| [format!("{f} high"), format!("{f} low")])
+                .collect()
+        });
+        let low = !self.weights.get(j).is_some_and(|w| *w > 0.0);
+        self.features
+            .get(j)
+            .and_then(|name| CHURN_FEATURES.iter().position(|f| f == name))
+            .and_then(|i| TEXTS.get(i))
+            .map_or("unknown", |t| t[usize::from(low)].as_str())
     }
 }
 

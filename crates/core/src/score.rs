@@ -48,10 +48,10 @@ impl<T> Lists<T> {
 /// The columns of a run of contacts, filled by one task (the send-time profiles go straight into
 /// the chunk's shared buffer).
 #[derive(Default)]
-struct Part<'a> {
+struct Part {
     churn_risk: Vec<Option<f64>>,
     churn_tier: Vec<&'static str>,
-    churn_reasons: Lists<&'a str>,
+    churn_reasons: Lists<&'static str>,
     recommendations: Lists<(u32, f32)>,
     category_affinity: Lists<(u32, f32)>,
     best_send_hour: Vec<i32>,
@@ -64,13 +64,11 @@ struct Scoring<'a> {
     snapshot: &'a Snapshot,
     models: &'a Models<'a>,
     request: &'a Request,
-    /// The churn model's reason texts, by feature index.
-    reason_texts: Vec<String>,
 }
 
 impl<'a> Scoring<'a> {
     /// Fills the columns of `contacts` and their profiles (`profiles`: 168 values each).
-    fn part(&'a self, contacts: std::ops::Range<usize>, profiles: &mut [f32]) -> Part<'a> {
+    fn part(&self, contacts: std::ops::Range<usize>, profiles: &mut [f32]) -> Part {
         let (snapshot, models) = (self.snapshot, self.models);
         let mut part = Part::default();
         for (c, profile) in contacts.zip(profiles.chunks_exact_mut(HOURS)) {
@@ -80,7 +78,7 @@ impl<'a> Scoring<'a> {
             if risk.is_some() {
                 let texts = snapshot
                     .churn_reason_codes(c)
-                    .map(|j| self.reason_texts.get(j).map_or("unknown", String::as_str));
+                    .map(|j| models.churn.reason_text(j));
                 part.churn_reasons.push(texts);
             } else {
                 part.churn_reasons.push([NOT_SCORED_REASON]);
@@ -120,9 +118,6 @@ pub fn write_all(
         snapshot,
         models,
         request,
-        reason_texts: (0..models.churn.features.len())
-            .map(|j| models.churn.reason_text(j))
-            .collect(),
     };
     let n = snapshot.len();
     // Encoding and writing a chunk takes about as long as scoring the next one, so a writer
@@ -137,7 +132,7 @@ pub fn write_all(
         loop {
             let end = (start + CHUNK).min(n);
             let mut profiles = vec![0f32; (end - start) * HOURS];
-            let parts: Vec<Part<'_>> = profiles
+            let parts: Vec<Part> = profiles
                 .par_chunks_mut(PART * HOURS)
                 .enumerate()
                 .map(|(i, slab)| {
@@ -212,7 +207,7 @@ fn list(lengths: impl IntoIterator<Item = usize>, values: ArrayRef) -> ArrayRef 
 fn chunk_batch(
     scoring: &Scoring<'_>,
     first: usize,
-    parts: &[Part<'_>],
+    parts: &[Part],
     profiles: Vec<f32>,
 ) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
     let (snapshot, models) = (scoring.snapshot, scoring.models);
@@ -325,8 +320,8 @@ fn chunk_batch(
 
 /// One column of every part, in order.
 fn concat<'p, T: Copy + 'p>(
-    parts: &'p [Part<'_>],
-    column: impl Fn(&'p Part<'_>) -> &'p [T] + Clone + 'p,
+    parts: &'p [Part],
+    column: impl Fn(&'p Part) -> &'p [T] + Clone + 'p,
 ) -> impl Iterator<Item = T> + Clone + 'p {
     parts.iter().flat_map(move |p| column(p).iter().copied())
 }

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::state::{AppState, Loaded};
 use crate::views::{self, Contact, Recommendation};
 use augur_core::send_window::{Quiet, parse_within, ranked_slots};
+use axum::response::{IntoResponse, Response};
 
 /// Most recommendations per request.
 const MAX_K: usize = 100;
@@ -57,6 +58,20 @@ fn check_k(k: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+/// A JSON answer that borrows from the loaded model: serialized here, while the model is held.
+fn json_response(value: &impl Serialize) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| ApiError::internal(format!("writing the answer: {e}")))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
 /// Query of `GET /v1/contacts/{id}`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ContactQuery {
@@ -67,26 +82,26 @@ pub struct ContactQuery {
 
 /// Everything predicted for one contact.
 #[utoipa::path(get, path = "/v1/contacts/{id}", params(("id" = String, Path, description = "Contact id"), ContactQuery),
-    responses((status = 200, body = Contact), (status = 404, description = "unknown contact")), security(("api_key" = [])))]
+    responses((status = 200, body = Contact<'_>), (status = 404, description = "unknown contact")), security(("api_key" = [])))]
 pub async fn get_contact(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<ContactQuery>, QueryRejection>,
-) -> Result<Json<Contact>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let Path(id) = id?;
     let loaded = state.current.load();
     let c = contact_index(&loaded, &id)?;
-    Ok(Json(full_contact(
-        &loaded,
-        c,
-        &default_request(),
-        query.profile,
-    )))
+    json_response(&full_contact(&loaded, c, &default_request(), query.profile))
 }
 
 /// Every part of a contact's answer.
-pub fn full_contact(loaded: &Loaded, c: usize, request: &Request, profile: bool) -> Contact {
+pub fn full_contact<'a>(
+    loaded: &'a Loaded,
+    c: usize,
+    request: &Request,
+    profile: bool,
+) -> Contact<'a> {
     let Parts(parts) = Parts::all(profile);
     contact_parts(loaded, c, request, &parts)
 }
@@ -109,13 +124,13 @@ pub struct RecommendationQuery {
 
 /// Recommendations answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Recommendations {
+pub struct Recommendations<'a> {
     /// Contact id.
-    pub contact_id: String,
+    pub contact_id: &'a str,
     /// Model version that answered.
-    pub model_version: String,
+    pub model_version: &'a str,
     /// Best first.
-    pub recommendations: Vec<Recommendation>,
+    pub recommendations: Vec<Recommendation<'a>>,
 }
 
 fn comma_list(raw: Option<&str>) -> impl Iterator<Item = &str> {
@@ -127,12 +142,12 @@ fn comma_list(raw: Option<&str>) -> impl Iterator<Item = &str> {
 
 /// Ranked products for one contact, with mode and filters.
 #[utoipa::path(get, path = "/v1/contacts/{id}/recommendations", params(("id" = String, Path, description = "Contact id"), RecommendationQuery),
-    responses((status = 200, body = Recommendations), (status = 404, description = "unknown contact"), (status = 422, description = "bad k or category")), security(("api_key" = [])))]
+    responses((status = 200, body = Recommendations<'_>), (status = 404, description = "unknown contact"), (status = 422, description = "bad k or category")), security(("api_key" = [])))]
 pub async fn get_recommendations(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<RecommendationQuery>, QueryRejection>,
-) -> Result<Json<Recommendations>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let Path(id) = id?;
     let loaded = state.current.load();
@@ -163,11 +178,11 @@ pub async fn get_recommendations(
     };
     let models = loaded.artifact.models();
     let recs = loaded.artifact.snapshot.recommend(&models, c, &request);
-    Ok(Json(Recommendations {
-        contact_id: id,
-        model_version: loaded.version().to_string(),
+    json_response(&Recommendations {
+        contact_id: &id,
+        model_version: loaded.version(),
         recommendations: views::recommendations(&models, &recs),
-    }))
+    })
 }
 
 /// Query of `GET /v1/contacts/{id}/send-time`.
@@ -309,27 +324,26 @@ impl Parts {
     }
 }
 
-fn contact_parts(loaded: &Loaded, c: usize, request: &Request, parts: &[Part]) -> Contact {
+fn contact_parts<'a>(
+    loaded: &'a Loaded,
+    c: usize,
+    request: &Request,
+    parts: &[Part],
+) -> Contact<'a> {
     let snapshot = &loaded.artifact.snapshot;
     let models = loaded.artifact.models();
     let has = |part: Part| parts.contains(&part);
     Contact {
-        contact_id: snapshot.contacts.name(c as u32).to_string(),
-        model_version: loaded.version().to_string(),
-        as_of: loaded.artifact.manifest.as_of.clone(),
+        contact_id: snapshot.contacts.name(c as u32),
+        model_version: loaded.version(),
+        as_of: &loaded.artifact.manifest.as_of,
         churn: has(Part::Churn).then(|| views::churn(snapshot.churn(&models, c))),
         recommendations: has(Part::Recommendations)
             .then(|| views::recommendations(&models, &snapshot.recommend(&models, c, request))),
         category_affinity: has(Part::CategoryAffinity).then(|| views::categories(snapshot, c)),
         send_time: (has(Part::SendTime) || has(Part::SendTimeProfile))
             .then(|| views::send_time(snapshot, &models, c, has(Part::SendTimeProfile))),
-        segments: has(Part::Segments).then(|| {
-            loaded
-                .segments_of(c)
-                .into_iter()
-                .map(String::from)
-                .collect()
-        }),
+        segments: has(Part::Segments).then(|| loaded.segments_of(c)),
     }
 }
 
@@ -350,22 +364,22 @@ pub struct ScoreBody {
 
 /// Answer of `POST /v1/score`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Scores {
+pub struct Scores<'a> {
     /// Model version that answered.
-    pub model_version: String,
+    pub model_version: &'a str,
     /// One entry per known id, in request order.
-    pub contacts: Vec<Contact>,
+    pub contacts: Vec<Contact<'a>>,
     /// Ids the model does not know, in request order.
-    pub unknown_ids: Vec<String>,
+    pub unknown_ids: Vec<&'a str>,
 }
 
 /// Predictions for many contacts at once; unknown ids are listed, not fatal.
 #[utoipa::path(post, path = "/v1/score", request_body = ScoreBody,
-    responses((status = 200, body = Scores), (status = 413, description = "more ids than serve.max_batch"), (status = 422, description = "bad body")), security(("api_key" = [])))]
+    responses((status = 200, body = Scores<'_>), (status = 413, description = "more ids than serve.max_batch"), (status = 422, description = "bad body")), security(("api_key" = [])))]
 pub async fn post_score(
     State(state): State<Arc<AppState>>,
     body: Result<Json<ScoreBody>, JsonRejection>,
-) -> Result<Json<Scores>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
     if body.ids.len() > state.config.max_batch {
         return Err(ApiError::too_large(format!(
@@ -385,9 +399,9 @@ pub async fn post_score(
         body.fields
     };
     let loaded = state.current.load_full();
-    let scored = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let snapshot = &loaded.artifact.snapshot;
-        let found: Vec<Option<Contact>> = body
+        let found: Vec<Option<Contact<'_>>> = body
             .ids
             .par_iter()
             .map(|id| {
@@ -401,15 +415,14 @@ pub async fn post_score(
             .iter()
             .zip(&found)
             .filter(|(_, f)| f.is_none())
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.as_str())
             .collect();
-        Scores {
-            model_version: loaded.version().to_string(),
+        json_response(&Scores {
+            model_version: loaded.version(),
             contacts: found.into_iter().flatten().collect(),
             unknown_ids,
-        }
+        })
     })
     .await
-    .map_err(|e| ApiError::internal(format!("scoring stopped: {e}")))?;
-    Ok(Json(scored))
+    .map_err(|e| ApiError::internal(format!("scoring stopped: {e}")))?
 }

@@ -1,5 +1,10 @@
-//! The JSON shapes of answers (also the OpenAPI schemas).
+//! The JSON shapes of answers (also the OpenAPI schemas). Answers borrow their text from the
+//! loaded model (ids, names, reasons) instead of copying it: a contact lookup is mostly
+//! serialization, so every allocation saved shows in requests per second.
 
+use std::sync::LazyLock;
+
+use augur_core::send_time::HOURS;
 use augur_core::snapshot::{Models, Snapshot};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,36 +17,37 @@ pub struct Churn {
     /// `low`, `medium`, `high`, `critical` or `not_scored`.
     pub tier: &'static str,
     /// The features that raise the risk most (or why it is not scored).
-    pub reasons: Vec<String>,
+    pub reasons: Vec<&'static str>,
 }
 
 /// A recommended product.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Recommendation {
+pub struct Recommendation<'a> {
     /// Product id.
-    pub product_id: String,
-    /// Affinity score (higher is better; comparable within one contact).
-    pub score: f64,
+    pub product_id: &'a str,
+    /// Affinity score (higher is better; comparable within one contact). Stored as a 32-bit
+    /// float, as in `augur score`'s output.
+    pub score: f32,
 }
 
 /// Interest in a category.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CategoryShare {
+pub struct CategoryShare<'a> {
     /// Category name.
-    pub category: String,
-    /// Share of the contact's product interest.
-    pub share: f64,
+    pub category: &'a str,
+    /// Share of the contact's product interest (32-bit float, as in `augur score`'s output).
+    pub share: f32,
 }
 
 /// When a contact engages.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SendTimeSummary {
     /// IANA zone the hours are in.
-    pub timezone: String,
+    pub timezone: &'static str,
     /// Best local hours of the week to send (Monday 00:00 = 0), best first.
     pub best_hours_of_week: Vec<usize>,
     /// The same hours in words, e.g. `Tue 19:00`.
-    pub best_hours: Vec<String>,
+    pub best_hours: Vec<&'static str>,
     /// Own evidence against the priors, 0–1.
     pub confidence: f64,
     /// Which profile dominated: `own`, `cluster` or `population`.
@@ -53,39 +59,43 @@ pub struct SendTimeSummary {
 
 /// Everything known about one contact.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Contact {
+pub struct Contact<'a> {
     /// Contact id.
-    pub contact_id: String,
+    pub contact_id: &'a str,
     /// Model version that answered.
-    pub model_version: String,
+    pub model_version: &'a str,
     /// Scores are as of this instant.
-    pub as_of: String,
+    pub as_of: &'a str,
     /// Churn risk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub churn: Option<Churn>,
     /// Recommended products, best first.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recommendations: Option<Vec<Recommendation>>,
+    pub recommendations: Option<Vec<Recommendation<'a>>>,
     /// Category affinity, highest first.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub category_affinity: Option<Vec<CategoryShare>>,
+    pub category_affinity: Option<Vec<CategoryShare<'a>>>,
     /// Send-time summary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_time: Option<SendTimeSummary>,
     /// Predictive segments the contact belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub segments: Option<Vec<String>>,
+    pub segments: Option<Vec<&'a str>>,
 }
 
-const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-
 /// `Tue 19:00` for hour of week 43.
-pub fn hour_name(h: usize) -> String {
-    format!("{} {:02}:00", DAYS[(h / 24) % 7], h % 24)
+pub fn hour_name(h: usize) -> &'static str {
+    static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        (0..HOURS)
+            .map(|h| format!("{} {:02}:00", DAYS[h / 24], h % 24))
+            .collect()
+    });
+    NAMES.get(h % HOURS).map_or("", String::as_str)
 }
 
 /// The churn part of an answer.
-pub fn churn((risk, tier, reasons): (Option<f64>, &'static str, Vec<String>)) -> Churn {
+pub fn churn((risk, tier, reasons): (Option<f64>, &'static str, Vec<&'static str>)) -> Churn {
     Churn {
         risk,
         tier,
@@ -94,23 +104,24 @@ pub fn churn((risk, tier, reasons): (Option<f64>, &'static str, Vec<String>)) ->
 }
 
 /// The recommendations part of an answer.
-pub fn recommendations(models: &Models<'_>, recs: &[(u32, f64)]) -> Vec<Recommendation> {
+pub fn recommendations<'a>(models: &Models<'a>, recs: &[(u32, f64)]) -> Vec<Recommendation<'a>> {
     recs.iter()
         .map(|(p, s)| Recommendation {
-            product_id: models.affinity.product_ids[*p as usize].clone(),
-            score: *s,
+            product_id: models.affinity.product_ids[*p as usize].as_str(),
+            score: *s as f32,
         })
         .collect()
 }
 
 /// The category-affinity part of an answer.
-pub fn categories(snapshot: &Snapshot, c: usize) -> Vec<CategoryShare> {
-    augur_core::affinity::category_affinity(&snapshot.profile(c), &snapshot.products.category)
+pub fn categories(snapshot: &Snapshot, c: usize) -> Vec<CategoryShare<'_>> {
+    snapshot
+        .category_affinity(c)
         .into_iter()
         .filter_map(|(k, share)| {
             Some(CategoryShare {
-                category: snapshot.products.categories.get(k as usize)?.clone(),
-                share,
+                category: snapshot.products.categories.get(k as usize)?.as_str(),
+                share: share as f32,
             })
         })
         .collect()
@@ -125,11 +136,11 @@ pub fn send_time(
 ) -> SendTimeSummary {
     let summary = snapshot.send_time_summary(models, c);
     SendTimeSummary {
-        timezone: snapshot.timezone[c].name().to_string(),
+        timezone: snapshot.timezone[c].name(),
         best_hours: summary.best_hours.iter().map(|h| hour_name(*h)).collect(),
         best_hours_of_week: summary.best_hours,
         confidence: summary.confidence,
         fallback: summary.source,
-        profile: with_profile.then(|| models.send_time.predict(&snapshot.engagement(c)).profile),
+        profile: with_profile.then(|| models.send_time.profile(&snapshot.engagement(c))),
     }
 }

@@ -161,7 +161,7 @@ pub struct Prediction {
     /// Tier of the risk, or `not_scored`.
     pub churn_tier: &'static str,
     /// Why the risk is what it is (or why it is not scored).
-    pub churn_reasons: Vec<String>,
+    pub churn_reasons: Vec<&'static str>,
     /// Recommended products (affinity model indexes), best first, with scores.
     pub recommendations: Vec<(u32, f64)>,
     /// Category (index into the catalogue's names) → share of the contact's product interest,
@@ -257,7 +257,11 @@ impl Snapshot {
     }
 
     /// Churn tier, risk and reasons of contact `c`.
-    pub fn churn(&self, models: &Models<'_>, c: usize) -> (Option<f64>, &'static str, Vec<String>) {
+    pub fn churn(
+        &self,
+        models: &Models<'_>,
+        c: usize,
+    ) -> (Option<f64>, &'static str, Vec<&'static str>) {
         match self.churn_risk(c) {
             Some(p) => (
                 Some(p),
@@ -266,7 +270,7 @@ impl Snapshot {
                     .map(|j| models.churn.reason_text(j))
                     .collect(),
             ),
-            None => (None, "not_scored", vec![NOT_SCORED_REASON.to_string()]),
+            None => (None, "not_scored", vec![NOT_SCORED_REASON]),
         }
     }
 
