@@ -1,7 +1,8 @@
 //! The scoring path on a trained demo model: a contact lookup as the HTTP service does it (the
-//! snapshot's stored answers), a full prediction with the 168-hour profile as `augur score`
-//! writes it, a filtered recommendation computed at request time, and building the snapshot
-//! from the history (what training and `augur score --as-of` pay once).
+//! snapshot's stored answers), a full prediction with the 168-hour profile, batch scoring of
+//! every contact into Parquet as `augur score` does it, a filtered recommendation computed at
+//! request time, and building the snapshot from the history (what training and
+//! `augur score --as-of` pay once).
 //!
 //! `cargo bench --bench score`; `AUGUR_BENCH_CONTACTS` sets the demo size (default 20,000).
 
@@ -68,6 +69,13 @@ fn scoring(c: &mut Criterion) {
             for c in 0..n {
                 black_box(snapshot.predict(&models, c, &default));
             }
+        });
+    });
+    let out = tempfile::tempdir().expect("temp dir");
+    group.bench_function("batch_to_parquet_all_contacts", |b| {
+        b.iter(|| {
+            augur_core::score::write_all(&out.path().join("p.parquet"), snapshot, &models, &default)
+                .expect("write")
         });
     });
     group.bench_function("discover_in_stock_all_contacts", |b| {
