@@ -23,6 +23,77 @@ fn demo(dir: &Dir, contacts: u32) {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Every row of a batch-scoring file equals [`Snapshot::predict`] of its contact with the
+/// default request: the batch writes the same answers column by column, in contact order.
+fn assert_rows_match_predict(path: &std::path::Path, artifact: &augur_core::artifact::Artifact) {
+    let models = artifact.models();
+    let snapshot = &artifact.snapshot;
+    let request = augur_core::snapshot::default_request();
+    let mut c = 0;
+    for batch in read_parquet(path) {
+        let ids = col(&batch, "contact_id").as_string::<i32>();
+        let risk = col(&batch, "churn_risk").as_primitive::<Float64Type>();
+        let reasons = col(&batch, "churn_reasons").as_list::<i32>();
+        let recs = col(&batch, "recommendations").as_list::<i32>();
+        let cats = col(&batch, "category_affinity_scores").as_list::<i32>();
+        let profile = col(&batch, "send_time_profile").as_list::<i32>();
+        let best = col(&batch, "best_send_hour_of_week").as_primitive::<Int32Type>();
+        for i in 0..batch.num_rows() {
+            let expected = snapshot.predict(&models, c, &request);
+            assert_eq!(ids.value(i), snapshot.contacts.name(c as u32), "row {c}");
+            assert_eq!(
+                (!risk.is_null(i)).then(|| risk.value(i)),
+                expected.churn_risk
+            );
+            let texts: Vec<String> = reasons
+                .value(i)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(String::from)
+                .collect();
+            assert_eq!(texts, expected.churn_reasons, "row {c}");
+            let products: Vec<String> = recs
+                .value(i)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(String::from)
+                .collect();
+            let expected_products: Vec<String> = expected
+                .recommendations
+                .iter()
+                .map(|(p, _)| models.affinity.product_ids[*p as usize].clone())
+                .collect();
+            assert_eq!(products, expected_products, "row {c}");
+            let shares = cats.value(i);
+            let shares = shares.as_primitive::<Float32Type>();
+            assert!(
+                shares
+                    .values()
+                    .iter()
+                    .zip(&expected.category_affinity)
+                    .all(|(a, (_, b))| *a == *b as f32)
+            );
+            let p = profile.value(i);
+            let p = p.as_primitive::<Float32Type>();
+            assert!(
+                p.values()
+                    .iter()
+                    .zip(&expected.send_time_profile)
+                    .all(|(a, b)| *a == *b as f32),
+                "row {c}"
+            );
+            assert_eq!(
+                Some(best.value(i) as usize),
+                expected.best_send_hours.first().copied()
+            );
+            c += 1;
+        }
+    }
+    assert_eq!(c, snapshot.len());
+}
+
 /// `augur score` of the demo with the model in `models`, into `p.parquet`.
 fn score(dir: &Dir) {
     let out = run(dir.augur().args([
@@ -81,6 +152,9 @@ fn train_beats_baselines_and_score_writes_every_contact() {
     assert!(!report.contains("chart not drawn"), "a chart failed");
 
     score(&dir);
+    // 3,000 contacts: several parallel parts of one row group.
+    let artifact = augur_core::artifact::Artifact::load(&dir.join("models")).expect("load");
+    assert_rows_match_predict(&dir.join("p.parquet"), &artifact);
     let mut rows = 0;
     for batch in read_parquet(&dir.join("p.parquet")) {
         let risk = col(&batch, "churn_risk").as_primitive::<Float64Type>();
@@ -425,14 +499,22 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
         for c in 0..on_disk.len() {
             let a = on_disk.predict(&models, c, &request);
             assert_eq!(a, rebuilt.predict(&models, c, &request), "contact {c}");
-            let summary = on_disk.send_time_summary(&models, c);
+            // The stored send-time summary is what the model computes afresh.
+            let fresh = models.send_time.predict(&on_disk.engagement(c));
             assert_eq!(
-                (summary.best_hours, summary.confidence, summary.source),
                 (
-                    a.best_send_hours.clone(),
+                    &a.best_send_hours,
                     a.send_time_confidence,
-                    a.send_time_source
-                )
+                    a.send_time_source,
+                    &a.send_time_profile
+                ),
+                (
+                    &fresh.best_hours,
+                    fresh.confidence,
+                    fresh.source.name(),
+                    &fresh.profile
+                ),
+                "contact {c}"
             );
             assert!(
                 a.recommendations
@@ -446,6 +528,26 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
         }
     }
     assert!(scored > 500, "{scored}");
+    // Batch scoring in row groups of 500: three chunks, each scored and written in turn.
+    let batch = dir.join("groups.parquet");
+    let written = augur_core::score::write_in_row_groups(
+        &batch,
+        on_disk,
+        &models,
+        &augur_core::snapshot::default_request(),
+        500,
+    )
+    .expect("batch");
+    assert_eq!(written, 1200);
+    let groups = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&batch).expect("open"),
+    )
+    .expect("reader")
+    .metadata()
+    .num_row_groups();
+    assert_eq!(groups, 3);
+    assert_rows_match_predict(&batch, &artifact);
+    assert!(!dir.join("groups.parquet.partial").exists());
     // A shorter unfiltered list is read from the stored one; forcing the computed path (an
     // exclusion of nothing) gives the same products and scores.
     let short = Request {

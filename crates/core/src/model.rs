@@ -102,9 +102,16 @@ impl ChurnModel {
                 .collect()
         });
         let low = !self.weights.get(j).is_some_and(|w| *w > 0.0);
+        // Loaded models list exactly CHURN_FEATURES, so the name is almost always at `j`.
         self.features
             .get(j)
-            .and_then(|name| CHURN_FEATURES.iter().position(|f| f == name))
+            .and_then(|name| {
+                if CHURN_FEATURES.get(j) == Some(&name.as_str()) {
+                    Some(j)
+                } else {
+                    CHURN_FEATURES.iter().position(|f| f == name)
+                }
+            })
             .and_then(|i| TEXTS.get(i))
             .map_or("unknown", |t| t[usize::from(low)].as_str())
     }

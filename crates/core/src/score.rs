@@ -104,7 +104,7 @@ impl<'a> Scoring<'a> {
     }
 }
 
-/// Scores every contact into a Parquet file, one row group per chunk of contacts. Returns the
+/// Scores every contact into a Parquet file, one row group per 16,384 contacts. Returns the
 /// number of rows written.
 pub fn write_all(
     path: &std::path::Path,
@@ -112,68 +112,135 @@ pub fn write_all(
     models: &Models<'_>,
     request: &Request,
 ) -> Result<usize> {
+    write_in_row_groups(path, snapshot, models, request, CHUNK)
+}
+
+/// [`write_all`] with `rows_per_group` contacts per row group. The file appears at `path` only
+/// when complete: it is written beside it under a temporary name and renamed, so a failed run
+/// leaves no truncated file that looks whole (and an earlier output stays as it was).
+pub fn write_in_row_groups(
+    path: &std::path::Path,
+    snapshot: &Snapshot,
+    models: &Models<'_>,
+    request: &Request,
+    rows_per_group: usize,
+) -> Result<usize> {
     let err = |e: &dyn std::fmt::Display| Error::Write {
         path: path.into(),
         reason: e.to_string(),
     };
+    let rows_per_group = rows_per_group.max(1);
     let scoring = Scoring {
         snapshot,
         models,
         request,
     };
     let n = snapshot.len();
+    let partial = PartialFile::beside(path);
+    let partial_path = &partial.path;
     // Encoding and writing a chunk takes about as long as scoring the next one, so a writer
-    // thread takes each chunk while the next is scored; one chunk waits at most.
-    let (chunks, to_write) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+    // thread takes each chunk while the next is scored; one chunk waits at most. `None` says
+    // the last chunk was sent: only then does the writer finish the file.
+    let (chunks, to_write) = std::sync::mpsc::sync_channel::<Option<RecordBatch>>(1);
     std::thread::scope(|scope| {
         let writer = std::thread::Builder::new()
             .name("parquet-writer".into())
-            .spawn_scoped(scope, move || write_chunks(path, to_write))
+            .spawn_scoped(scope, move || {
+                // The receiver is dropped when the writer stops, so a blocked send wakes up.
+                let to_write = to_write;
+                write_chunks(partial_path, path, &to_write)
+            })
             .map_err(|e| Error::io(path, e))?;
-        let mut start = 0;
-        loop {
-            let end = (start + CHUNK).min(n);
-            let mut profiles = vec![0f32; (end - start) * HOURS];
-            let parts: Vec<Part> = profiles
-                .par_chunks_mut(PART * HOURS)
-                .enumerate()
-                .map(|(i, slab)| {
-                    let first = start + i * PART;
-                    scoring.part(first..first + slab.len() / HOURS, slab)
-                })
-                .collect();
-            let batch = chunk_batch(&scoring, start, &parts, profiles).map_err(|e| err(&e))?;
-            if chunks.send(batch).is_err() {
-                break; // The writer failed; its error is returned below.
+        let scored = (|| -> Result<()> {
+            let mut start = 0;
+            loop {
+                let end = (start + rows_per_group).min(n);
+                let mut profiles = vec![0f32; (end - start) * HOURS];
+                let parts: Vec<Part> = profiles
+                    .par_chunks_mut(PART * HOURS)
+                    .enumerate()
+                    .map(|(i, slab)| {
+                        let first = start + i * PART;
+                        scoring.part(first..first + slab.len() / HOURS, slab)
+                    })
+                    .collect();
+                let batch = chunk_batch(&scoring, start, &parts, profiles).map_err(|e| err(&e))?;
+                if chunks.send(Some(batch)).is_err() {
+                    return Ok(()); // The writer stopped; its error is returned below.
+                }
+                start = end;
+                if start >= n {
+                    break;
+                }
             }
-            start = end;
-            if start >= n {
-                break;
-            }
-        }
+            // A writer that already stopped has its own error to report.
+            chunks.send(None).ok();
+            Ok(())
+        })();
         drop(chunks);
-        writer
+        let written = writer
             .join()
-            .map_err(|_| err(&"the Parquet writer thread panicked"))?
+            .map_err(|_| err(&"the Parquet writer thread panicked"))?;
+        scored.and(written)
     })?;
+    partial.commit(path)?;
     Ok(n)
 }
 
-/// Writes the chunks it receives as row groups of one Parquet file.
+/// A file being written under a temporary name beside its final path; removed unless committed.
+struct PartialFile {
+    path: std::path::PathBuf,
+    committed: std::cell::Cell<bool>,
+}
+
+impl PartialFile {
+    fn beside(path: &std::path::Path) -> Self {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        Self {
+            path: path.with_file_name(name),
+            committed: std::cell::Cell::new(false),
+        }
+    }
+
+    fn commit(&self, to: &std::path::Path) -> Result<()> {
+        std::fs::rename(&self.path, to).map_err(|e| Error::io(to, e))?;
+        self.committed.set(true);
+        Ok(())
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.committed.get() {
+            std::fs::remove_file(&self.path).ok();
+        }
+    }
+}
+
+/// Writes the chunks it receives as row groups of one Parquet file at `partial`, finished only
+/// when the end (`None`) arrives. Errors name `path`, the file the user asked for.
 fn write_chunks(
+    partial: &std::path::Path,
     path: &std::path::Path,
-    chunks: std::sync::mpsc::Receiver<RecordBatch>,
+    chunks: &std::sync::mpsc::Receiver<Option<RecordBatch>>,
 ) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| Error::Write {
         path: path.into(),
         reason: e.to_string(),
     };
     let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
-    for batch in chunks {
+    loop {
+        let batch = match chunks.recv() {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(_) => return Err(err(&"scoring stopped before the last contact")),
+        };
         let w = match &mut writer {
             Some(w) => w,
             None => {
-                let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+                // The directory asked for is what the user can fix: name the output path.
+                let file = std::fs::File::create(partial).map_err(|e| Error::io(path, e))?;
                 // Scores are dense floats: dictionary encoding would only cost time.
                 let properties = parquet::file::properties::WriterProperties::builder()
                     .set_dictionary_enabled(false)
@@ -187,10 +254,10 @@ fn write_chunks(
         w.write(&batch).map_err(|e| err(&e))?;
         w.flush().map_err(|e| err(&e))?;
     }
-    if let Some(w) = writer {
-        w.close().map_err(|e| err(&e))?;
+    match writer {
+        Some(w) => w.close().map(|_| ()).map_err(|e| err(&e)),
+        None => Err(err(&"no rows to write")),
     }
-    Ok(())
 }
 
 /// A list column from per-row lengths and the values in order (items nullable, as Arrow's list

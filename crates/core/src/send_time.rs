@@ -62,7 +62,9 @@ impl SendTimeSource {
     }
 }
 
-/// Fitted send-time model.
+/// Fitted send-time model. Predictions use constants derived from `population`, `clusters`
+/// and `delay` on first use: build a new model (see [`SendTimeModel::new`]) rather than change
+/// those fields of one that has predicted. The pseudo-counts may change at any time.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SendTimeModel {
     /// Engagement weighting.
@@ -86,8 +88,14 @@ pub struct SendTimeModel {
 /// engagement touches a handful of hours, so the dense 168-hour work is done here, not per
 /// contact. Depends on the priors and the delay only, never on the pseudo-counts, which fitting
 /// tunes after the priors are set.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct Derived(std::sync::OnceLock<PriorConstants>);
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
+}
 
 #[derive(Debug, Clone)]
 struct PriorConstants {
@@ -366,6 +374,7 @@ impl SendTimeModel {
     /// [`SendTimeModel::profile`] as `f32`, written into `out` (168 values) without allocating:
     /// what batch scoring stores.
     pub fn profile_into(&self, counts: &[f32; HOURS], out: &mut [f32]) {
+        debug_assert_eq!(out.len(), HOURS);
         let masses = self.mass(&self.blend(counts));
         let total: f64 = masses.iter().sum();
         let valid = total > 0.0 && total.is_finite();
@@ -476,5 +485,94 @@ mod tests {
             "send at the reading hour when most opens come within the hour"
         );
         assert!(p.confidence > 0.9);
+    }
+
+    /// The dense computation the sparse one replaces: smooth, nearest cluster by full
+    /// distance, blend, normalize, rank by send scores of the whole profile.
+    fn dense(m: &SendTimeModel, counts: &[f32; HOURS]) -> (Vec<f64>, Vec<usize>) {
+        let own = smooth(counts);
+        let n: f64 = own.iter().sum();
+        let cluster = (n > 0.0)
+            .then(|| m.nearest_cluster(&normalize(&own)))
+            .flatten();
+        let kappa_c = if cluster.is_some() {
+            m.kappa_cluster
+        } else {
+            0.0
+        };
+        let mass: Vec<f64> = (0..HOURS)
+            .map(|h| {
+                own[h]
+                    + kappa_c * cluster.map_or(0.0, |k| m.clusters[k][h])
+                    + m.kappa_population * m.population[h]
+            })
+            .collect();
+        let profile = normalize(&mass);
+        let best = m.best_send_hours(&profile, 3);
+        (profile, best)
+    }
+
+    #[test]
+    fn sparse_profiles_and_send_hours_equal_the_dense_computation() {
+        // A deterministic pseudo-random stream, so the test needs no extra crate.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut profile = |peak: usize, width: f64| {
+            normalize(
+                &(0..HOURS)
+                    .map(|h| {
+                        let d = (h as f64 - peak as f64)
+                            .abs()
+                            .min(HOURS as f64 - (h as f64 - peak as f64).abs());
+                        (-(d / width).powi(2)).exp() + 0.01 * next()
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let clusters = vec![
+            profile(8, 3.0),
+            profile(44, 5.0),
+            profile(140, 2.0),
+            profile(100, 20.0),
+        ];
+        let population = profile(60, 40.0);
+        let m = SendTimeModel::new(
+            EngagementWeights::default(),
+            population,
+            clusters,
+            1.7,
+            0.6,
+            vec![0.5, 0.25, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01],
+        );
+        for trial in 0..500 {
+            let mut counts = [0f32; HOURS];
+            for _ in 0..(trial % 12) {
+                let h = (next() * HOURS as f64) as usize % HOURS;
+                counts[h] += (0.1 + 3.0 * next()) as f32;
+            }
+            let sparse = m.predict(&counts);
+            let (profile, best) = dense(&m, &counts);
+            let gap = sparse
+                .profile
+                .iter()
+                .zip(&profile)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(gap < 1e-12, "trial {trial}: profiles differ by {gap}");
+            assert_eq!(sparse.best_hours, best, "trial {trial}");
+            assert_eq!(m.profile(&counts), sparse.profile);
+            let mut out = [0f32; HOURS];
+            m.profile_into(&counts, &mut out);
+            assert!(
+                out.iter()
+                    .zip(&sparse.profile)
+                    .all(|(a, b)| *a == *b as f32)
+            );
+        }
     }
 }

@@ -436,6 +436,21 @@ impl Snapshot {
         {
             return Err(file.invalid("engagement_hour", "holds an hour past 167"));
         }
+        let weight_ok = |w: &f32| w.is_finite() && *w >= 0.0;
+        if !self.engagement_weight.iter().all(weight_ok) {
+            return Err(file.invalid("engagement_weight", "holds a negative or non-finite weight"));
+        }
+        if !self
+            .profile_bought
+            .iter()
+            .chain(self.profile_web.iter())
+            .all(weight_ok)
+        {
+            return Err(file.invalid(
+                "profile_bought/profile_web",
+                "holds a negative or non-finite weight",
+            ));
+        }
         if self
             .churn_reasons
             .iter()
@@ -552,6 +567,10 @@ fn decode_ipc_file(bytes: &Buffer) -> std::result::Result<Vec<RecordBatch>, Arro
     let mut decoder = FileDecoder::new(Arc::new(schema), footer.version());
     let block_bytes = |block: &arrow::ipc::Block| -> std::result::Result<Buffer, ArrowError> {
         let start = usize::try_from(block.offset()).map_err(|_| broken("negative offset"))?;
+        // Arrow's decoder reads an 8-byte message prefix without checking the length.
+        if block.metaDataLength() < 8 {
+            return Err(broken("a block's metadata is too short"));
+        }
         let len = usize::try_from(block.metaDataLength())
             .unwrap_or(usize::MAX)
             .saturating_add(usize::try_from(block.bodyLength()).unwrap_or(usize::MAX));
@@ -560,14 +579,25 @@ fn decode_ipc_file(bytes: &Buffer) -> std::result::Result<Vec<RecordBatch>, Arro
         }
         Ok(bytes.slice_with_length(start, len))
     };
+    // Arrow's decoder trusts the buffer offsets inside each message and asserts on bad ones; a
+    // damaged file must be an error, not a crash.
+    let guarded = |decode: &mut dyn FnMut() -> std::result::Result<(), ArrowError>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+            .unwrap_or_else(|_| Err(broken("a block's buffers point outside it")))
+    };
     for block in footer.dictionaries().iter().flatten() {
-        decoder.read_dictionary(block, &block_bytes(block)?)?;
+        let data = block_bytes(block)?;
+        guarded(&mut || decoder.read_dictionary(block, &data))?;
     }
     let mut batches = Vec::new();
     for block in footer.recordBatches().iter().flatten() {
-        if let Some(batch) = decoder.read_record_batch(block, &block_bytes(block)?)? {
-            batches.push(batch);
-        }
+        let data = block_bytes(block)?;
+        guarded(&mut || {
+            if let Some(batch) = decoder.read_record_batch(block, &data)? {
+                batches.push(batch);
+            }
+            Ok(())
+        })?;
     }
     Ok(batches)
 }
