@@ -98,13 +98,17 @@ fn load_table(
     let window = 2 * rayon::current_num_threads().max(1);
     let mut rows = 0u64;
     let started = std::time::Instant::now();
-    for chunk in units.chunks(window) {
-        let decoded: Vec<_> = chunk
+    let decode = |chunk: &[(usize, usize)]| -> Vec<Result<Vec<decode::Decoded>>> {
+        chunk
             .par_iter()
             .map(|&(f, rg)| {
                 decode::decode_row_group(&files[f], rg, kind, &times, config.data.batch_size)
             })
-            .collect();
+            .collect()
+    };
+    // The sequential step absorbs one window of row groups while the next window decodes on
+    // the other cores: decoding is then hidden behind the id mapping instead of adding to it.
+    let mut absorb = |decoded: Vec<Result<Vec<decode::Decoded>>>| -> Result<()> {
         for batches in decoded {
             for batch in batches? {
                 rows += batch.rows as u64;
@@ -112,7 +116,16 @@ fn load_table(
             }
             progress(kind, rows);
         }
+        Ok(())
+    };
+    let mut pending = Vec::new();
+    for chunk in units.chunks(window) {
+        let waiting = std::mem::take(&mut pending);
+        let (decoded, absorbed) = rayon::join(|| decode(chunk), || absorb(waiting));
+        absorbed?;
+        pending = decoded;
     }
+    absorb(pending)?;
     report.rows_read = rows;
     let read = started.elapsed();
     loader.finish_table(kind, &mut report);
