@@ -196,89 +196,37 @@ pub fn train(
     let select_window =
         (eval_cutoff - eval_horizon > first).then_some((eval_cutoff - eval_horizon, eval_cutoff));
     let signals = Signals::default();
-    let (repeat_weight, popularity_weight) = match select_window {
-        Some((from, _)) => affinity::select_blend(history, from, eval_horizon, signals),
-        None => {
-            fallbacks.push(
-                "recommendations: history too short to choose blend weights; defaults used".into(),
-            );
-            (1.0, 0.05)
-        }
+    // Recommendations and send time read the history independently: fitted side by side.
+    let windows = Windows {
+        first,
+        as_of,
+        eval_cutoff,
+        eval_horizon,
+        select_window,
     };
-    let bt_affinity = AffinityModel {
-        repeat_weight,
-        popularity_weight,
-        ..affinity::fit_at(history, eval_cutoff, signals)
-    };
-    let recommendations = (eval_cutoff > first).then(|| {
-        affinity::backtest(
-            history,
-            &bt_affinity,
-            &affinity::Window::new(
-                history,
-                eval_cutoff,
-                eval_horizon,
-                &signals,
-                affinity::EVAL_CONTACTS,
-            ),
-        )
-    });
-    // The profiles as of T serve the fit and, later, the contact snapshot.
-    let as_of_profiles = augur_core::affinity::profiles(history, as_of, &signals);
-    let affinity_model = AffinityModel {
-        repeat_weight,
-        popularity_weight,
-        ..affinity::fit_with_profiles(history, as_of, signals, &as_of_profiles)
-    };
-
-    stage("affinity model fitted and backtested");
-    // The counts at the two earlier instants are independent passes over the history: side by side.
-    let (select_counts, eval_counts) = rayon::join(
-        || {
-            select_window
-                .filter(|(from, _)| *from > first)
-                .map(|(from, _)| send_time::CountsAt::new(history, from))
-        },
-        || (eval_cutoff > first).then(|| send_time::CountsAt::new(history, eval_cutoff)),
+    let (affinity_part, send_part) = rayon::join(
+        || fit_affinity(history, signals, &windows),
+        || fit_send_time(history, &windows),
     );
-    if eval_cutoff <= first {
-        fallbacks.push(format!(
-            "recommendations and send time: history shorter than the {:.0}-day held-out window; fitted but not backtested",
-            eval_horizon as f64 / DAY as f64
-        ));
-    }
-    let mut backtest_send = BTreeMap::new();
-    if let Some(eval_counts) = &eval_counts {
-        let bt_send = send_time::fit(history, eval_counts, select_counts.as_ref())?;
-        let held_out = send_time::engagements_between(history, eval_cutoff, as_of);
-        if held_out.is_empty() {
-            fallbacks.push(
-                "send time: no e-mail engagement in the held-out window; not backtested".into(),
-            );
-        } else {
-            let predicted = |c: u32| bt_send.predict(&eval_counts.counts[c as usize]).profile;
-            backtest_send.insert(
-                "augur".to_string(),
-                send_time::evaluate(&held_out, predicted),
-            );
-            backtest_send.insert(
-                "global_profile".to_string(),
-                send_time::evaluate(&held_out, |_| bt_send.population.clone()),
-            );
-        }
-    }
-    drop(select_counts);
-    let as_of_counts = send_time::CountsAt::new(history, as_of);
-    let send_model = send_time::fit(history, &as_of_counts, eval_counts.as_ref())?;
-    let send_time_samples = most_engaged(history, &as_of_counts.counts, &send_model, 3);
-    // Kept for the snapshot, which needs the same counts (same weights, same instant).
-    let as_of_counts = (send_model.weights == augur_core::send_time::EngagementWeights::default())
-        .then_some(as_of_counts.counts);
-    if send_model.clusters.is_empty() {
-        fallbacks.push("send time: too few engaged contacts for profile clusters; sparse contacts shrink to the population".into());
-    }
+    let AffinityPart {
+        repeat_weight,
+        popularity_weight,
+        recommendations,
+        as_of_profiles,
+        model: affinity_model,
+        fallbacks: affinity_fallbacks,
+    } = affinity_part;
+    let SendTimePart {
+        backtest: backtest_send,
+        model: send_model,
+        samples: send_time_samples,
+        as_of_counts,
+        fallbacks: send_fallbacks,
+    } = send_part?;
+    fallbacks.extend(affinity_fallbacks);
+    fallbacks.extend(send_fallbacks);
 
-    stage("send-time model fitted and backtested");
+    stage("affinity and send-time models fitted and backtested");
     let backtest = Backtest {
         held_out_from: format_utc(eval_cutoff),
         held_out_to: format_utc(as_of),
@@ -390,6 +338,160 @@ fn fingerprint(history: &History) -> String {
             .for_each(|t| t.hash(&mut h));
     }
     format!("{:016x}", h.finish())
+}
+
+/// The instants the recommendation and send-time fits share.
+struct Windows {
+    /// The first event.
+    first: i64,
+    /// Training's as-of time.
+    as_of: i64,
+    /// Start of the held-out window the backtests score.
+    eval_cutoff: i64,
+    /// Its length.
+    eval_horizon: i64,
+    /// The earlier window hyper-parameters are chosen on, when the history is long enough.
+    select_window: Option<(i64, i64)>,
+}
+
+/// The recommendation model and its backtest.
+struct AffinityPart {
+    repeat_weight: f64,
+    popularity_weight: f64,
+    recommendations: Option<AffinityBacktest>,
+    as_of_profiles: Vec<augur_core::affinity::Profile>,
+    model: AffinityModel,
+    fallbacks: Vec<String>,
+}
+
+/// Fits the recommendation model as of `as_of` and backtests one fitted at `eval_cutoff`.
+fn fit_affinity(history: &History, signals: Signals, w: &Windows) -> AffinityPart {
+    let &Windows {
+        first,
+        as_of,
+        eval_cutoff,
+        eval_horizon,
+        select_window,
+    } = w;
+    let mut fallbacks = Vec::new();
+    let (repeat_weight, popularity_weight) = match select_window {
+        Some((from, _)) => affinity::select_blend(history, from, eval_horizon, signals),
+        None => {
+            fallbacks.push(
+                "recommendations: history too short to choose blend weights; defaults used".into(),
+            );
+            (1.0, 0.05)
+        }
+    };
+    let bt_affinity = AffinityModel {
+        repeat_weight,
+        popularity_weight,
+        ..affinity::fit_at(history, eval_cutoff, signals)
+    };
+    let recommendations = (eval_cutoff > first).then(|| {
+        affinity::backtest(
+            history,
+            &bt_affinity,
+            &affinity::Window::new(
+                history,
+                eval_cutoff,
+                eval_horizon,
+                &signals,
+                affinity::EVAL_CONTACTS,
+            ),
+        )
+    });
+    // The profiles as of T serve the fit and, later, the contact snapshot.
+    let as_of_profiles = augur_core::affinity::profiles(history, as_of, &signals);
+    let affinity_model = AffinityModel {
+        repeat_weight,
+        popularity_weight,
+        ..affinity::fit_with_profiles(history, as_of, signals, &as_of_profiles)
+    };
+
+    AffinityPart {
+        repeat_weight,
+        popularity_weight,
+        recommendations,
+        as_of_profiles,
+        model: affinity_model,
+        fallbacks,
+    }
+}
+
+/// The send-time model, its backtest, sample contacts for the report, and the engagement
+/// counts as of `as_of` when the snapshot can reuse them.
+struct SendTimePart {
+    backtest: BTreeMap<String, SendTimeMetrics>,
+    model: SendTimeModel,
+    samples: Vec<(String, Vec<f64>)>,
+    as_of_counts: Option<Vec<[f32; augur_core::send_time::HOURS]>>,
+    fallbacks: Vec<String>,
+}
+
+/// Fits the send-time model as of `as_of` and backtests one fitted at `eval_cutoff`.
+fn fit_send_time(history: &History, w: &Windows) -> Result<SendTimePart> {
+    let &Windows {
+        first,
+        as_of,
+        eval_cutoff,
+        eval_horizon,
+        select_window,
+    } = w;
+    let mut fallbacks = Vec::new();
+    // The counts at the two earlier instants are independent passes over the history: side by side.
+    let (select_counts, eval_counts) = rayon::join(
+        || {
+            select_window
+                .filter(|(from, _)| *from > first)
+                .map(|(from, _)| send_time::CountsAt::new(history, from))
+        },
+        || (eval_cutoff > first).then(|| send_time::CountsAt::new(history, eval_cutoff)),
+    );
+    if eval_cutoff <= first {
+        fallbacks.push(format!(
+            "recommendations and send time: history shorter than the {:.0}-day held-out window; fitted but not backtested",
+            eval_horizon as f64 / DAY as f64
+        ));
+    }
+    let mut backtest_send = BTreeMap::new();
+    if let Some(eval_counts) = &eval_counts {
+        let bt_send = send_time::fit(history, eval_counts, select_counts.as_ref())?;
+        let held_out = send_time::engagements_between(history, eval_cutoff, as_of);
+        if held_out.is_empty() {
+            fallbacks.push(
+                "send time: no e-mail engagement in the held-out window; not backtested".into(),
+            );
+        } else {
+            let predicted = |c: u32| bt_send.predict(&eval_counts.counts[c as usize]).profile;
+            backtest_send.insert(
+                "augur".to_string(),
+                send_time::evaluate(&held_out, predicted),
+            );
+            backtest_send.insert(
+                "global_profile".to_string(),
+                send_time::evaluate(&held_out, |_| bt_send.population.clone()),
+            );
+        }
+    }
+    drop(select_counts);
+    let as_of_counts = send_time::CountsAt::new(history, as_of);
+    let send_model = send_time::fit(history, &as_of_counts, eval_counts.as_ref())?;
+    let send_time_samples = most_engaged(history, &as_of_counts.counts, &send_model, 3);
+    // Kept for the snapshot, which needs the same counts (same weights, same instant).
+    let as_of_counts = (send_model.weights == augur_core::send_time::EngagementWeights::default())
+        .then_some(as_of_counts.counts);
+    if send_model.clusters.is_empty() {
+        fallbacks.push("send time: too few engaged contacts for profile clusters; sparse contacts shrink to the population".into());
+    }
+
+    Ok(SendTimePart {
+        backtest: backtest_send,
+        model: send_model,
+        samples: send_time_samples,
+        as_of_counts,
+        fallbacks,
+    })
 }
 
 /// The `n` contacts with the most engagement and their predicted profiles.
