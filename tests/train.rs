@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{Float32Type, Float64Type, Int32Type};
 
 use crate::util::{Dir, col, read_parquet, run, stderr, write_parquet};
@@ -45,21 +45,15 @@ fn assert_rows_match_predict(path: &std::path::Path, artifact: &augur_core::arti
                 (!risk.is_null(i)).then(|| risk.value(i)),
                 expected.churn_risk
             );
-            let texts: Vec<String> = reasons
-                .value(i)
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(String::from)
-                .collect();
-            assert_eq!(texts, expected.churn_reasons, "row {c}");
-            let products: Vec<String> = recs
-                .value(i)
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(String::from)
-                .collect();
+            let strings = |list: ArrayRef| -> Vec<String> {
+                list.as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(String::from)
+                    .collect()
+            };
+            assert_eq!(strings(reasons.value(i)), expected.churn_reasons, "row {c}");
+            let products = strings(recs.value(i));
             let expected_products: Vec<String> = expected
                 .recommendations
                 .iter()
