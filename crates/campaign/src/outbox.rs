@@ -202,6 +202,23 @@ impl Outbox {
         Error::outbox(&self.path, e)
     }
 
+    /// Runs `work` in one transaction and commits it. IMMEDIATE takes the write lock at the
+    /// start, so a concurrent plan or sender waits for it instead of failing halfway.
+    fn write<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = &self.path;
+        let err = |e: rusqlite::Error| Error::outbox(path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let out = work(&tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
     /// The rows of a query, each read by `row`.
     fn select<T>(
         &self,
@@ -218,28 +235,20 @@ impl Outbox {
     /// Stores a run and its rows in one transaction; rows already planned for the run are left
     /// as they are. Returns how many rows were new.
     pub fn insert_plan(&mut self, run: &Run, rows: &[Planned]) -> Result<usize> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'))",
-            params![run.run_id, run.campaign_id, run.planned_for, run.window_end, run.model_version,
-                    run.sender, run.reply_to, run.require_consent],
-        )
-        .map_err(err)?;
-        let mut added = 0;
-        {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'))",
+                params![run.run_id, run.campaign_id, run.planned_for, run.window_end, run.model_version,
+                        run.sender, run.reply_to, run.require_consent],
+            )?;
+            let mut added = 0;
             let mut insert = tx
                 .prepare(
                     "INSERT OR IGNORE INTO messages (run_id, campaign_id, contact_id, email, variant, status, reason,
                      send_at, send_time_source, message_id, subject, html, text, next_attempt_at, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?8, ?14)",
-                )
-                .map_err(err)?;
+                )?;
             for r in rows {
                 let c = r.content.as_ref();
                 added += insert
@@ -258,12 +267,10 @@ impl Outbox {
                         c.map(|c| &c.html),
                         c.map(|c| &c.text),
                         r.expires_at,
-                    ])
-                    .map_err(err)?;
+                    ])?;
             }
-        }
-        tx.commit().map_err(err)?;
-        Ok(added)
+            Ok(added)
+        })
     }
 
     /// Earlier planned messages by contact, within `[from, to)`, of every run but `run_id`:
@@ -339,13 +346,7 @@ impl Outbox {
     /// Claims up to `limit` due messages (queued, `send_at` and `next_attempt_at` passed, the
     /// run's window still open), earliest first, marking them `sending` in one commit.
     pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Vec<Claimed>> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let claimed = {
+        self.write(|tx| {
             let mut stmt = tx
                 .prepare(
                     "SELECT m.id, m.run_id, m.campaign_id, m.contact_id, m.email, m.message_id,
@@ -354,8 +355,7 @@ impl Outbox {
                      WHERE m.status = 'queued' AND m.send_at <= ?1 AND m.next_attempt_at <= ?1
                        AND m.expires_at > ?1
                      ORDER BY m.send_at, m.id LIMIT ?2",
-                )
-                .map_err(err)?;
+                )?;
             let rows = stmt
                 .query_map(params![now, limit as i64], |r| {
                     Ok(Claimed {
@@ -375,42 +375,30 @@ impl Outbox {
                         reply_to: r.get(11)?,
                         require_consent: r.get(12)?,
                     })
-                })
-                .map_err(err)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(err)?;
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut mark = tx
                 .prepare(
                     "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id = ?1",
-                )
-                .map_err(err)?;
+                )?;
             for c in &rows {
-                mark.execute(params![c.id]).map_err(err)?;
+                mark.execute(params![c.id])?;
             }
-            rows
-        };
-        tx.commit().map_err(err)?;
-        Ok(claimed)
+            Ok(rows)
+        })
     }
 
     /// Records outcomes in one commit.
     pub fn record(&mut self, outcomes: &[(i64, Outcome)]) -> Result<()> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut sent = tx
-                .prepare("UPDATE messages SET status = 'sent', sent_at = ?2, reason = NULL WHERE id = ?1")
-                .map_err(err)?;
-            let mut retry = tx
-                .prepare("UPDATE messages SET status = 'queued', next_attempt_at = ?2, reason = ?3 WHERE id = ?1")
-                .map_err(err)?;
-            let mut other = tx
-                .prepare("UPDATE messages SET status = ?2, reason = ?3 WHERE id = ?1")
-                .map_err(err)?;
+        self.write(|tx| {
+            let mut sent = tx.prepare(
+                "UPDATE messages SET status = 'sent', sent_at = ?2, reason = NULL WHERE id = ?1",
+            )?;
+            let mut retry = tx.prepare(
+                "UPDATE messages SET status = 'queued', next_attempt_at = ?2, reason = ?3 WHERE id = ?1",
+            )?;
+            let mut other =
+                tx.prepare("UPDATE messages SET status = ?2, reason = ?3 WHERE id = ?1")?;
             for (id, outcome) in outcomes {
                 match outcome {
                     Outcome::Sent(at) => sent.execute(params![id, at]),
@@ -418,11 +406,10 @@ impl Outbox {
                     Outcome::Failed(why) => other.execute(params![id, "failed", why]),
                     Outcome::Suppressed(why) => other.execute(params![id, "suppressed", why]),
                     Outcome::Unknown(why) => other.execute(params![id, "unknown", why]),
-                }
-                .map_err(err)?;
+                }?;
             }
-        }
-        tx.commit().map_err(err)
+            Ok(())
+        })
     }
 
     /// Queued messages whose window closed unsent are marked `expired`. Returns how many.
@@ -477,21 +464,13 @@ impl Outbox {
 
     /// Marks rows as written to `file` (one commit).
     pub fn mark_logged(&mut self, ids: &[i64], file: &str) -> Result<()> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::outbox(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare("UPDATE messages SET events_file = ?2 WHERE id = ?1")
-                .map_err(err)?;
+        self.write(|tx| {
+            let mut stmt = tx.prepare("UPDATE messages SET events_file = ?2 WHERE id = ?1")?;
             for id in ids {
-                stmt.execute(params![id, file]).map_err(err)?;
+                stmt.execute(params![id, file])?;
             }
-        }
-        tx.commit().map_err(err)
+            Ok(())
+        })
     }
 
     /// When the run ends: its last window closes (`None`: no such run).
