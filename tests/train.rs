@@ -494,7 +494,7 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
             let a = on_disk.predict(&models, c, &request);
             assert_eq!(a, rebuilt.predict(&models, c, &request), "contact {c}");
             // The stored send-time summary is what the model computes afresh.
-            let fresh = models.send_time.predict(&on_disk.engagement(c));
+            let fresh = models.send_time.predict(on_disk.engagement(c));
             assert_eq!(
                 (
                     &a.best_send_hours,
@@ -542,6 +542,18 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
     assert_eq!(groups, 3);
     assert_rows_match_predict(&batch, &artifact);
     assert!(!dir.join("groups.parquet.partial").exists());
+    // Row groups longer than a profile page (1,024 rows) hold the profiles in several pages.
+    let paged = dir.join("pages.parquet");
+    let written = augur_core::score::write_in_row_groups(
+        &paged,
+        on_disk,
+        &models,
+        &augur_core::snapshot::default_request(),
+        1_100,
+    )
+    .expect("batch");
+    assert_eq!(written, 1200);
+    assert_rows_match_predict(&paged, &artifact);
     // A shorter unfiltered list is read from the stored one; forcing the computed path (an
     // exclusion of nothing) gives the same products and scores.
     let short = Request {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::file::metadata::PageIndexPolicy;
 
 /// A scratch directory that disappears with the test.
 pub struct Dir {
@@ -94,10 +95,12 @@ pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     writer.close().expect("close");
 }
 
-/// Every record batch of a Parquet file.
+/// Every record batch of a Parquet file, its page indexes read too: a file that has them must
+/// have the offset index of every column.
 pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
     let file = File::open(path).expect("open parquet");
-    ParquetRecordBatchReaderBuilder::try_new(file)
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
         .expect("reader")
         .build()
         .expect("build")

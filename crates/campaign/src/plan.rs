@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use augur_core::Config;
-use augur_core::affinity::{Filters, Request, category_affinity};
+use augur_core::affinity::{Filters, Request};
 use augur_core::artifact::Artifact;
 use augur_core::history::AttributeColumn;
 use augur_core::snapshot::fields::Fields;
@@ -187,7 +187,7 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
         let d = directory.contact(contact_id);
         let zone = snapshot.timezone[c];
         let chosen = if per_contact {
-            let predicted = models.send_time.predict(&snapshot.engagement(c));
+            let predicted = models.send_time.predict(snapshot.engagement(c));
             let scores = models.send_time.send_scores(&predicted.profile);
             window.choose(at, zone, &scores, predicted.source.name())
         } else {
@@ -260,17 +260,17 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
                 })
             })
             .collect();
-        let categories: Vec<CategoryShare<'_>> =
-            category_affinity(&snapshot.profile(c), &snapshot.products.category)
-                .into_iter()
-                .take(5)
-                .filter_map(|(k, share)| {
-                    Some(CategoryShare {
-                        name: snapshot.products.categories.get(k as usize)?,
-                        share,
-                    })
+        let categories: Vec<CategoryShare<'_>> = snapshot
+            .category_affinity(c)
+            .into_iter()
+            .take(5)
+            .filter_map(|(k, share)| {
+                Some(CategoryShare {
+                    name: snapshot.products.categories.get(k as usize)?,
+                    share,
                 })
-                .collect();
+            })
+            .collect();
         let dc = d.map(|d| d as usize);
         let first_name = dc.and_then(|d| contacts.first_name[d].as_deref());
         let attributes = dc

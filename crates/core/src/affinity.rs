@@ -301,19 +301,49 @@ impl AffinityModel {
     }
 }
 
-/// Category affinity of a profile: share of (purchase + web) weight per category, highest first.
-pub fn category_affinity(profile: &Profile, category: &[u32]) -> Vec<(u32, f64)> {
-    let mut by: BTreeMap<u32, f64> = BTreeMap::new();
-    for &(p, bought, web) in profile {
+/// Category affinity: each category's share of the (purchase + web) weight of a contact's
+/// products, highest first (ties: lower category index). `weights` gives each product once.
+/// A contact touches a handful of categories, so a short list beats a map here.
+pub fn category_affinity(
+    weights: impl IntoIterator<Item = (u32, f64)>,
+    category: &[u32],
+) -> Vec<(u32, f64)> {
+    let mut by: Vec<(u32, f64)> = Vec::new();
+    for (p, weight) in weights {
         if let Some(&c) = category.get(p as usize).filter(|c| **c != crate::ids::NONE) {
-            *by.entry(c).or_default() += bought + web;
+            match by.iter_mut().find(|(k, _)| *k == c) {
+                Some((_, w)) => *w += weight,
+                None => by.push((c, weight)),
+            }
         }
     }
-    let total: f64 = by.values().sum();
-    let mut out: Vec<(u32, f64)> = by
-        .into_iter()
-        .map(|(c, w)| (c, if total > 0.0 { w / total } else { 0.0 }))
-        .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out
+    // Summed in category order, so the shares do not depend on which came first.
+    by.sort_unstable_by_key(|(c, _)| *c);
+    let total: f64 = by.iter().map(|(_, w)| w).sum();
+    for (_, w) in &mut by {
+        *w = if total > 0.0 { *w / total } else { 0.0 };
+    }
+    by.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    by
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_shares_sum_purchases_and_views_per_category() {
+        // Products 0 and 1 in category 7, product 2 in category 3, product 3 uncategorized.
+        let category = [7, 7, 3, crate::ids::NONE];
+        let shares = category_affinity([(0, 1.0), (2, 2.0), (1, 1.0), (3, 5.0)], &category);
+        assert_eq!(
+            shares,
+            vec![(3, 0.5), (7, 0.5)],
+            "ties: lower category first"
+        );
+        let shares = category_affinity([(0, 3.0), (2, 1.0)], &category);
+        assert_eq!(shares, vec![(7, 0.75), (3, 0.25)]);
+        assert!(category_affinity([(3, 1.0)], &category).is_empty());
+        assert_eq!(category_affinity([(0, 0.0)], &category), vec![(7, 0.0)]);
+    }
 }

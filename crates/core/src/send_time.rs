@@ -101,6 +101,10 @@ impl std::fmt::Debug for Derived {
 struct PriorConstants {
     /// Squared norm of each cluster profile (nearest-cluster distances by dot products).
     cluster_norms: Vec<f64>,
+    /// Each cluster profile smoothed like engagement. Smoothing spreads evenly to both sides,
+    /// so a cluster's dot product with a smoothed profile is this one's with the raw weights:
+    /// one product per engaged hour instead of three.
+    smoothed_clusters: Vec<[f64; HOURS]>,
     /// [`SendTimeModel::send_scores`] of each cluster profile.
     cluster_scores: Vec<[f64; HOURS]>,
     /// [`SendTimeModel::send_scores`] of the population profile.
@@ -115,13 +119,9 @@ impl PartialEq for Derived {
 }
 
 /// A contact's own engagement and the prior it is shrunk toward.
-struct Blend {
-    /// Own engagement, smoothed.
-    own: [f64; HOURS],
-    /// Hours where `own` is not zero: the first `engaged` entries.
-    hours: [u8; HOURS],
-    /// How many hours the contact engaged in.
-    engaged: usize,
+struct Blend<'a> {
+    /// Own engagement.
+    own: Engagement<'a>,
     /// Total own weight.
     n: f64,
     /// Nearest cluster, if the contact has any engagement and the model clusters.
@@ -220,20 +220,84 @@ pub fn normalize(v: &[f64]) -> Vec<f64> {
 /// Spreads each hour's mass a little to its neighbours (the same hour on other days is left
 /// to the priors): reading at 8:10 and 7:50 is the same habit.
 pub fn smooth(counts: &[f32; HOURS]) -> Vec<f64> {
-    smooth_array(counts).to_vec()
-}
-
-fn smooth_array(counts: &[f32; HOURS]) -> [f64; HOURS] {
-    let mut out = [0.0; HOURS];
-    for (h, c) in counts.iter().enumerate() {
-        if *c != 0.0 {
-            let c = f64::from(*c);
-            out[h] += 0.5 * c;
-            out[(h + 1) % HOURS] += 0.25 * c;
-            out[(h + HOURS - 1) % HOURS] += 0.25 * c;
-        }
+    let mut out = vec![0.0; HOURS];
+    for (h, v) in Engagement::Dense(counts).smoothed() {
+        out[h] += v;
     }
     out
+}
+
+/// How [`smooth`] spreads an hour's weight: to the hour itself, the next and the previous.
+const SPREAD: [(usize, f64); 3] = [(0, 0.5), (1, 0.25), (HOURS - 1, 0.25)];
+
+/// A contact's weighted engagement by local hour of the week: every hour, as training counts
+/// it, or only the hours with weight, as the snapshot stores it. A prediction visits only the
+/// hours with weight either way.
+#[derive(Debug, Clone, Copy)]
+pub enum Engagement<'a> {
+    /// The weight at every hour of the week.
+    Dense(&'a [f32; HOURS]),
+    /// The hours with weight (each below 168) and their weights, in step.
+    Sparse {
+        /// Local hours of the week.
+        hours: &'a [u8],
+        /// The weight at each of `hours`.
+        weights: &'a [f32],
+    },
+}
+
+impl<'a> From<&'a [f32; HOURS]> for Engagement<'a> {
+    fn from(counts: &'a [f32; HOURS]) -> Self {
+        Self::Dense(counts)
+    }
+}
+
+impl<'a> Engagement<'a> {
+    /// Each hour with a weight, and the weight.
+    fn entries(self) -> impl Iterator<Item = (usize, f64)> + Clone + 'a {
+        let (dense, hours, weights): (Option<&'a [f32; HOURS]>, &'a [u8], &'a [f32]) = match self {
+            Self::Dense(counts) => (Some(counts), &[], &[]),
+            Self::Sparse { hours, weights } => (None, hours, weights),
+        };
+        let dense = dense
+            .into_iter()
+            .flat_map(|counts| counts.iter().enumerate())
+            .map(|(h, w)| (h, *w));
+        let sparse = hours
+            .iter()
+            .zip(weights)
+            .map(|(h, w)| (usize::from(*h), *w));
+        dense
+            .chain(sparse)
+            .filter(|(h, w)| *w != 0.0 && *h < HOURS)
+            .map(|(h, w)| (h, f64::from(w)))
+    }
+
+    /// [`smooth`]'s spread of each weight, unsummed: an hour may appear up to three times.
+    fn smoothed(self) -> impl Iterator<Item = (usize, f64)> + Clone + 'a {
+        self.entries()
+            .flat_map(|(h, w)| SPREAD.map(|(offset, share)| ((h + offset) % HOURS, share * w)))
+    }
+}
+
+/// The sum of a week of masses, by four running sums (no chain of 168 dependent additions).
+fn total(mass: &[f64; HOURS]) -> f64 {
+    let mut sums = [0.0; 4];
+    for quad in mass.chunks_exact(4) {
+        for (s, m) in sums.iter_mut().zip(quad) {
+            *s += m;
+        }
+    }
+    sums.iter().sum()
+}
+
+/// A week of masses as a distribution (uniform if empty), into `out`.
+fn normalize_into<T>(mass: &[f64; HOURS], out: &mut [T], cast: impl Fn(f64) -> T) {
+    let total = total(mass);
+    let valid = total > 0.0 && total.is_finite();
+    for (o, m) in out.iter_mut().zip(mass) {
+        *o = cast(if valid { m / total } else { 1.0 / HOURS as f64 });
+    }
 }
 
 impl SendTimeModel {
@@ -272,6 +336,18 @@ impl SendTimeModel {
                     .iter()
                     .map(|c| c.iter().map(|v| v * v).sum())
                     .collect(),
+                smoothed_clusters: self
+                    .clusters
+                    .iter()
+                    .map(|c| {
+                        std::array::from_fn(|h| {
+                            SPREAD
+                                .iter()
+                                .map(|(offset, share)| share * c[(h + offset) % HOURS])
+                                .sum()
+                        })
+                    })
+                    .collect(),
                 cluster_scores: self.clusters.iter().map(|c| dense(c)).collect(),
                 population_scores: dense(&self.population),
             }
@@ -297,28 +373,17 @@ impl SendTimeModel {
     }
 
     /// The contact's own engagement and its nearest cluster. The distance to a cluster c from
-    /// the normalized profile p is |c|² − 2 c·p + |p|²; the last term is the same for every
-    /// cluster and c·p only needs the hours the contact engaged in.
-    fn blend(&self, counts: &[f32; HOURS]) -> Blend {
-        let own = smooth_array(counts);
-        let (mut hours, mut engaged) = ([0u8; HOURS], 0);
-        for (h, v) in own.iter().enumerate() {
-            if *v != 0.0 {
-                hours[engaged] = h as u8;
-                engaged += 1;
-            }
-        }
-        let n: f64 = own.iter().sum();
+    /// the normalized, smoothed profile p is |c|² − 2 c·p + |p|²; the last term is the same for
+    /// every cluster and c·p only needs the hours the contact engaged in.
+    fn blend<'a>(&self, own: Engagement<'a>) -> Blend<'a> {
+        let n: f64 = own.entries().map(|(_, w)| w).sum();
         let cluster = if n > 0.0 {
-            let norms = &self.constants().cluster_norms;
-            self.clusters
+            let k = self.constants();
+            k.smoothed_clusters
                 .iter()
-                .zip(norms)
+                .zip(&k.cluster_norms)
                 .map(|(c, norm)| {
-                    let dot: f64 = hours[..engaged]
-                        .iter()
-                        .map(|&h| c[usize::from(h)] * own[usize::from(h)])
-                        .sum();
+                    let dot: f64 = own.entries().map(|(h, w)| c[h] * w).sum();
                     norm - 2.0 * dot / n
                 })
                 .enumerate()
@@ -334,27 +399,31 @@ impl SendTimeModel {
         };
         Blend {
             own,
-            hours,
-            engaged,
             n,
             cluster,
             kappa_c,
         }
     }
 
-    /// Unnormalized profile mass at every hour: own engagement plus the priors' pseudo-counts.
-    fn mass(&self, b: &Blend) -> [f64; HOURS] {
-        let cluster = b.cluster.map(|k| &self.clusters[k][..HOURS]);
+    /// Unnormalized profile mass at every hour: the priors' pseudo-counts plus own engagement.
+    fn mass(&self, b: &Blend<'_>) -> [f64; HOURS] {
         let population = &self.population[..HOURS];
-        std::array::from_fn(|h| {
-            b.own[h]
-                + b.kappa_c * cluster.map_or(0.0, |c| c[h])
-                + self.kappa_population * population[h]
-        })
+        let mut mass: [f64; HOURS] = match b.cluster.map(|k| &self.clusters[k][..HOURS]) {
+            Some(c) => {
+                std::array::from_fn(|h| b.kappa_c * c[h] + self.kappa_population * population[h])
+            }
+            None => std::array::from_fn(|h| self.kappa_population * population[h]),
+        };
+        for (h, w) in b.own.entries() {
+            for (offset, share) in SPREAD {
+                mass[(h + offset) % HOURS] += share * w;
+            }
+        }
+        mass
     }
 
     /// How sure the profile is and which prior dominated it.
-    fn confidence_and_source(&self, b: &Blend) -> (f64, SendTimeSource) {
+    fn confidence_and_source(&self, b: &Blend<'_>) -> (f64, SendTimeSource) {
         let prior = b.kappa_c + self.kappa_population;
         let source = if b.n <= 0.0 {
             SendTimeSource::Population
@@ -367,26 +436,25 @@ impl SendTimeModel {
     }
 
     /// The contact's profile (sums to 1).
-    pub fn profile(&self, counts: &[f32; HOURS]) -> Vec<f64> {
-        normalize(&self.mass(&self.blend(counts)))
+    pub fn profile<'a>(&self, engagement: impl Into<Engagement<'a>>) -> Vec<f64> {
+        let mut out = vec![0.0; HOURS];
+        normalize_into(&self.mass(&self.blend(engagement.into())), &mut out, |p| p);
+        out
     }
 
     /// [`SendTimeModel::profile`] as `f32`, written into `out` (168 values) without allocating:
     /// what batch scoring stores.
-    pub fn profile_into(&self, counts: &[f32; HOURS], out: &mut [f32]) {
+    pub fn profile_into<'a>(&self, engagement: impl Into<Engagement<'a>>, out: &mut [f32]) {
         debug_assert_eq!(out.len(), HOURS);
-        let masses = self.mass(&self.blend(counts));
-        let total: f64 = masses.iter().sum();
-        let valid = total > 0.0 && total.is_finite();
-        for (o, m) in out.iter_mut().zip(masses) {
-            *o = if valid { m / total } else { 1.0 / HOURS as f64 } as f32;
-        }
+        let mass = self.mass(&self.blend(engagement.into()));
+        normalize_into(&mass, out, |p| p as f32);
     }
 
-    /// The prediction for one contact's engagement counts.
-    pub fn predict(&self, counts: &[f32; HOURS]) -> SendTime {
-        let b = self.blend(counts);
-        let profile = normalize(&self.mass(&b));
+    /// The prediction for one contact's engagement.
+    pub fn predict<'a>(&self, engagement: impl Into<Engagement<'a>>) -> SendTime {
+        let b = self.blend(engagement.into());
+        let mut profile = vec![0.0; HOURS];
+        normalize_into(&self.mass(&b), &mut profile, |p| p);
         let (confidence, source) = self.confidence_and_source(&b);
         // Send scores are linear in the profile: the priors' are precomputed, the contact's
         // own hours add their delayed engagement.
@@ -397,10 +465,9 @@ impl SendTimeModel {
                 + b.cluster
                     .map_or(0.0, |c| b.kappa_c * k.cluster_scores[c][h]);
         }
-        for &j in &b.hours[..b.engaged] {
-            let j = usize::from(j);
+        for (j, v) in b.own.smoothed() {
             for (d, p) in self.delay.iter().enumerate() {
-                scores[(j + HOURS - d % HOURS) % HOURS] += p * b.own[j];
+                scores[(j + HOURS - d % HOURS) % HOURS] += p * v;
             }
         }
         let best_hours = top_hours(&scores, 3);
@@ -566,6 +633,16 @@ mod tests {
             assert!(gap < 1e-12, "trial {trial}: profiles differ by {gap}");
             assert_eq!(sparse.best_hours, best, "trial {trial}");
             assert_eq!(m.profile(&counts), sparse.profile);
+            // The snapshot's form: only the hours with weight.
+            let hours: Vec<u8> = (0..HOURS as u8)
+                .filter(|h| counts[*h as usize] != 0.0)
+                .collect();
+            let weights: Vec<f32> = hours.iter().map(|h| counts[*h as usize]).collect();
+            let stored = Engagement::Sparse {
+                hours: &hours,
+                weights: &weights,
+            };
+            assert_eq!(m.predict(stored), sparse, "trial {trial}");
             let mut out = [0f32; HOURS];
             m.profile_into(&counts, &mut out);
             assert!(

@@ -260,7 +260,7 @@ pub async fn get_send_time(
         .map_err(ApiError::invalid)?;
     let snapshot = &loaded.artifact.snapshot;
     let models = loaded.artifact.models();
-    let predicted = models.send_time.predict(&snapshot.engagement(c));
+    let predicted = models.send_time.predict(snapshot.engagement(c));
     let scores = models.send_time.send_scores(&predicted.profile);
     let zone = snapshot.timezone[c];
     let slots = ranked_slots(&scores, zone, after, within, quiet);

@@ -141,6 +141,6 @@ pub fn send_time(
         best_hours_of_week: summary.best_hours,
         confidence: summary.confidence,
         fallback: summary.source,
-        profile: with_profile.then(|| models.send_time.profile(&snapshot.engagement(c))),
+        profile: with_profile.then(|| models.send_time.profile(snapshot.engagement(c))),
     }
 }

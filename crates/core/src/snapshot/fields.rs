@@ -2,7 +2,6 @@
 //! export's extra contact columns, each under a stable name (documented in `docs/segments.md`).
 
 use super::{FACTS, FLAGS, Models, Snapshot};
-use crate::affinity::category_affinity;
 use crate::history::AttributeColumn;
 use augur_segment::{Kind, Record, Schema, Value};
 
@@ -143,7 +142,8 @@ impl Record for ContactRecord<'_> {
             Source::Country => s.country[c].map_or(Value::Missing, Value::Text),
             Source::Timezone => Value::Text(s.timezone[c].name()),
             Source::SendTimeFallback => Value::Text(s.send_time_summary(self.models, c).source),
-            Source::TopCategory => category_affinity(&s.profile(c), &s.products.category)
+            Source::TopCategory => s
+                .category_affinity(c)
                 .first()
                 .and_then(|(k, _)| s.products.categories.get(*k as usize))
                 .map_or(Value::Missing, |name| Value::Text(name)),

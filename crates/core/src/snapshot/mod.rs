@@ -18,7 +18,7 @@ use crate::affinity::{AffinityModel, Catalog, Mode, Profile, Request, category_a
 use crate::history::AttributeColumn;
 use crate::ids::IdIndex;
 use crate::model::{ChurnModel, tier};
-use crate::send_time::{HOURS, SendTimeModel};
+use crate::send_time::{Engagement, HOURS, SendTimeModel};
 
 pub use build::{AtHand, build, build_with};
 
@@ -238,14 +238,13 @@ impl Snapshot {
             .collect()
     }
 
-    /// Contact `c`'s engagement counts by local hour of week.
-    pub fn engagement(&self, c: usize) -> [f32; HOURS] {
-        let mut counts = [0f32; HOURS];
+    /// Contact `c`'s weighted engagement by local hour of week: the hours it engaged in.
+    pub fn engagement(&self, c: usize) -> Engagement<'_> {
         let range = self.engagement_offsets[c] as usize..self.engagement_offsets[c + 1] as usize;
-        for i in range {
-            counts[usize::from(self.engagement_hour[i])] = self.engagement_weight[i];
+        Engagement::Sparse {
+            hours: &self.engagement_hour[range.clone()],
+            weights: &self.engagement_weight[range],
         }
-        counts
     }
 
     /// The catalogue view the affinity model filters with.
@@ -337,7 +336,7 @@ impl Snapshot {
                     .map_or("population", |s| s.name()),
             },
             _ => {
-                let st = models.send_time.predict(&self.engagement(c));
+                let st = models.send_time.predict(self.engagement(c));
                 SendTimeSummary {
                     best_hours: st.best_hours,
                     confidence: st.confidence,
@@ -356,7 +355,7 @@ impl Snapshot {
         let computed: Vec<Computed> = (0..self.len())
             .into_par_iter()
             .map(|c| {
-                let st = models.send_time.predict(&self.engagement(c));
+                let st = models.send_time.predict(self.engagement(c));
                 let mut hours = [u8::MAX; BEST_HOURS];
                 for (slot, h) in hours.iter_mut().zip(&st.best_hours) {
                     *slot = *h as u8;
@@ -401,7 +400,7 @@ impl Snapshot {
             churn_reasons,
             recommendations: self.recommend(models, c, request),
             category_affinity: self.category_affinity(c),
-            send_time_profile: models.send_time.profile(&self.engagement(c)),
+            send_time_profile: models.send_time.profile(self.engagement(c)),
             best_send_hours: summary.best_hours,
             send_time_confidence: summary.confidence,
             send_time_source: summary.source,
@@ -410,7 +409,12 @@ impl Snapshot {
 
     /// Category → share of contact `c`'s product interest, highest first.
     pub fn category_affinity(&self, c: usize) -> Vec<(u32, f64)> {
-        category_affinity(&self.profile(c), &self.products.category)
+        let range = self.profile_offsets[c] as usize..self.profile_offsets[c + 1] as usize;
+        let weights = range.map(|i| {
+            let (bought, web) = (self.profile_bought[i], self.profile_web[i]);
+            (self.profile_product[i], f64::from(bought) + f64::from(web))
+        });
+        category_affinity(weights, &self.products.category)
     }
 }
 

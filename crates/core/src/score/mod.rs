@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 use crate::send_time::HOURS;
 use crate::snapshot::{Models, NOT_SCORED_REASON, Snapshot};
 
+mod output;
+
+use output::write_chunks;
+
 /// Contacts per row group. The Parquet writer buffers a row group's pages and levels in memory
 /// (about 1 KB per contact, mostly the 168-float profile); at this size those buffers are reused
 /// from chunk to chunk instead of being fresh memory each time, which the kernel must zero.
@@ -98,7 +102,7 @@ impl<'a> Scoring<'a> {
             part.send_time_source.push(summary.source);
             models
                 .send_time
-                .profile_into(&snapshot.engagement(c), profile);
+                .profile_into(snapshot.engagement(c), profile);
         }
         part
     }
@@ -142,20 +146,25 @@ pub fn write_in_row_groups(
     // thread takes each chunk while the next is scored; one chunk waits at most. `None` says
     // the last chunk was sent: only then does the writer finish the file.
     let (chunks, to_write) = std::sync::mpsc::sync_channel::<Option<RecordBatch>>(1);
+    // The writer hands each chunk's profile buffer back once written: the next chunk fills it
+    // instead of fresh memory the kernel would have to zero (the profiles are most of a chunk).
+    let (return_buffer, spare_buffers) = std::sync::mpsc::channel::<Vec<f32>>();
     std::thread::scope(|scope| {
         let writer = std::thread::Builder::new()
             .name("parquet-writer".into())
             .spawn_scoped(scope, move || {
                 // The receiver is dropped when the writer stops, so a blocked send wakes up.
                 let to_write = to_write;
-                write_chunks(partial_path, path, &to_write)
+                write_chunks(partial_path, path, &to_write, &return_buffer)
             })
             .map_err(|e| Error::io(path, e))?;
         let scored = (|| -> Result<()> {
             let mut start = 0;
             loop {
                 let end = (start + rows_per_group).min(n);
-                let mut profiles = vec![0f32; (end - start) * HOURS];
+                // Every value is overwritten: a reused buffer needs no zeroing.
+                let mut profiles = spare_buffers.try_recv().unwrap_or_default();
+                profiles.resize((end - start) * HOURS, 0.0);
                 let parts: Vec<Part> = profiles
                     .par_chunks_mut(PART * HOURS)
                     .enumerate()
@@ -215,48 +224,6 @@ impl Drop for PartialFile {
         if !self.committed.get() {
             std::fs::remove_file(&self.path).ok();
         }
-    }
-}
-
-/// Writes the chunks it receives as row groups of one Parquet file at `partial`, finished only
-/// when the end (`None`) arrives. Errors name `path`, the file the user asked for.
-fn write_chunks(
-    partial: &std::path::Path,
-    path: &std::path::Path,
-    chunks: &std::sync::mpsc::Receiver<Option<RecordBatch>>,
-) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| Error::Write {
-        path: path.into(),
-        reason: e.to_string(),
-    };
-    let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
-    loop {
-        let batch = match chunks.recv() {
-            Ok(Some(batch)) => batch,
-            Ok(None) => break,
-            Err(_) => return Err(err(&"scoring stopped before the last contact")),
-        };
-        let w = match &mut writer {
-            Some(w) => w,
-            None => {
-                // The directory asked for is what the user can fix: name the output path.
-                let file = std::fs::File::create(partial).map_err(|e| Error::io(path, e))?;
-                // Scores are dense floats: dictionary encoding would only cost time.
-                let properties = parquet::file::properties::WriterProperties::builder()
-                    .set_dictionary_enabled(false)
-                    .build();
-                writer.insert(
-                    parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties))
-                        .map_err(|e| err(&e))?,
-                )
-            }
-        };
-        w.write(&batch).map_err(|e| err(&e))?;
-        w.flush().map_err(|e| err(&e))?;
-    }
-    match writer {
-        Some(w) => w.close().map(|_| ()).map_err(|e| err(&e)),
-        None => Err(err(&"no rows to write")),
     }
 }
 
