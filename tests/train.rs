@@ -522,38 +522,30 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
         }
     }
     assert!(scored > 500, "{scored}");
-    // Batch scoring in row groups of 500: three chunks, each scored and written in turn.
-    let batch = dir.join("groups.parquet");
-    let written = augur_core::score::write_in_row_groups(
-        &batch,
-        on_disk,
-        &models,
-        &augur_core::snapshot::default_request(),
-        500,
-    )
-    .expect("batch");
-    assert_eq!(written, 1200);
-    let groups = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        std::fs::File::open(&batch).expect("open"),
-    )
-    .expect("reader")
-    .metadata()
-    .num_row_groups();
-    assert_eq!(groups, 3);
-    assert_rows_match_predict(&batch, &artifact);
-    assert!(!dir.join("groups.parquet.partial").exists());
-    // Row groups longer than a profile page (1,024 rows) hold the profiles in several pages.
-    let paged = dir.join("pages.parquet");
-    let written = augur_core::score::write_in_row_groups(
-        &paged,
-        on_disk,
-        &models,
-        &augur_core::snapshot::default_request(),
-        1_100,
-    )
-    .expect("batch");
-    assert_eq!(written, 1200);
-    assert_rows_match_predict(&paged, &artifact);
+    // Batch scoring in row groups of 500: three chunks, each scored and written in turn; and in
+    // row groups longer than a profile page (1,024 rows), whose profiles take several pages.
+    for (rows_per_group, groups) in [(500, 3), (1_100, 2)] {
+        let batch = dir.join(&format!("groups{rows_per_group}.parquet"));
+        let written = augur_core::score::write_in_row_groups(
+            &batch,
+            on_disk,
+            &models,
+            &augur_core::snapshot::default_request(),
+            rows_per_group,
+        )
+        .expect("batch");
+        assert_eq!(written, 1200);
+        let written_groups =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&batch).expect("open"),
+            )
+            .expect("reader")
+            .metadata()
+            .num_row_groups();
+        assert_eq!(written_groups, groups);
+        assert_rows_match_predict(&batch, &artifact);
+        assert!(!batch.with_extension("parquet.partial").exists());
+    }
     // A shorter unfiltered list is read from the stored one; forcing the computed path (an
     // exclusion of nothing) gives the same products and scores.
     let short = Request {

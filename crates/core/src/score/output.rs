@@ -20,7 +20,7 @@ use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
@@ -88,10 +88,16 @@ impl OutputWriter {
         // Parquet's own buffer is 8 KB; a larger one cuts the system calls of writing ~1 KB
         // per contact.
         let file = BufWriter::with_capacity(1 << 20, file);
-        // Scores are dense floats: dictionary encoding would only cost time.
-        let properties = WriterProperties::builder()
-            .set_dictionary_enabled(false)
-            .build();
+        // Scores are dense floats: dictionary encoding would only cost time. So would the
+        // minimum and maximum of list items (product ids, shares, reasons) that no query
+        // prunes by; single-valued columns keep theirs.
+        let mut properties = WriterProperties::builder().set_dictionary_enabled(false);
+        let leaves = parquet::arrow::ArrowSchemaConverter::new().convert(&schema)?;
+        for leaf in leaves.columns().iter().filter(|c| c.max_rep_level() > 0) {
+            properties = properties
+                .set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
+        }
+        let properties = properties.build();
         let (file, encoders) =
             ArrowWriter::try_new(file, schema, Some(properties))?.into_serialized_writer()?;
         let profile = file
