@@ -85,7 +85,14 @@ fn filters(args: &ScoreArgs, artifact: &Artifact, snapshot: &Snapshot) -> anyhow
 }
 
 pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
+    let loading = std::time::Instant::now();
     let artifact = Artifact::load(&args.models)?;
+    tracing::info!(
+        model = %artifact.manifest.version,
+        contacts = artifact.snapshot.len(),
+        seconds = format!("{:.2}", loading.elapsed().as_secs_f64()),
+        "model loaded"
+    );
     let as_of = match &args.as_of {
         Some(raw) => Some(super::train::parse_instant(raw)?),
         None => None,
