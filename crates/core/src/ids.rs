@@ -46,6 +46,15 @@ impl IdIndex {
         Self::default()
     }
 
+    /// An empty index with room for `n` ids (no rehashing while they are added).
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            names: Vec::with_capacity(n),
+            index: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            last: None,
+        }
+    }
+
     /// The dense index of `id`, adding it if new. `id` must already be canonical.
     pub fn intern(&mut self, id: &str) -> u32 {
         if let Some(i) = self.last
