@@ -567,14 +567,64 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
         );
     }
 
-    // A damaged snapshot is refused when the model loads, with the file named.
+    // A damaged snapshot is refused when the model loads, with the file named: an engagement
+    // hour repeated within a contact (it would count twice), then a truncated file.
     let version = artifact.manifest.version.clone();
     let file = dir.join("models").join(&version).join("contacts.arrow");
     let bytes = std::fs::read(&file).expect("read");
+    repeat_an_engagement_hour(&file);
+    let out = run(dir
+        .augur()
+        .args(["score", "--models", "models", "--out", "p.parquet"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("contacts.arrow") && stderr(&out).contains("repeats an hour"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("truncate");
     let out = run(dir
         .augur()
         .args(["score", "--models", "models", "--out", "p.parquet"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("contacts.arrow"), "{}", stderr(&out));
+}
+
+/// Rewrites a snapshot's `contacts.arrow` with the first contact that engaged in two hours
+/// engaging twice in its first hour instead.
+fn repeat_an_engagement_hour(file: &std::path::Path) {
+    use arrow::array::{ListArray, RecordBatch, UInt8Array};
+    let reader =
+        arrow::ipc::reader::FileReader::try_new(std::fs::File::open(file).expect("open"), None)
+            .expect("snapshot");
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    assert_eq!(batches.len(), 1, "the snapshot is one batch");
+    let at = schema.index_of("engagement_hour").expect("column");
+    let (field, offsets, values, nulls) =
+        batches[0].column(at).as_list::<i32>().clone().into_parts();
+    let mut hours = values
+        .as_primitive::<arrow::datatypes::UInt8Type>()
+        .values()
+        .to_vec();
+    let first = offsets
+        .windows(2)
+        .find(|w| w[1] - w[0] >= 2)
+        .expect("a contact with two engagement hours")[0] as usize;
+    hours[first + 1] = hours[first];
+    let mut columns = batches[0].columns().to_vec();
+    columns[at] = Arc::new(ListArray::new(
+        field,
+        offsets,
+        Arc::new(UInt8Array::from(hours)),
+        nulls,
+    ));
+    let damaged = RecordBatch::try_new(schema.clone(), columns).expect("batch");
+    let mut writer = arrow::ipc::writer::FileWriter::try_new(
+        std::fs::File::create(file).expect("create"),
+        &schema,
+    )
+    .expect("writer");
+    writer.write(&damaged).expect("write");
+    writer.finish().expect("finish");
 }

@@ -273,6 +273,26 @@ impl<'a> Engagement<'a> {
             .map(|(h, w)| (h, f64::from(w)))
     }
 
+    /// Calls `f` with this engagement as the hours with weight: a dense week is gathered once,
+    /// so that a prediction's several passes visit only those hours.
+    fn with_sparse<R>(self, f: impl FnOnce(Engagement<'_>) -> R) -> R {
+        match self {
+            Self::Dense(counts) => {
+                let (mut hours, mut weights, mut len) = ([0u8; HOURS], [0f32; HOURS], 0);
+                for (h, w) in counts.iter().enumerate().filter(|(_, w)| **w != 0.0) {
+                    hours[len] = h as u8;
+                    weights[len] = *w;
+                    len += 1;
+                }
+                f(Engagement::Sparse {
+                    hours: &hours[..len],
+                    weights: &weights[..len],
+                })
+            }
+            sparse => f(sparse),
+        }
+    }
+
     /// [`smooth`]'s spread of each weight, unsummed: an hour may appear up to three times.
     fn smoothed(self) -> impl Iterator<Item = (usize, f64)> + Clone + 'a {
         self.entries()
@@ -438,7 +458,9 @@ impl SendTimeModel {
     /// The contact's profile (sums to 1).
     pub fn profile<'a>(&self, engagement: impl Into<Engagement<'a>>) -> Vec<f64> {
         let mut out = vec![0.0; HOURS];
-        normalize_into(&self.mass(&self.blend(engagement.into())), &mut out, |p| p);
+        engagement.into().with_sparse(|own| {
+            normalize_into(&self.mass(&self.blend(own)), &mut out, |p| p);
+        });
         out
     }
 
@@ -446,13 +468,20 @@ impl SendTimeModel {
     /// what batch scoring stores.
     pub fn profile_into<'a>(&self, engagement: impl Into<Engagement<'a>>, out: &mut [f32]) {
         debug_assert_eq!(out.len(), HOURS);
-        let mass = self.mass(&self.blend(engagement.into()));
-        normalize_into(&mass, out, |p| p as f32);
+        engagement.into().with_sparse(|own| {
+            normalize_into(&self.mass(&self.blend(own)), out, |p| p as f32);
+        });
     }
 
     /// The prediction for one contact's engagement.
     pub fn predict<'a>(&self, engagement: impl Into<Engagement<'a>>) -> SendTime {
-        let b = self.blend(engagement.into());
+        engagement
+            .into()
+            .with_sparse(|own| self.predict_sparse(own))
+    }
+
+    fn predict_sparse(&self, own: Engagement<'_>) -> SendTime {
+        let b = self.blend(own);
         let mut profile = vec![0.0; HOURS];
         normalize_into(&self.mass(&b), &mut profile, |p| p);
         let (confidence, source) = self.confidence_and_source(&b);
@@ -557,7 +586,18 @@ mod tests {
     /// The dense computation the sparse one replaces: smooth, nearest cluster by full
     /// distance, blend, normalize, rank by send scores of the whole profile.
     fn dense(m: &SendTimeModel, counts: &[f32; HOURS]) -> (Vec<f64>, Vec<usize>) {
-        let own = smooth(counts);
+        let mut own = vec![0.0; HOURS];
+        for (h, c) in counts.iter().enumerate() {
+            let c = f64::from(*c);
+            own[h] += 0.5 * c;
+            own[(h + 1) % HOURS] += 0.25 * c;
+            own[(h + HOURS - 1) % HOURS] += 0.25 * c;
+        }
+        assert_eq!(
+            own,
+            smooth(counts),
+            "smoothing spreads half to each neighbour"
+        );
         let n: f64 = own.iter().sum();
         let cluster = (n > 0.0)
             .then(|| m.nearest_cluster(&normalize(&own)))

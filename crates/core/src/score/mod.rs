@@ -21,9 +21,9 @@ mod output;
 
 use output::write_chunks;
 
-/// Contacts per row group. The Parquet writer buffers a row group's pages and levels in memory
-/// (about 1 KB per contact, mostly the 168-float profile); at this size those buffers are reused
-/// from chunk to chunk instead of being fresh memory each time, which the kernel must zero.
+/// Contacts per row group. A row group is held in memory while it is encoded (about 1 KB per
+/// contact, mostly the 168-float profile); at this size Arrow's per-column buffers are reused by
+/// the allocator from chunk to chunk instead of being fresh memory, which the kernel must zero.
 const CHUNK: usize = 16_384;
 /// Contacts per parallel task within a chunk.
 const PART: usize = 2_048;

@@ -61,7 +61,11 @@ pub(super) fn write_chunks(
                 writer.insert(OutputWriter::new(file, batch.schema()).map_err(|e| err(&e))?)
             }
         };
-        w.write(&batch).map_err(|e| err(&e))?;
+        // No contacts still makes a valid file, but not a row group of zero rows, which some
+        // readers refuse.
+        if batch.num_rows() > 0 {
+            w.write(&batch).map_err(|e| err(&e))?;
+        }
         if let Some(buffer) = profile_buffer(batch) {
             return_buffer.send(buffer).ok();
         }

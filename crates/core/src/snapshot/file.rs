@@ -450,6 +450,15 @@ impl Snapshot {
         {
             return Err(file.invalid("engagement_hour", "holds an hour past 167"));
         }
+        // Each contact's hours are distinct and in order, as training writes them: a repeated
+        // hour would be counted twice.
+        let ascending = self.engagement_offsets.windows(2).all(|w| {
+            let hours = &self.engagement_hour[w[0] as usize..w[1] as usize];
+            hours.windows(2).all(|pair| pair[0] < pair[1])
+        });
+        if !ascending {
+            return Err(file.invalid("engagement_hour", "repeats an hour or is out of order"));
+        }
         let weight_ok = |w: &f32| w.is_finite() && *w >= 0.0;
         if !self.engagement_weight.iter().all(weight_ok) {
             return Err(file.invalid("engagement_weight", "holds a negative or non-finite weight"));
