@@ -249,15 +249,15 @@ fn chunk_batch(
     let (snapshot, models) = (scoring.snapshot, scoring.models);
     let rows = profiles.len() / HOURS;
     let range = first..first + rows;
-    let rec = concat(parts, |p| &p.recommendations.values);
-    let cat = concat(parts, |p| &p.category_affinity.values);
-    let products = StringArray::from_iter_values(
-        rec.clone()
-            .map(|(p, _)| models.affinity.product_ids[p as usize].as_str()),
+    let (recommendations, recommendation_scores) = scored_lists(
+        concat(parts, |p| &p.recommendations.lengths),
+        concat(parts, |p| &p.recommendations.values),
+        |p| models.affinity.product_ids[p as usize].as_str(),
     );
-    let categories = StringArray::from_iter_values(
-        cat.clone()
-            .map(|(k, _)| snapshot.products.categories[k as usize].as_str()),
+    let (categories, category_scores) = scored_lists(
+        concat(parts, |p| &p.category_affinity.lengths),
+        concat(parts, |p| &p.category_affinity.values),
+        |k| snapshot.products.categories[k as usize].as_str(),
     );
     let columns: Vec<(&str, ArrayRef)> = vec![
         (
@@ -285,34 +285,10 @@ fn chunk_batch(
                 }))),
             ),
         ),
-        (
-            "recommendations",
-            list(
-                concat(parts, |p| &p.recommendations.lengths),
-                Arc::new(products),
-            ),
-        ),
-        (
-            "recommendation_scores",
-            list(
-                concat(parts, |p| &p.recommendations.lengths),
-                Arc::new(Float32Array::from_iter_values(rec.map(|x| x.1))),
-            ),
-        ),
-        (
-            "category_affinity",
-            list(
-                concat(parts, |p| &p.category_affinity.lengths),
-                Arc::new(categories),
-            ),
-        ),
-        (
-            "category_affinity_scores",
-            list(
-                concat(parts, |p| &p.category_affinity.lengths),
-                Arc::new(Float32Array::from_iter_values(cat.map(|x| x.1))),
-            ),
-        ),
+        ("recommendations", recommendations),
+        ("recommendation_scores", recommendation_scores),
+        ("category_affinity", categories),
+        ("category_affinity_scores", category_scores),
         (
             "send_time_profile",
             list(
@@ -352,6 +328,21 @@ fn chunk_batch(
             .collect::<Vec<_>>(),
     ));
     RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect())
+}
+
+/// Two list columns from per-row lengths and (index, score) pairs in order: the names of the
+/// indexes, and the scores.
+fn scored_lists<'n>(
+    lengths: impl Iterator<Item = usize> + Clone,
+    items: impl Iterator<Item = (u32, f32)> + Clone,
+    name: impl Fn(u32) -> &'n str,
+) -> (ArrayRef, ArrayRef) {
+    let names = StringArray::from_iter_values(items.clone().map(|(i, _)| name(i)));
+    let scores = Float32Array::from_iter_values(items.map(|(_, s)| s));
+    (
+        list(lengths.clone(), Arc::new(names)),
+        list(lengths, Arc::new(scores)),
+    )
 }
 
 /// One column of every part, in order.
