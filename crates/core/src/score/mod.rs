@@ -290,7 +290,7 @@ fn chunk_batch(
         ("category_affinity", categories),
         ("category_affinity_scores", category_scores),
         (
-            "send_time_profile",
+            output::PROFILE,
             list(
                 std::iter::repeat_n(HOURS, rows),
                 Arc::new(Float32Array::from(profiles)),
