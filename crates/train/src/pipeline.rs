@@ -124,38 +124,24 @@ pub fn train(
                 ));
             }
             let horizon_days = plan.horizon as f64 / DAY as f64;
-            let (bt_train, bt_newest, bt_btyd) =
-                churn::stacked_examples(history, &plan.backtest_cutoffs, plan.horizon);
-            let eval = Examples::at(history, plan.eval_cutoff, plan.horizon, bt_btyd.as_ref());
-            if bt_train.enough() && eval.enough() {
-                let candidates: [(&str, &[usize]); 3] = [
-                    ("augur", &all_columns),
-                    ("recency", &[0]),
-                    ("rfm_logistic", &RFM_COLUMNS),
-                ];
-                for (name, columns) in candidates {
-                    let m = churn::fit(
-                        &bt_train,
-                        &bt_newest,
-                        columns,
+            // The backtest's fits and the final fit read the history independently: they run
+            // side by side (a logistic fit on up to 150k rows is most of this stage).
+            let (backtest, fitted) = rayon::join(
+                || {
+                    churn_backtest(
+                        history,
+                        plan,
+                        &all_columns,
                         options.churn_alpha,
                         horizon_days,
-                        bt_btyd,
-                    )?;
-                    let p = churn::predict(&m, &eval);
-                    backtest_churn
-                        .insert(name.to_string(), ChurnMetrics::compute(&p, &eval.churned));
-                    churn_curves.models.push((name.to_string(), p));
-                }
-                churn_curves.labels = eval.churned;
-            } else {
-                fallbacks
-                    .push("churn: too few buyers before the held-out window for a backtest".into());
-            }
-            let (train, newest, btyd) =
-                churn::stacked_examples(history, &plan.cutoffs, plan.horizon);
-            if train.enough() {
-                (
+                    )
+                },
+                || -> Result<std::result::Result<ChurnModel, usize>> {
+                    let (train, newest, btyd) =
+                        churn::stacked_examples(history, &plan.cutoffs, plan.horizon);
+                    if !train.enough() {
+                        return Ok(Err(train.len()));
+                    }
                     churn::fit(
                         &train,
                         &newest,
@@ -163,20 +149,28 @@ pub fn train(
                         options.churn_alpha,
                         horizon_days,
                         btyd,
-                    )?,
-                    horizon_days,
-                )
-            } else {
-                let why = format!(
-                    "churn: {} labelled buyers (need {} with {} per class)",
-                    train.len(),
-                    churn::MIN_EXAMPLES,
-                    churn::MIN_PER_CLASS
-                );
-                (
-                    without_labels(history, as_of, options.horizon_days, &why, &mut fallbacks),
-                    options.horizon_days,
-                )
+                    )
+                    .map(Ok)
+                },
+            );
+            match backtest? {
+                Some((metrics, curves)) => (backtest_churn, churn_curves) = (metrics, curves),
+                None => fallbacks
+                    .push("churn: too few buyers before the held-out window for a backtest".into()),
+            }
+            match fitted? {
+                Ok(model) => (model, horizon_days),
+                Err(labelled) => {
+                    let why = format!(
+                        "churn: {labelled} labelled buyers (need {} with {} per class)",
+                        churn::MIN_EXAMPLES,
+                        churn::MIN_PER_CLASS
+                    );
+                    (
+                        without_labels(history, as_of, options.horizon_days, &why, &mut fallbacks),
+                        options.horizon_days,
+                    )
+                }
             }
         }
         None => {
@@ -296,6 +290,45 @@ pub fn train(
 
 /// The churn model when labels cannot be had: BG/NBD fitted on the buyers if there are enough,
 /// else the recency heuristic; the fallback is named either way.
+/// The churn backtest: augur's model and the two baselines fitted at the backtest cutoffs
+/// (side by side) and scored on the held-out window; `None` when too few buyers for one.
+fn churn_backtest(
+    history: &History,
+    plan: &churn::ChurnPlan,
+    all_columns: &[usize],
+    alpha: f64,
+    horizon_days: f64,
+) -> Result<Option<(BTreeMap<String, ChurnMetrics>, crate::report::ChurnCurves)>> {
+    use rayon::prelude::*;
+    let (train, newest, btyd) =
+        churn::stacked_examples(history, &plan.backtest_cutoffs, plan.horizon);
+    let eval = Examples::at(history, plan.eval_cutoff, plan.horizon, btyd.as_ref());
+    if !(train.enough() && eval.enough()) {
+        return Ok(None);
+    }
+    let candidates: [(&str, &[usize]); 3] = [
+        ("augur", all_columns),
+        ("recency", &[0]),
+        ("rfm_logistic", &RFM_COLUMNS),
+    ];
+    let predictions = candidates
+        .into_par_iter()
+        .map(|(name, columns)| {
+            let m = churn::fit(&train, &newest, columns, alpha, horizon_days, btyd)?;
+            Ok((name.to_string(), churn::predict(&m, &eval)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut metrics = BTreeMap::new();
+    for (name, p) in &predictions {
+        metrics.insert(name.clone(), ChurnMetrics::compute(p, &eval.churned));
+    }
+    let curves = crate::report::ChurnCurves {
+        models: predictions,
+        labels: eval.churned,
+    };
+    Ok(Some((metrics, curves)))
+}
+
 fn without_labels(
     history: &History,
     as_of: i64,
