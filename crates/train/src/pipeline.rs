@@ -288,8 +288,6 @@ pub fn train(
     })
 }
 
-/// The churn model when labels cannot be had: BG/NBD fitted on the buyers if there are enough,
-/// else the recency heuristic; the fallback is named either way.
 /// The churn backtest: augur's model and the two baselines fitted at the backtest cutoffs
 /// (side by side) and scored on the held-out window; `None` when too few buyers for one.
 fn churn_backtest(
@@ -329,6 +327,8 @@ fn churn_backtest(
     Ok(Some((metrics, curves)))
 }
 
+/// The churn model when labels cannot be had: BG/NBD fitted on the buyers if there are enough,
+/// else the recency heuristic; the fallback is named either way.
 fn without_labels(
     history: &History,
     as_of: i64,
