@@ -399,16 +399,9 @@ struct AffinityPart {
 
 /// Fits the recommendation model as of `as_of` and backtests one fitted at `eval_cutoff`.
 fn fit_affinity(history: &History, signals: Signals, w: &Windows) -> AffinityPart {
-    let &Windows {
-        first,
-        as_of,
-        eval_cutoff,
-        eval_horizon,
-        select_window,
-    } = w;
     let mut fallbacks = Vec::new();
-    let (repeat_weight, popularity_weight) = match select_window {
-        Some((from, _)) => affinity::select_blend(history, from, eval_horizon, signals),
+    let (repeat_weight, popularity_weight) = match w.select_window {
+        Some((from, _)) => affinity::select_blend(history, from, w.eval_horizon, signals),
         None => {
             fallbacks.push(
                 "recommendations: history too short to choose blend weights; defaults used".into(),
@@ -419,27 +412,27 @@ fn fit_affinity(history: &History, signals: Signals, w: &Windows) -> AffinityPar
     let bt_affinity = AffinityModel {
         repeat_weight,
         popularity_weight,
-        ..affinity::fit_at(history, eval_cutoff, signals)
+        ..affinity::fit_at(history, w.eval_cutoff, signals)
     };
-    let recommendations = (eval_cutoff > first).then(|| {
+    let recommendations = (w.eval_cutoff > w.first).then(|| {
         affinity::backtest(
             history,
             &bt_affinity,
             &affinity::Window::new(
                 history,
-                eval_cutoff,
-                eval_horizon,
+                w.eval_cutoff,
+                w.eval_horizon,
                 &signals,
                 affinity::EVAL_CONTACTS,
             ),
         )
     });
     // The profiles as of T serve the fit and, later, the contact snapshot.
-    let as_of_profiles = augur_core::affinity::profiles(history, as_of, &signals);
+    let as_of_profiles = augur_core::affinity::profiles(history, w.as_of, &signals);
     let affinity_model = AffinityModel {
         repeat_weight,
         popularity_weight,
-        ..affinity::fit_with_profiles(history, as_of, signals, &as_of_profiles)
+        ..affinity::fit_with_profiles(history, w.as_of, signals, &as_of_profiles)
     };
 
     AffinityPart {
@@ -464,33 +457,26 @@ struct SendTimePart {
 
 /// Fits the send-time model as of `as_of` and backtests one fitted at `eval_cutoff`.
 fn fit_send_time(history: &History, w: &Windows) -> Result<SendTimePart> {
-    let &Windows {
-        first,
-        as_of,
-        eval_cutoff,
-        eval_horizon,
-        select_window,
-    } = w;
     let mut fallbacks = Vec::new();
     // The counts at the two earlier instants are independent passes over the history: side by side.
     let (select_counts, eval_counts) = rayon::join(
         || {
-            select_window
-                .filter(|(from, _)| *from > first)
+            w.select_window
+                .filter(|(from, _)| *from > w.first)
                 .map(|(from, _)| send_time::CountsAt::new(history, from))
         },
-        || (eval_cutoff > first).then(|| send_time::CountsAt::new(history, eval_cutoff)),
+        || (w.eval_cutoff > w.first).then(|| send_time::CountsAt::new(history, w.eval_cutoff)),
     );
-    if eval_cutoff <= first {
+    if w.eval_cutoff <= w.first {
         fallbacks.push(format!(
             "recommendations and send time: history shorter than the {:.0}-day held-out window; fitted but not backtested",
-            eval_horizon as f64 / DAY as f64
+            w.eval_horizon as f64 / DAY as f64
         ));
     }
     let mut backtest_send = BTreeMap::new();
     if let Some(eval_counts) = &eval_counts {
         let bt_send = send_time::fit(history, eval_counts, select_counts.as_ref())?;
-        let held_out = send_time::engagements_between(history, eval_cutoff, as_of);
+        let held_out = send_time::engagements_between(history, w.eval_cutoff, w.as_of);
         if held_out.is_empty() {
             fallbacks.push(
                 "send time: no e-mail engagement in the held-out window; not backtested".into(),
@@ -508,7 +494,7 @@ fn fit_send_time(history: &History, w: &Windows) -> Result<SendTimePart> {
         }
     }
     drop(select_counts);
-    let as_of_counts = send_time::CountsAt::new(history, as_of);
+    let as_of_counts = send_time::CountsAt::new(history, w.as_of);
     let send_model = send_time::fit(history, &as_of_counts, eval_counts.as_ref())?;
     let send_time_samples = most_engaged(history, &as_of_counts.counts, &send_model, 3);
     // Kept for the snapshot, which needs the same counts (same weights, same instant).
