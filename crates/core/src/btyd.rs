@@ -73,12 +73,22 @@ pub fn ln_gamma(x: f64) -> f64 {
 impl BgNbd {
     /// Log-likelihood of one buyer.
     pub fn ln_likelihood(&self, c: &Rfa) -> f64 {
+        self.ln_likelihood_given(c, self.repeat_term(c.x))
+    }
+
+    /// The part of the log-likelihood that depends on the buyer only through its repeat count
+    /// `x`: the same for every buyer with that count, and most of the cost (six ln Γ).
+    fn repeat_term(&self, x: f64) -> f64 {
+        let Self { r, alpha, a, b } = *self;
+        ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln() + ln_gamma(a + b) + ln_gamma(b + x)
+            - ln_gamma(b)
+            - ln_gamma(a + b + x)
+    }
+
+    /// [`BgNbd::ln_likelihood`] with the buyer's [`BgNbd::repeat_term`] already computed.
+    fn ln_likelihood_given(&self, c: &Rfa, common: f64) -> f64 {
         let Self { r, alpha, a, b } = *self;
         let x = c.x;
-        let common =
-            ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln() + ln_gamma(a + b) + ln_gamma(b + x)
-                - ln_gamma(b)
-                - ln_gamma(a + b + x);
         let survived = -(r + x) * (alpha + c.age).ln();
         if x > 0.0 {
             let dropped = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + c.t_x).ln();
@@ -116,6 +126,15 @@ impl BgNbd {
         }
         let step = buyers.len().div_ceil(50_000).max(1);
         let sample: Vec<Rfa> = buyers.iter().step_by(step).copied().collect();
+        // Repeat counts are few and shared by many buyers: each evaluation computes the
+        // count-only term once per distinct count.
+        let mut counts: Vec<f64> = sample.iter().map(|c| c.x).collect();
+        counts.sort_by(f64::total_cmp);
+        counts.dedup();
+        let count_of: Vec<usize> = sample
+            .iter()
+            .map(|c| counts.partition_point(|x| *x < c.x))
+            .collect();
         let objective = |p: &[f64; 4]| -> f64 {
             let m = Self {
                 r: p[0].exp(),
@@ -123,7 +142,12 @@ impl BgNbd {
                 a: p[2].exp(),
                 b: p[3].exp(),
             };
-            let ll: f64 = sample.iter().map(|c| m.ln_likelihood(c)).sum();
+            let terms: Vec<f64> = counts.iter().map(|&x| m.repeat_term(x)).collect();
+            let ll: f64 = sample
+                .iter()
+                .zip(&count_of)
+                .map(|(c, &i)| m.ln_likelihood_given(c, terms[i]))
+                .sum();
             if ll.is_finite() { -ll } else { f64::INFINITY }
         };
         let best = nelder_mead(objective, [0.0, 1.0, 0.0, 0.0], 600);
