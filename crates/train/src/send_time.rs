@@ -222,26 +222,49 @@ pub fn fit(
             (fold(&own), n, cluster)
         });
     }
+    // What each held-out engagement reads, gathered once for all the trials: the contact's own
+    // mass at that hour, its total, its cluster's share (if it has a cluster) and the population's.
+    let trial_rows: Vec<(f64, f64, Option<f64>, f64)> = held_out
+        .iter()
+        .map(|&(c, how)| {
+            let (own, n, cluster) = &parts[&c];
+            let h = how % 24;
+            (
+                own[h],
+                *n,
+                cluster.map(|k| cluster_hod[k][h]),
+                population_hod[h],
+            )
+        })
+        .collect();
+    drop(parts);
+    let trials: Vec<(f64, f64)> = KAPPA_GRID
+        .iter()
+        .flat_map(|&kc| KAPPA_GRID.iter().map(move |&kp| (kc, kp)))
+        .collect();
+    let lls: Vec<f64> = {
+        use rayon::prelude::*;
+        trials
+            .par_iter()
+            .map(|&(kc, kp)| {
+                let mut ll = 0.0;
+                for &(own, n, cluster, population) in &trial_rows {
+                    let kc = if cluster.is_some() { kc } else { 0.0 };
+                    let mass = own + kc * cluster.unwrap_or(0.0) + kp * population;
+                    ll += (mass / (n + kc + kp)).max(1e-12).ln();
+                }
+                ll
+            })
+            .collect()
+    };
     let mut best = (
         f64::NEG_INFINITY,
         model.kappa_cluster,
         model.kappa_population,
     );
-    for &kc in &KAPPA_GRID {
-        for &kp in &KAPPA_GRID {
-            let mut ll = 0.0;
-            for &(c, how) in &held_out {
-                let (own, n, cluster) = &parts[&c];
-                let h = how % 24;
-                let kc = if cluster.is_some() { kc } else { 0.0 };
-                let mass = own[h]
-                    + kc * cluster.map_or(0.0, |k| cluster_hod[k][h])
-                    + kp * population_hod[h];
-                ll += (mass / (n + kc + kp)).max(1e-12).ln();
-            }
-            if ll > best.0 {
-                best = (ll, kc, kp);
-            }
+    for (&ll, &(kc, kp)) in lls.iter().zip(&trials) {
+        if ll > best.0 {
+            best = (ll, kc, kp);
         }
     }
     model.kappa_cluster = best.1;
