@@ -317,18 +317,7 @@ pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> Af
                 .filter(|p| !owned.contains(p))
                 .collect();
             let country = history.contacts.country[c as usize];
-            let rec = |mode| -> Vec<u32> {
-                let request = Request {
-                    mode,
-                    k: 10,
-                    filters: Filters::default(),
-                };
-                model
-                    .recommend(prof, country, &request, &Catalog::default())
-                    .into_iter()
-                    .map(|(p, _)| p)
-                    .collect()
-            };
+            let rec = |mode| top_10(model, prof, country, mode);
             let popular_new: Vec<u32> = popular
                 .iter()
                 .copied()
@@ -373,6 +362,44 @@ pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> Af
     }
 }
 
+/// The model's ten best products for one contact, unfiltered.
+fn top_10(model: &AffinityModel, profile: &Profile, country: Option<&str>, mode: Mode) -> Vec<u32> {
+    let request = Request {
+        mode,
+        k: 10,
+        filters: Filters::default(),
+    };
+    model
+        .recommend(profile, country, &request, &Catalog::default())
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Recall@10 over all items of the model's replenish lists: the one figure [`select_blend`]
+/// compares, without ranking the other five lists of a full [`backtest`].
+fn replenish_recall(history: &History, model: &AffinityModel, window: &Window) -> f64 {
+    use rayon::prelude::*;
+    let ranked: Vec<Vec<u32>> = window
+        .contacts
+        .par_iter()
+        .map(|&c| {
+            let country = history.contacts.country[c as usize];
+            top_10(
+                model,
+                &window.profiles[c as usize],
+                country,
+                Mode::Replenish,
+            )
+        })
+        .collect();
+    let mut score = RecScore::default();
+    for (ranked, c) in ranked.iter().zip(&window.contacts) {
+        score.add(ranked, &window.future[c]);
+    }
+    score.finish().recall_at_10
+}
+
 /// Chooses the repeat and popularity weights on an earlier window (recall@10, all items).
 pub fn select_blend(history: &History, cutoff: i64, horizon: i64, signals: Signals) -> (f64, f64) {
     let model = fit_at(history, cutoff, signals);
@@ -389,7 +416,7 @@ pub fn select_blend(history: &History, cutoff: i64, horizon: i64, signals: Signa
                 popularity_weight: popularity,
                 ..model.clone()
             };
-            let r = backtest(history, &trial, &window).all_items["augur"].recall_at_10;
+            let r = replenish_recall(history, &trial, &window);
             if r > best.0 {
                 best = (r, repeat, popularity);
             }
