@@ -10,7 +10,7 @@ use augur_core::features::{
 use augur_core::model::ChurnModel;
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ShapeBuilder};
 
 use crate::error::{Error, Result};
 
@@ -20,7 +20,7 @@ pub const MIN_EXAMPLES: usize = 50;
 /// See [`MIN_EXAMPLES`].
 pub const MIN_PER_CLASS: usize = 10;
 /// Training rows are capped (a deterministic subsample) to keep fitting fast on large shops.
-pub const MAX_TRAINING_ROWS: usize = 150_000;
+pub const MAX_TRAINING_ROWS: usize = 100_000;
 
 /// Column indexes of the RFM baseline: recency, frequency, average order value.
 pub const RFM_COLUMNS: [usize; 3] = [0, 1, 3];
@@ -123,7 +123,9 @@ pub fn fit(
         .iter_mut()
         .for_each(|s| *s = (*s / rows.len().max(1) as f64).sqrt().max(1e-9));
 
-    let x = Array2::from_shape_fn((rows.len(), k), |(r, j)| {
+    // Column-major, so that the gradient's `xᵀ·r` reads each feature contiguously: row-major
+    // made every L-BFGS step stride across the whole matrix once per feature (3× slower).
+    let x = Array2::from_shape_fn((rows.len(), k).f(), |(r, j)| {
         (train.rows[rows[r]][columns[j]] - mean[j]) / scale[j]
     });
     let y = Array1::from_iter(rows.iter().map(|&i| train.churned[i]));
