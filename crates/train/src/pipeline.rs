@@ -125,7 +125,7 @@ pub fn train(
             }
             let horizon_days = plan.horizon as f64 / DAY as f64;
             // The backtest's fits and the final fit read the history independently: they run
-            // side by side (a logistic fit on up to 150k rows is most of this stage).
+            // side by side (the logistic fits are most of the churn work).
             let (backtest, fitted) = rayon::join(
                 || {
                     churn_backtest(
