@@ -22,6 +22,9 @@ pub const MIN_PER_CLASS: usize = 10;
 /// Training rows are capped (a deterministic subsample) to keep fitting fast on large shops.
 pub const MAX_TRAINING_ROWS: usize = 100_000;
 
+/// L-BFGS iterations of every churn fit (linfa's logistic regression).
+pub const MAX_ITERATIONS: u64 = 100;
+
 /// Column indexes of the RFM baseline: recency, frequency, average order value.
 pub const RFM_COLUMNS: [usize; 3] = [0, 1, 3];
 
@@ -131,7 +134,7 @@ pub fn fit(
     let y = Array1::from_iter(rows.iter().map(|&i| train.churned[i]));
     let fitted = LogisticRegression::default()
         .alpha(alpha)
-        .max_iterations(100)
+        .max_iterations(MAX_ITERATIONS)
         .fit(&Dataset::new(x, y))
         .map_err(|e| Error::Fit(format!("churn logistic regression: {e}")))?;
 
@@ -184,7 +187,7 @@ fn platt(model: &ChurnModel, ex: &Examples) -> Result<(f64, f64)> {
     let y = Array1::from_iter(rows.iter().map(|&i| ex.churned[i]));
     let fitted = LogisticRegression::default()
         .alpha(1e-6)
-        .max_iterations(100)
+        .max_iterations(MAX_ITERATIONS)
         .fit(&Dataset::new(x, y))
         .map_err(|e| Error::Fit(format!("churn calibration: {e}")))?;
     let (a, b) = (fitted.params()[0], fitted.intercept());

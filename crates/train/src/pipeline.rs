@@ -240,7 +240,7 @@ pub fn train(
     ]);
     let fingerprint = fingerprint(history);
     let hyperparameters = serde_json::json!({
-        "churn": { "model": "logistic_regression", "alpha": options.churn_alpha, "features": CHURN_FEATURES, "cutoffs": plan.as_ref().map(|p| p.cutoffs.iter().map(|c| format_utc(*c)).collect::<Vec<_>>()), "calibration": "platt" },
+        "churn": { "model": "logistic_regression", "alpha": options.churn_alpha, "features": CHURN_FEATURES, "cutoffs": plan.as_ref().map(|p| p.cutoffs.iter().map(|c| format_utc(*c)).collect::<Vec<_>>()), "calibration": "platt", "max_training_rows": churn::MAX_TRAINING_ROWS, "max_iterations": churn::MAX_ITERATIONS },
         "affinity": { "neighbors": affinity::NEIGHBORS, "signals": signals, "repeat_weight": repeat_weight, "popularity_weight": popularity_weight },
         "send_time": { "clusters": send_model.clusters.len(), "kappa_cluster": send_model.kappa_cluster, "kappa_population": send_model.kappa_population, "weights": send_model.weights },
     });
