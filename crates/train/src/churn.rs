@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 pub const MIN_EXAMPLES: usize = 50;
 /// See [`MIN_EXAMPLES`].
 pub const MIN_PER_CLASS: usize = 10;
-/// Training rows are capped (a deterministic subsample) to keep fitting fast on large shops.
+/// Rows of each churn fit, and of its Platt calibration, are capped (a deterministic, evenly
+/// spread subsample) to keep fitting fast on large shops.
 pub const MAX_TRAINING_ROWS: usize = 100_000;
 
 /// L-BFGS iterations of every churn fit (linfa's logistic regression).
@@ -199,10 +200,13 @@ fn platt(model: &ChurnModel, ex: &Examples) -> Result<(f64, f64)> {
     })
 }
 
-/// Every `step`-th index, so that at most `cap` rows are used, spread over all rows.
+/// All of `0..n`, or `cap` indexes spread evenly over it when there are more: a cap of 100k on
+/// 138k rows keeps 100k of them (every second row would keep only 69k).
 fn subsample(n: usize, cap: usize) -> Vec<usize> {
-    let step = n.div_ceil(cap).max(1);
-    (0..n).step_by(step).collect()
+    if n <= cap {
+        return (0..n).collect();
+    }
+    (0..cap).map(|i| i * n / cap).collect()
 }
 
 /// The fallback when there are too few buyers to fit: risk rises with recency against the
@@ -314,4 +318,22 @@ pub fn stacked_examples(
         all.extend(examples);
     }
     (all, newest, btyd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subsample;
+
+    #[test]
+    fn subsample_keeps_every_row_up_to_the_cap_then_exactly_the_cap_spread_out() {
+        assert_eq!(subsample(5, 10), vec![0, 1, 2, 3, 4]);
+        let kept = subsample(138_000, 100_000);
+        assert_eq!(kept.len(), 100_000);
+        assert!(kept.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(kept.first(), Some(&0));
+        assert!(
+            kept.last()
+                .is_some_and(|&i| (137_000..138_000).contains(&i))
+        );
+    }
 }
