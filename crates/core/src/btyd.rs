@@ -130,10 +130,10 @@ impl BgNbd {
         // count-only term once per distinct count.
         let mut counts: Vec<f64> = sample.iter().map(|c| c.x).collect();
         counts.sort_by(f64::total_cmp);
-        counts.dedup();
+        counts.dedup_by(|a, b| a.total_cmp(b).is_eq());
         let count_of: Vec<usize> = sample
             .iter()
-            .map(|c| counts.partition_point(|x| *x < c.x))
+            .map(|c| counts.partition_point(|x| x.total_cmp(&c.x).is_lt()))
             .collect();
         let objective = |p: &[f64; 4]| -> f64 {
             let m = Self {
