@@ -36,7 +36,8 @@ fn training(c: &mut Criterion) {
     let history = history(contacts);
     let (first, last) = history.event_span().expect("demo events");
     let as_of = last + 1;
-    let plan = churn::plan(first, as_of, 90 * DAY).expect("a demo history is long enough");
+    let plan =
+        churn::plan(first, as_of, 90 * DAY).expect("AUGUR_BENCH_CONTACTS too small: no churn plan");
     let (examples, newest, btyd) = churn::stacked_examples(&history, &plan.cutoffs, plan.horizon);
     let all: Vec<usize> = (0..CHURN_FEATURES.len()).collect();
     let horizon_days = plan.horizon as f64 / DAY as f64;
@@ -61,7 +62,10 @@ fn training(c: &mut Criterion) {
     group.throughput(Throughput::Elements(examples.len() as u64));
     group.bench_function("churn_logistic_fit", |b| {
         b.iter(|| {
-            black_box(churn::fit(&examples, &newest, &all, 1.0, horizon_days, btyd).expect("fit"))
+            black_box(
+                churn::fit(&examples, &newest, &all, 1.0, horizon_days, btyd)
+                    .expect("AUGUR_BENCH_CONTACTS too small: too few labelled buyers"),
+            )
         });
     });
     group.throughput(Throughput::Elements(buyers.len() as u64));
