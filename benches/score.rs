@@ -8,22 +8,15 @@
 
 use std::hint::black_box;
 
-use augur_core::Config;
 use augur_core::affinity::{Filters, Mode, Request};
 use augur_core::artifact::Artifact;
 use augur_core::snapshot::{self, default_request};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+mod common;
+
 fn trained(contacts: u64) -> (tempfile::TempDir, Artifact, augur_core::History) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let spec = augur_synth::DemoSpec {
-        contacts,
-        ..augur_synth::DemoSpec::default()
-    };
-    augur_synth::generate(&spec, dir.path(), &|_| {}).expect("generate");
-    let config = Config::load(Some(&dir.path().join("augur.toml")))
-        .expect("config")
-        .0;
+    let (dir, config) = common::demo(contacts);
     let (history, _) = augur_core::load::load(&config).expect("load");
     let options = augur_train::pipeline::TrainOptions::default();
     let trained = augur_train::pipeline::train(&history, &options, "bench", "2026-11-28T00:00:00Z")
@@ -34,11 +27,7 @@ fn trained(contacts: u64) -> (tempfile::TempDir, Artifact, augur_core::History) 
 }
 
 fn scoring(c: &mut Criterion) {
-    let contacts: u64 = std::env::var("AUGUR_BENCH_CONTACTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let (_dir, artifact, history) = trained(contacts);
+    let (_dir, artifact, history) = trained(common::contacts(20_000));
     let models = artifact.models();
     let snapshot = &artifact.snapshot;
     let n = snapshot.len();

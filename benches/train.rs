@@ -7,7 +7,6 @@
 
 use std::hint::black_box;
 
-use augur_core::Config;
 use augur_core::btyd::BgNbd;
 use augur_core::features::{CHURN_FEATURES, buyers_rfa, contact_states};
 use augur_core::time::DAY;
@@ -15,25 +14,15 @@ use augur_train::churn;
 use augur_train::pipeline::{TrainOptions, train};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+mod common;
+
 fn history(contacts: u64) -> augur_core::History {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let spec = augur_synth::DemoSpec {
-        contacts,
-        ..augur_synth::DemoSpec::default()
-    };
-    augur_synth::generate(&spec, dir.path(), &|_| {}).expect("generate");
-    let config = Config::load(Some(&dir.path().join("augur.toml")))
-        .expect("config")
-        .0;
+    let (_dir, config) = common::demo(contacts);
     augur_core::load::load(&config).expect("load").0
 }
 
 fn training(c: &mut Criterion) {
-    let contacts: u64 = std::env::var("AUGUR_BENCH_CONTACTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let history = history(contacts);
+    let history = history(common::contacts(10_000));
     let (first, last) = history.event_span().expect("demo events");
     let as_of = last + 1;
     let plan =
