@@ -434,10 +434,8 @@ impl SendTimeModel {
             }
             None => std::array::from_fn(|h| self.kappa_population * population[h]),
         };
-        for (h, w) in b.own.entries() {
-            for (offset, share) in SPREAD {
-                mass[(h + offset) % HOURS] += share * w;
-            }
+        for (h, v) in b.own.smoothed() {
+            mass[h] += v;
         }
         mass
     }
