@@ -226,16 +226,19 @@ impl Snapshot {
 
     /// Contact `c`'s weighted product history.
     pub fn profile(&self, c: usize) -> Profile {
+        self.profile_entries(c).collect()
+    }
+
+    /// Contact `c`'s (product, bought weight, web weight), read in place.
+    fn profile_entries(&self, c: usize) -> impl Iterator<Item = (u32, f64, f64)> + '_ {
         let range = self.profile_offsets[c] as usize..self.profile_offsets[c + 1] as usize;
-        range
-            .map(|i| {
-                (
-                    self.profile_product[i],
-                    f64::from(self.profile_bought[i]),
-                    f64::from(self.profile_web[i]),
-                )
-            })
-            .collect()
+        range.map(|i| {
+            (
+                self.profile_product[i],
+                f64::from(self.profile_bought[i]),
+                f64::from(self.profile_web[i]),
+            )
+        })
     }
 
     /// Contact `c`'s weighted engagement by local hour of week: the hours it engaged in.
@@ -409,11 +412,9 @@ impl Snapshot {
 
     /// Category → share of contact `c`'s product interest, highest first.
     pub fn category_affinity(&self, c: usize) -> Vec<(u32, f64)> {
-        let range = self.profile_offsets[c] as usize..self.profile_offsets[c + 1] as usize;
-        let weights = range.map(|i| {
-            let (bought, web) = (self.profile_bought[i], self.profile_web[i]);
-            (self.profile_product[i], f64::from(bought) + f64::from(web))
-        });
+        let weights = self
+            .profile_entries(c)
+            .map(|(p, bought, web)| (p, bought + web));
         category_affinity(weights, &self.products.category)
     }
 }
