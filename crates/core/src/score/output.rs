@@ -84,7 +84,6 @@ struct OutputWriter {
     profile: ColumnDescPtr,
     /// Memory the profile column is encoded in, kept from row group to row group.
     profile_buffers: ProfileBuffers,
-    row_groups: usize,
 }
 
 impl OutputWriter {
@@ -117,7 +116,6 @@ impl OutputWriter {
             encoders,
             profile,
             profile_buffers: ProfileBuffers::default(),
-            row_groups: 0,
         })
     }
 
@@ -125,7 +123,9 @@ impl OutputWriter {
     fn write(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
         let schema = batch.schema();
         // One leaf per column: the output has lists of scalars, never structs.
-        let encoders = self.encoders.create_column_writers(self.row_groups)?;
+        // The next row group's index: one per row group flushed so far.
+        let index = self.file.flushed_row_groups().len();
+        let encoders = self.encoders.create_column_writers(index)?;
         let mut row_group = self.file.next_row_group()?;
         for ((field, column), mut encoder) in
             schema.fields().iter().zip(batch.columns()).zip(encoders)
@@ -142,7 +142,6 @@ impl OutputWriter {
             }
         }
         row_group.close()?;
-        self.row_groups += 1;
         Ok(())
     }
 }
