@@ -21,7 +21,7 @@ pub struct EngagementWeights {
     pub open: f64,
     /// A web event.
     pub web: f64,
-    /// An order line.
+    /// An order (once per order, at its first line).
     pub order: f64,
     /// Half-life of an engagement's weight, in days: recent behaviour counts more.
     pub half_life_days: f64,
@@ -188,9 +188,17 @@ pub fn engagement_counts(history: &History, t: i64, w: &EngagementWeights) -> Ve
             add(web.contact[i], web.at[i], w.web);
         }
     }
+    // An order is one engagement at the moment it was placed, however many lines it has: a
+    // basket of 40 lines says no more about when the contact shops than a basket of one.
+    // Returns are not a moment the contact chose to shop.
     let o = &history.orders;
+    let mut last_order: Vec<u32> = vec![u32::MAX; history.contacts.len()];
     for i in 0..rows_before(&o.at, t) {
-        add(o.contact[i], o.at[i], w.order);
+        let c = o.contact[i] as usize;
+        if o.quantity[i] > 0.0 && last_order[c] != o.order[i] {
+            last_order[c] = o.order[i];
+            add(o.contact[i], o.at[i], w.order);
+        }
     }
     counts
 }

@@ -477,9 +477,9 @@ fn fit_send_time(history: &History, w: &Windows) -> Result<SendTimePart> {
     if let Some(eval_counts) = &eval_counts {
         let bt_send = send_time::fit(history, eval_counts, select_counts.as_ref())?;
         let held_out = send_time::engagements_between(history, w.eval_cutoff, w.as_of);
-        if held_out.is_empty() {
+        if held_out.events.is_empty() {
             fallbacks.push(
-                "send time: no e-mail engagement in the held-out window; not backtested".into(),
+                "send time: no e-mail, order or web engagement in the held-out window; not backtested".into(),
             );
         } else {
             let predicted = |c: u32| bt_send.predict(&eval_counts.counts[c as usize]).profile;

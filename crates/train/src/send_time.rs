@@ -2,7 +2,7 @@
 //! the send-to-open delay, and shrinkage strengths chosen on held-out engagement.
 
 use augur_core::History;
-use augur_core::contract::EmailEventKind;
+use augur_core::contract::{EmailEventKind, WebEventKind};
 use augur_core::features::{is_machine_open, rows_before};
 use augur_core::send_time::{
     EngagementWeights, HOURS, SendTimeModel, engagement_counts, history_clock, hour_of_day,
@@ -24,7 +24,10 @@ pub const MIN_CLUSTER_WEIGHT: f64 = 5.0;
 /// Held-out send-time metrics, on hours of the day (24 bins) as is usual for this task.
 #[derive(Debug, Clone, Serialize)]
 pub struct SendTimeMetrics {
-    /// Held-out engagements (human opens and clicks) scored.
+    /// Which engagement was held out: `email` (human opens and clicks) or `orders_and_web`
+    /// (the first line of each order and each web event, when there is no e-mail engagement).
+    pub engagement: &'static str,
+    /// Held-out engagements scored.
     pub n: usize,
     /// Mean log-likelihood per engagement of its hour of day (nats).
     pub log_likelihood: f64,
@@ -34,8 +37,41 @@ pub struct SendTimeMetrics {
     pub within_1h_hit_rate: f64,
 }
 
-/// Held-out engagements in `[from, to)`: (contact, local hour of week).
-pub fn engagements_between(history: &History, from: i64, to: i64) -> Vec<(u32, usize)> {
+/// Engagements in a held-out window: (contact, local hour of week), and of which kind.
+#[derive(Debug, Clone, Default)]
+pub struct HeldOut {
+    /// The engagements, in time order.
+    pub events: Vec<(u32, usize)>,
+    /// `email`, `orders_and_web`, or `none` when the window holds no engagement at all.
+    pub kind: &'static str,
+}
+
+/// Held-out engagements in `[from, to)`: human opens and clicks where the window has any,
+/// else the contact's own shopping moments (each order once, at its first line, and web
+/// events other than searches), so that send time is validated on whatever engagement a
+/// shop's exports hold.
+pub fn engagements_between(history: &History, from: i64, to: i64) -> HeldOut {
+    let email = email_engagements_between(history, from, to);
+    if !email.is_empty() {
+        return HeldOut {
+            events: email,
+            kind: "email",
+        };
+    }
+    let shopping = shopping_between(history, from, to);
+    let kind = if shopping.is_empty() {
+        "none"
+    } else {
+        "orders_and_web"
+    };
+    HeldOut {
+        events: shopping,
+        kind,
+    }
+}
+
+/// Human opens and clicks in `[from, to)` (machine opens count zero).
+fn email_engagements_between(history: &History, from: i64, to: i64) -> Vec<(u32, usize)> {
     let e = &history.email_events;
     let zone = &history.contacts.timezone;
     let clock = history_clock(history, from);
@@ -60,15 +96,39 @@ pub fn engagements_between(history: &History, from: i64, to: i64) -> Vec<(u32, u
     out
 }
 
+/// Orders (once each, at their first line) and web events other than searches in `[from, to)`.
+fn shopping_between(history: &History, from: i64, to: i64) -> Vec<(u32, usize)> {
+    let zone = &history.contacts.timezone;
+    let clock = history_clock(history, to);
+    let o = &history.orders;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for i in rows_before(&o.at, from)..rows_before(&o.at, to) {
+        if o.quantity[i] > 0.0 && seen.insert(o.order[i]) {
+            let c = o.contact[i];
+            out.push((c, clock.hour_of_week(o.at[i], zone[c as usize])));
+        }
+    }
+    let web = &history.web_events;
+    for i in rows_before(&web.at, from)..rows_before(&web.at, to) {
+        if web.kind[i] != WebEventKind::Search {
+            let c = web.contact[i];
+            out.push((c, clock.hour_of_week(web.at[i], zone[c as usize])));
+        }
+    }
+    out
+}
+
 /// Scores profiles (one per contact, via `profile_of`) on held-out engagements.
 pub fn evaluate(
-    held_out: &[(u32, usize)],
+    held_out: &HeldOut,
     mut profile_of: impl FnMut(u32) -> Vec<f64>,
 ) -> SendTimeMetrics {
+    let (kind, held_out) = (held_out.kind, &held_out.events);
     let (mut ll, mut top1, mut near) = (0.0, 0usize, 0usize);
     let mut cache: std::collections::HashMap<u32, ([f64; 24], usize)> =
         std::collections::HashMap::new();
-    for &(c, how) in held_out {
+    for &(c, how) in held_out.iter() {
         let (hod, best) = *cache.entry(c).or_insert_with(|| {
             let hod = hour_of_day(&profile_of(c));
             let best = (0..24)
@@ -84,6 +144,7 @@ pub fn evaluate(
     }
     let n = held_out.len().max(1) as f64;
     SendTimeMetrics {
+        engagement: kind,
         n: held_out.len(),
         log_likelihood: ll / n,
         top1_hit_rate: top1 as f64 / n,
@@ -153,7 +214,12 @@ fn priors(counts: &[[f32; HOURS]]) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
     Ok((population, clusters))
 }
 
-const KAPPA_GRID: [f64; 7] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
+/// Pseudo-counts tried for the cluster prior (zero: no cluster) and the population prior.
+const KAPPA_GRID: [f64; 10] = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+/// A population pseudo-count so large that the contact's own engagement no longer counts:
+/// the global profile itself is one of the candidates, so the chosen model is never worse
+/// than it on the selection window.
+pub const GLOBAL_ONLY: f64 = 1e9;
 
 /// Engagement counts per contact as of an instant, computed once and shared by the fits and
 /// evaluations that need them (each pass reads every event before that instant).
@@ -198,7 +264,7 @@ pub fn fit(
         return Ok(model);
     };
     let earlier = &select.counts;
-    let mut held_out = engagements_between(history, select.t, t);
+    let mut held_out = engagements_between(history, select.t, t).events;
     if held_out.is_empty() {
         return Ok(model);
     }
@@ -240,7 +306,8 @@ pub fn fit(
     drop(parts);
     let trials: Vec<(f64, f64)> = KAPPA_GRID
         .iter()
-        .flat_map(|&kc| KAPPA_GRID.iter().map(move |&kp| (kc, kp)))
+        .flat_map(|&kc| KAPPA_GRID[1..].iter().map(move |&kp| (kc, kp)))
+        .chain([(0.0, GLOBAL_ONLY)])
         .collect();
     let lls: Vec<f64> = {
         use rayon::prelude::*;
