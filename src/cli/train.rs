@@ -136,6 +136,15 @@ pub fn print_summary(backtest: &Backtest, fallbacks: &[String]) {
             );
         }
     }
+    if !backtest.served.is_empty() {
+        println!();
+    }
+    for line in &backtest.served {
+        println!("serves {line}");
+    }
+    for line in &backtest.losses {
+        println!("\nWARNING {line}");
+    }
     for f in fallbacks {
         println!("\nfallback: {f}");
     }

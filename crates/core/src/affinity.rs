@@ -79,25 +79,141 @@ impl Default for Signals {
     }
 }
 
+/// Names of the candidate features the ranker weighs, in [`Ranker::weights`] order. For a
+/// product the contact bought: whether it did, how many orders held it, its time-decayed
+/// purchase weight, the days since the last purchase, its share of the contact's most-bought
+/// count, how due it is (days since the last purchase over the usual repurchase interval, the
+/// contact's own when it bought the product twice or more, else the product's), and whether it
+/// was bought twice or more. For every candidate: the item-to-item score from the contact's
+/// history, recent popularity, the product's repeat rate and the contact's web interest in it.
+pub const RANK_FEATURES: [&str; 13] = [
+    "owned",
+    "ln_orders",
+    "ln_bought",
+    "ln_days_since_last",
+    "orders_share",
+    "ln_due",
+    "ln_due_squared",
+    "repeated",
+    "item_to_item",
+    "popularity",
+    "repeat_rate",
+    "ln_web",
+    "owned_item_to_item",
+];
+
+/// Number of ranker features.
+pub const RANK_FEATURE_COUNT: usize = RANK_FEATURES.len();
+
+/// Linear scores over [`RANK_FEATURES`]: a candidate's score is `weights · features` (no
+/// intercept: only the order matters). Fitted as a logistic regression on a window before the
+/// held-out one, or one of the baselines when that window says the baseline ranks better.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ranker {
+    /// What the weights are: `learned_ranker`, `own_most_bought`, `popularity` or `default`.
+    pub source: String,
+    /// One weight per feature, in raw (unscaled) feature units.
+    pub weights: [f64; RANK_FEATURE_COUNT],
+}
+
+impl Ranker {
+    /// From (feature name, weight) pairs; unnamed features weigh zero.
+    pub fn from_named(source: &str, named: &[(&str, f64)]) -> Self {
+        let mut weights = [0.0; RANK_FEATURE_COUNT];
+        for (name, w) in named {
+            if let Some(i) = RANK_FEATURES.iter().position(|f| f == name) {
+                weights[i] = *w;
+            }
+        }
+        Self {
+            source: source.to_string(),
+            weights,
+        }
+    }
+
+    /// The contact's own most-bought products (by orders, then decayed weight), then popular
+    /// ones: the first baseline a data scientist tries for repeat purchases.
+    pub fn own_most_bought() -> Self {
+        Self::from_named(
+            "own_most_bought",
+            &[
+                ("owned", 1e3),
+                ("ln_orders", 1.0),
+                ("ln_bought", 1e-3),
+                ("popularity", 1e-4),
+            ],
+        )
+    }
+
+    /// Recent popularity alone.
+    pub fn popularity() -> Self {
+        Self::from_named("popularity", &[("popularity", 1.0)])
+    }
+
+    /// Weights used when the history is too short to fit any: own purchases by count, then
+    /// the item-to-item score, then popularity.
+    pub fn default_replenish() -> Self {
+        Self::from_named(
+            "default",
+            &[
+                ("owned", 2.0),
+                ("ln_orders", 1.0),
+                ("item_to_item", 0.5),
+                ("popularity", 0.1),
+            ],
+        )
+    }
+
+    /// [`Ranker::default_replenish`] for products new to the contact.
+    pub fn default_discover() -> Self {
+        Self::from_named("default", &[("item_to_item", 1.0), ("popularity", 0.1)])
+    }
+
+    /// The score of one candidate's features.
+    pub fn score(&self, features: &[f64; RANK_FEATURE_COUNT]) -> f64 {
+        self.weights.iter().zip(features).map(|(w, x)| w * x).sum()
+    }
+}
+
+/// The ranker of each mode.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rankers {
+    /// Replenish mode: every product.
+    pub replenish: Ranker,
+    /// Discover mode: products new to the contact.
+    pub discover: Ranker,
+}
+
+impl Default for Rankers {
+    fn default() -> Self {
+        Self {
+            replenish: Ranker::default_replenish(),
+            discover: Ranker::default_discover(),
+        }
+    }
+}
+
 /// Fitted affinity model. Product indexes refer to `product_ids`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AffinityModel {
     /// External product ids, in the model's index order.
     pub product_ids: Vec<String>,
-    /// Per product: the most similar products and their similarity.
+    /// Per product: the products its purchase predicts and the item-to-item weight
+    /// (EASE, Steck 2019: closed-form item–item regression over the most-bought products).
     pub neighbors: Vec<Vec<(u32, f32)>>,
     /// Recent popularity per product, max 1.
     pub popularity: Vec<f32>,
     /// Share of a product's buyers who bought it again.
     pub repeat_rate: Vec<f32>,
+    /// Per product: the median days between two purchases of it by the same contact
+    /// (the median over products where unknown).
+    pub repurchase_days: Vec<f32>,
     /// Most popular products per country (ISO code), best first.
     pub popular_by_country: BTreeMap<String, Vec<u32>>,
     /// Signal weights.
     pub signals: Signals,
-    /// Weight of the contact's own past purchases (scaled by repeat rate) in replenish mode.
-    pub repeat_weight: f64,
-    /// Weight of popularity.
-    pub popularity_weight: f64,
+    /// How candidates are ranked in each mode.
+    pub rankers: Rankers,
 }
 
 /// Per-thread sums of [`AffinityModel::scores`]: a dense array by product, with a generation
@@ -164,12 +280,40 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// One contact's weighted history: (product, purchase weight, web weight).
-pub type Profile = Vec<(u32, f64, f64)>;
+/// One product in a contact's history as of the profile's instant.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Item {
+    /// Product index.
+    pub product: u32,
+    /// Time-decayed purchase weight: Σ `signals.purchase · ln(1 + quantity) · decay`.
+    pub bought: f64,
+    /// Time-decayed web weight (carts and views).
+    pub web: f64,
+    /// Distinct orders that held the product (0: only seen on the web).
+    pub orders: f32,
+    /// Days from the latest purchase of it to the instant (0 when never bought).
+    pub days_since_last: f32,
+    /// Days from the first purchase of it to the instant (0 when never bought).
+    pub days_since_first: f32,
+}
+
+/// One contact's history, one [`Item`] per product, ordered by product.
+pub type Profile = Vec<Item>;
+
+/// A purchase or web signal before it is merged into the contact's [`Item`] of the product.
+#[derive(Clone, Copy)]
+struct Signal {
+    product: u32,
+    /// Order index (`u32::MAX` for web signals).
+    order: u32,
+    at: i64,
+    bought: f64,
+    web: f64,
+}
 
 /// Every contact's weighted product history before `t`.
 pub fn profiles(history: &History, t: i64, signals: &Signals) -> Vec<Profile> {
-    let mut out: Vec<Profile> = vec![Vec::new(); history.contacts.len()];
+    let mut raw: Vec<Vec<Signal>> = vec![Vec::new(); history.contacts.len()];
     let decay = |age: i64, half_life: f64| {
         (-(age as f64) / (half_life * DAY as f64) * std::f64::consts::LN_2).exp()
     };
@@ -179,7 +323,13 @@ pub fn profiles(history: &History, t: i64, signals: &Signals) -> Vec<Profile> {
             let w = signals.purchase
                 * o.quantity[i].ln_1p()
                 * decay(t - o.at[i], signals.purchase_half_life_days);
-            out[o.contact[i] as usize].push((o.product[i], w, 0.0));
+            raw[o.contact[i] as usize].push(Signal {
+                product: o.product[i],
+                order: o.order[i],
+                at: o.at[i],
+                bought: w,
+                web: 0.0,
+            });
         }
     }
     let web = &history.web_events;
@@ -193,22 +343,98 @@ pub fn profiles(history: &History, t: i64, signals: &Signals) -> Vec<Profile> {
             _ => continue,
         };
         let w = base * decay(t - web.at[i], signals.web_half_life_days);
-        out[web.contact[i] as usize].push((web.product[i], 0.0, w));
+        raw[web.contact[i] as usize].push(Signal {
+            product: web.product[i],
+            order: u32::MAX,
+            at: web.at[i],
+            bought: 0.0,
+            web: w,
+        });
     }
     use rayon::prelude::*;
-    out.par_iter_mut().for_each(|p| {
-        p.sort_unstable_by_key(|(product, _, _)| *product);
-        p.dedup_by(|next, kept| {
-            if next.0 == kept.0 {
-                kept.1 += next.1;
-                kept.2 += next.2;
-                true
+    raw.into_par_iter()
+        .map(|mut signals| merge(&mut signals, t))
+        .collect()
+}
+
+/// One [`Item`] per product from a contact's signals.
+fn merge(signals: &mut [Signal], t: i64) -> Profile {
+    signals.sort_unstable_by_key(|s| (s.product, s.order, s.at));
+    let days = |at: i64| ((t - at) as f64 / DAY as f64) as f32;
+    let mut out: Profile = Vec::new();
+    let mut last_order = u32::MAX;
+    for s in signals.iter() {
+        if out.last().is_none_or(|item| item.product != s.product) {
+            out.push(Item {
+                product: s.product,
+                ..Item::default()
+            });
+            last_order = u32::MAX;
+        }
+        let Some(item) = out.last_mut() else { continue };
+        item.bought += s.bought;
+        item.web += s.web;
+        if s.order != u32::MAX {
+            let age = days(s.at);
+            if item.orders == 0.0 {
+                item.days_since_first = age;
+                item.days_since_last = age;
             } else {
-                false
+                item.days_since_first = item.days_since_first.max(age);
+                item.days_since_last = item.days_since_last.min(age);
             }
-        });
-    });
+            if s.order != last_order {
+                item.orders += 1.0;
+                last_order = s.order;
+            }
+        }
+    }
     out
+}
+
+/// The ranker features of one candidate: `item` when the contact has the product in its
+/// history, `item_to_item` its summed item-to-item weight, `max_orders` the contact's
+/// most-bought count (see [`RANK_FEATURES`]).
+pub fn rank_features(
+    model: &AffinityModel,
+    product: u32,
+    item: Option<&Item>,
+    item_to_item: f64,
+    max_orders: f32,
+) -> [f64; RANK_FEATURE_COUNT] {
+    let p = product as usize;
+    let popularity = f64::from(model.popularity.get(p).copied().unwrap_or(0.0));
+    let repeat_rate = f64::from(model.repeat_rate.get(p).copied().unwrap_or(0.0));
+    let i2i = item_to_item.max(0.0).ln_1p();
+    let mut f = [0.0; RANK_FEATURE_COUNT];
+    f[8] = i2i;
+    f[9] = (100.0 * popularity).ln_1p();
+    f[10] = repeat_rate;
+    if let Some(item) = item {
+        f[11] = item.web.ln_1p();
+        if item.orders > 0.0 {
+            let orders = f64::from(item.orders);
+            let since_last = f64::from(item.days_since_last);
+            let interval = if item.orders >= 2.0 {
+                f64::from(item.days_since_first - item.days_since_last) / (orders - 1.0)
+            } else {
+                f64::from(model.repurchase_days.get(p).copied().unwrap_or(30.0))
+            };
+            let due = ((since_last + 1.0) / (interval.max(0.0) + 1.0))
+                .ln()
+                .clamp(-5.0, 5.0);
+            f[0] = 1.0;
+            f[1] = orders.ln_1p();
+            f[2] = item.bought.ln_1p();
+            f[3] = since_last.ln_1p();
+            f[4] = orders / f64::from(max_orders.max(1.0));
+            f[5] = due;
+            f[6] = due * due;
+            f[7] = f64::from(u8::from(item.orders >= 2.0));
+            f[12] = i2i;
+        }
+    }
+    f
 }
 
 impl AffinityModel {
@@ -222,46 +448,68 @@ impl AffinityModel {
     }
 
     /// Scores every candidate for one contact, as (product, score) in no particular order.
-    /// Sums go into a per-thread dense array indexed by product, so the cost is one add per
-    /// (history item × neighbour) and no sort.
+    /// Candidates are the products in its history, those its history predicts through the
+    /// item-to-item weights, and the popular ones of its country; each is scored by the mode's
+    /// [`Ranker`]. Item-to-item sums go into a per-thread dense array indexed by product, so
+    /// the cost is one add per (history item × neighbour) and no sort.
     pub fn scores(&self, profile: &Profile, mode: Mode, country: Option<&str>) -> Vec<(u32, f64)> {
-        SCRATCH.with(|cell| {
+        let ranker = match mode {
+            Mode::Replenish => &self.rankers.replenish,
+            Mode::Discover => &self.rankers.discover,
+        };
+        self.candidates(profile, mode, country)
+            .into_iter()
+            .map(|(p, f)| (p, ranker.score(&f)))
+            .collect()
+    }
+
+    /// Every candidate of [`AffinityModel::scores`] with its ranker features.
+    pub fn candidates(
+        &self,
+        profile: &Profile,
+        mode: Mode,
+        country: Option<&str>,
+    ) -> Vec<(u32, [f64; RANK_FEATURE_COUNT])> {
+        let summed = SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             scratch.reset(self.product_ids.len());
-            for &(p, bought, web) in profile {
-                let u = bought + web;
-                if let Some(neighbors) = self.neighbors.get(p as usize) {
+            for item in profile {
+                let u = if item.bought > 0.0 {
+                    1.0
+                } else {
+                    item.web.min(1.0)
+                };
+                if let Some(neighbors) = self.neighbors.get(item.product as usize) {
                     for &(q, s) in neighbors {
                         scratch.add(q, u * f64::from(s));
                     }
                 }
-                if mode == Mode::Replenish && bought > 0.0 {
-                    let repeat = self.repeat_rate.get(p as usize).copied().unwrap_or(0.0);
-                    scratch.add(p, self.repeat_weight * bought * f64::from(repeat));
-                }
+                scratch.add(item.product, 0.0);
             }
             let popular = country
                 .and_then(|c| self.popular_by_country.get(c))
                 .or_else(|| self.popular_by_country.get(""));
-            if let Some(popular) = popular {
-                // Popularity among similar contacts: a small prior that also fills short lists.
-                for (rank, &p) in popular.iter().enumerate() {
-                    let popularity = self.popularity.get(p as usize).copied().unwrap_or(0.0);
-                    scratch.add(
-                        p,
-                        self.popularity_weight * f64::from(popularity) / (1.0 + rank as f64 / 50.0),
-                    );
-                }
+            for &p in popular.into_iter().flatten() {
+                scratch.add(p, 0.0);
             }
             if mode == Mode::Discover {
-                for &(p, bought, _) in profile {
-                    if bought > 0.0 {
-                        scratch.remove(p);
-                    }
+                for item in profile.iter().filter(|i| i.bought > 0.0) {
+                    scratch.remove(item.product);
                 }
             }
             scratch.drain()
-        })
+        });
+        let max_orders = profile.iter().map(|i| i.orders).fold(0.0, f32::max);
+        summed
+            .into_iter()
+            .map(|(p, i2i)| {
+                let item = profile
+                    .binary_search_by_key(&p, |i| i.product)
+                    .ok()
+                    .map(|at| &profile[at]);
+                (p, rank_features(self, p, item, i2i, max_orders))
+            })
+            .collect()
     }
 
     /// The top `request.k` products (model indexes) with scores, best first, after filters.

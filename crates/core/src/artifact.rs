@@ -13,8 +13,10 @@ use crate::model::ChurnModel;
 use crate::send_time::SendTimeModel;
 use crate::snapshot::{Models, Snapshot};
 
-/// Version of the directory layout and file formats this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the directory layout and file formats this build reads and writes. Version 2:
+/// the contact snapshot's product history carries order counts and purchase ages, and the
+/// affinity model a ranker per mode.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What a model directory is: when, from what, how, and how well.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +115,12 @@ impl Artifact {
         if version > u64::from(FORMAT_VERSION) {
             return Err(Error::Config(format!(
                 "{}: written by a newer augur (model format {version}, this build reads up to {FORMAT_VERSION}); upgrade augur or retrain",
+                dir.display()
+            )));
+        }
+        if version < u64::from(FORMAT_VERSION) {
+            return Err(Error::Config(format!(
+                "{}: written by an older augur (model format {version}, this build reads {FORMAT_VERSION}); retrain with `augur train`",
                 dir.display()
             )));
         }

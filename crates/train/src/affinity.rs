@@ -1,21 +1,19 @@
-//! Product affinity: item-to-item cosine similarity from co-purchases and carts, repeat rates,
-//! popularity per country, blend weights chosen on an earlier window, and recommendation
+//! Product affinity: item-to-item weights (EASE) from co-purchases, repeat rates and repurchase
+//! intervals, popularity per country, rankers fitted on an earlier window, and recommendation
 //! metrics against popularity and the contact's own most-bought items.
 
 use std::collections::{BTreeMap, HashMap};
 
 use augur_core::History;
 use augur_core::affinity::{
-    AffinityModel, Catalog, Filters, Mode, Profile, Request, Signals, profiles,
+    AffinityModel, Catalog, Filters, Mode, Profile, Ranker, Rankers, Request, Signals, profiles,
 };
 use augur_core::features::rows_before;
 use augur_core::time::DAY;
 use serde::Serialize;
 
-/// Neighbours kept per product.
-pub const NEIGHBORS: usize = 50;
-/// Products with a similarity row (the most bought); the rest still get recommended by others.
-pub const MAX_SIMILARITY_PRODUCTS: usize = 8_000;
+use crate::ranker::{RankWindow, RankerChoice};
+
 /// Contacts sampled for evaluation and blend selection.
 pub const EVAL_CONTACTS: usize = 30_000;
 
@@ -150,14 +148,28 @@ pub fn fit_with_profiles(
     let repeat_rate: Vec<f32> = (0..n_products)
         .map(|p| (repeaters[p] as f32 + 0.5) / (buyers[p] as f32 + 2.0))
         .collect();
+    let repurchase_days = repurchase_days(profs, n_products);
 
-    let neighbors = similarities(profs, n_products, &buyers);
+    let baskets: Vec<Vec<u32>> = profs
+        .iter()
+        .map(|prof| {
+            prof.iter()
+                .filter(|i| i.bought > 0.0)
+                .map(|i| i.product)
+                .collect()
+        })
+        .collect();
+    let neighbors = crate::ease::fit(&baskets, n_products, &buyers);
+    drop(baskets);
 
     // Popular per country ("" = everyone).
     let mut by_country: BTreeMap<String, HashMap<u32, f64>> = BTreeMap::new();
     for (c, prof) in profs.iter().enumerate() {
         let country = history.contacts.country[c].unwrap_or("").to_string();
-        for &(p, bought, _) in prof {
+        for &augur_core::affinity::Item {
+            product: p, bought, ..
+        } in prof
+        {
             if bought > 0.0 {
                 *by_country
                     .entry(country.clone())
@@ -189,69 +201,32 @@ pub fn fit_with_profiles(
         neighbors,
         popularity,
         repeat_rate,
+        repurchase_days,
         popular_by_country,
         signals,
-        repeat_weight: 1.0,
-        popularity_weight: 0.05,
+        rankers: Rankers::default(),
     }
 }
 
-/// Cosine similarity of products over contacts (purchases and carts), top [`NEIGHBORS`] each.
-fn similarities(profs: &[Profile], n_products: usize, buyers: &[u32]) -> Vec<Vec<(u32, f32)>> {
-    let mut ranked: Vec<u32> = (0..n_products as u32)
-        .filter(|&p| buyers[p as usize] > 0)
-        .collect();
-    ranked.sort_by(|a, b| buyers[*b as usize].cmp(&buyers[*a as usize]).then(a.cmp(b)));
-    ranked.truncate(MAX_SIMILARITY_PRODUCTS);
-    let mut slot = vec![usize::MAX; n_products];
-    for (s, &p) in ranked.iter().enumerate() {
-        slot[p as usize] = s;
+/// Per product, the median over its repeat buyers of their mean days between two purchases of
+/// it; products without repeat buyers get the median over the products that have them.
+fn repurchase_days(profs: &[Profile], n_products: usize) -> Vec<f32> {
+    let mut gaps: Vec<Vec<f32>> = vec![Vec::new(); n_products];
+    for item in profs.iter().flatten().filter(|i| i.orders >= 2.0) {
+        let gap = (item.days_since_first - item.days_since_last) / (item.orders - 1.0);
+        gaps[item.product as usize].push(gap);
     }
-    let m = ranked.len();
-    let mut co = vec![0f32; m * m];
-    let mut norm = vec![0f32; m];
-    for prof in profs {
-        let items: Vec<(usize, f32)> = prof
-            .iter()
-            .filter(|(p, bought, web)| {
-                slot[*p as usize] != usize::MAX && (*bought > 0.0 || *web > 0.2)
-            })
-            .map(|(p, bought, web)| {
-                (
-                    slot[*p as usize],
-                    if *bought > 0.0 {
-                        1.0
-                    } else {
-                        (*web as f32).min(0.5)
-                    },
-                )
-            })
-            .take(60)
-            .collect();
-        for (a, &(i, wi)) in items.iter().enumerate() {
-            norm[i] += wi * wi;
-            for &(j, wj) in &items[a + 1..] {
-                co[i * m + j] += wi * wj;
-                co[j * m + i] += wi * wj;
-            }
-        }
-    }
-    let mut out = vec![Vec::new(); n_products];
-    for (i, &p) in ranked.iter().enumerate() {
-        let mut row: Vec<(u32, f32)> = (0..m)
-            .filter(|&j| j != i && co[i * m + j] > 0.0)
-            .map(|j| {
-                (
-                    ranked[j],
-                    co[i * m + j] / ((norm[i] * norm[j]).sqrt() + 2.0),
-                )
-            })
-            .collect();
-        row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        row.truncate(NEIGHBORS);
-        out[p as usize] = row;
-    }
-    out
+    let median = |v: &mut Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let mut per_product: Vec<Option<f32>> = gaps.iter_mut().map(median).collect();
+    let mut known: Vec<f32> = per_product.iter().flatten().copied().collect();
+    let fallback = median(&mut known).unwrap_or(30.0);
+    per_product
+        .iter_mut()
+        .map(|g| g.take().unwrap_or(fallback))
+        .collect()
 }
 
 /// Held-out recommendation metrics of augur and the baselines.
@@ -268,6 +243,18 @@ pub struct Window {
     profiles: Vec<Profile>,
     future: HashMap<u32, Vec<u32>>,
     contacts: Vec<u32>,
+}
+
+impl Window {
+    /// The window as the ranker fit reads it.
+    fn rank_window<'a>(&'a self, country: &'a [Option<&'a str>]) -> RankWindow<'a> {
+        RankWindow {
+            profiles: &self.profiles,
+            future: &self.future,
+            contacts: &self.contacts,
+            country,
+        }
+    }
 }
 
 impl Window {
@@ -307,8 +294,8 @@ pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> Af
             let prof = &window.profiles[c as usize];
             let owned: Vec<u32> = prof
                 .iter()
-                .filter(|(_, b, _)| *b > 0.0)
-                .map(|(p, _, _)| *p)
+                .filter(|i| i.bought > 0.0)
+                .map(|i| i.product)
                 .collect();
             let relevant = window.future[&c].clone();
             let new: Vec<u32> = relevant
@@ -324,14 +311,18 @@ pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> Af
                 .filter(|p| !owned.contains(p))
                 .take(10)
                 .collect();
-            // The contact's own most-bought items, then popular ones.
-            let mut own: Vec<(u32, f64)> = prof
+            // The contact's own most-bought items (by orders, then weight), then popular ones.
+            let mut own: Vec<(u32, f32, f64)> = prof
                 .iter()
-                .filter(|(_, b, _)| *b > 0.0)
-                .map(|(p, b, _)| (*p, *b))
+                .filter(|i| i.bought > 0.0)
+                .map(|i| (i.product, i.orders, i.bought))
                 .collect();
-            own.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let mut own: Vec<u32> = own.into_iter().map(|(p, _)| p).take(10).collect();
+            own.sort_by(|a, b| {
+                b.1.total_cmp(&a.1)
+                    .then(b.2.total_cmp(&a.2))
+                    .then(a.0.cmp(&b.0))
+            });
+            let mut own: Vec<u32> = own.into_iter().map(|(p, _, _)| p).take(10).collect();
             own.extend(popular_new.iter().copied());
             [
                 (rec(Mode::Replenish), relevant.clone()),
@@ -376,51 +367,46 @@ fn top_10(model: &AffinityModel, profile: &Profile, country: Option<&str>, mode:
         .collect()
 }
 
-/// Recall@10 over all items of the model's replenish lists: the one figure [`select_blend`]
-/// compares, without ranking the other five lists of a full [`backtest`].
-fn replenish_recall(history: &History, model: &AffinityModel, window: &Window) -> f64 {
-    use rayon::prelude::*;
-    let ranked: Vec<Vec<u32>> = window
-        .contacts
-        .par_iter()
-        .map(|&c| {
-            let country = history.contacts.country[c as usize];
-            top_10(
-                model,
-                &window.profiles[c as usize],
-                country,
-                Mode::Replenish,
-            )
-        })
-        .collect();
-    let mut score = RecScore::default();
-    for (ranked, c) in ranked.iter().zip(&window.contacts) {
-        score.add(ranked, &window.future[c]);
-    }
-    score.finish().recall_at_10
+/// What the choice of each mode's ranker measured on the selection window.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankerChoices {
+    /// Replenish mode, against the contact's own most-bought products.
+    pub all_items: RankerChoice,
+    /// Discover mode, against popularity.
+    pub new_items: RankerChoice,
 }
 
-/// Chooses the repeat and popularity weights on an earlier window (recall@10, all items).
-pub fn select_blend(history: &History, cutoff: i64, horizon: i64, signals: Signals) -> (f64, f64) {
-    let model = fit_at(history, cutoff, signals);
+/// Fits each mode's ranker on the window `[cutoff, cutoff + horizon)` with a model fitted
+/// before `cutoff`, keeping the baseline where it ranks better (see [`crate::ranker::choose`]).
+pub fn fit_rankers(
+    history: &History,
+    cutoff: i64,
+    horizon: i64,
+    signals: Signals,
+) -> (Rankers, RankerChoices) {
     let window = Window::new(history, cutoff, horizon, &signals, EVAL_CONTACTS / 3);
-    let mut best = (
-        f64::NEG_INFINITY,
-        model.repeat_weight,
-        model.popularity_weight,
+    let model = fit_with_profiles(history, cutoff, signals, &window.profiles);
+    let country = &history.contacts.country;
+    let rank_window = window.rank_window(country);
+    let ((replenish, all_items), (discover, new_items)) = rayon::join(
+        || {
+            crate::ranker::choose(
+                &model,
+                &rank_window,
+                Mode::Replenish,
+                Ranker::own_most_bought(),
+            )
+        },
+        || crate::ranker::choose(&model, &rank_window, Mode::Discover, Ranker::popularity()),
     );
-    for repeat in [0.5, 1.0, 2.0, 4.0] {
-        for popularity in [0.02, 0.1] {
-            let trial = AffinityModel {
-                repeat_weight: repeat,
-                popularity_weight: popularity,
-                ..model.clone()
-            };
-            let r = replenish_recall(history, &trial, &window);
-            if r > best.0 {
-                best = (r, repeat, popularity);
-            }
-        }
-    }
-    (best.1, best.2)
+    (
+        Rankers {
+            replenish,
+            discover,
+        },
+        RankerChoices {
+            all_items,
+            new_items,
+        },
+    )
 }

@@ -7,9 +7,11 @@
 
 pub mod affinity;
 pub mod churn;
+pub mod ease;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod ranker;
 pub mod report;
 pub mod send_time;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use augur_core::History;
-use augur_core::affinity::{AffinityModel, Signals};
+use augur_core::affinity::{AffinityModel, Rankers, Signals};
 use augur_core::artifact::{Artifact, FORMAT_VERSION, Manifest};
 use augur_core::features::CHURN_FEATURES;
 use augur_core::model::ChurnModel;
@@ -52,6 +52,55 @@ pub struct Backtest {
     pub recommendations: Option<AffinityBacktest>,
     /// Send time: augur, global profile.
     pub send_time: BTreeMap<String, SendTimeMetrics>,
+    /// What each task serves and why, in words (chosen on the window before the held-out one).
+    pub served: Vec<String>,
+    /// Where augur ranks below a baseline on the held-out window, in words.
+    pub losses: Vec<String>,
+}
+
+impl Backtest {
+    /// Each task's primary metric where augur is below a baseline (higher is better for all).
+    fn find_losses(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut compare = |task: &str, metric: &str, table: Vec<(&String, f64)>| {
+            let Some(augur) = table.iter().find(|(n, _)| *n == "augur").map(|(_, v)| *v) else {
+                return;
+            };
+            for (name, value) in table.iter().filter(|(n, _)| *n != "augur") {
+                if *value > augur + 1e-9 {
+                    out.push(format!(
+                        "{task}: augur's {metric} {augur:.4} is below {name}'s {value:.4} on the held-out window"
+                    ));
+                }
+            }
+        };
+        compare(
+            "churn",
+            "ROC AUC",
+            self.churn.iter().map(|(n, m)| (n, m.roc_auc)).collect(),
+        );
+        if let Some(recs) = &self.recommendations {
+            for (task, table) in [
+                ("recommendations, all items", &recs.all_items),
+                ("recommendations, new items", &recs.new_items),
+            ] {
+                compare(
+                    task,
+                    "recall@10",
+                    table.iter().map(|(n, m)| (n, m.recall_at_10)).collect(),
+                );
+            }
+        }
+        compare(
+            "send time",
+            "log-likelihood",
+            self.send_time
+                .iter()
+                .map(|(n, m)| (n, m.log_likelihood))
+                .collect(),
+        );
+        out
+    }
 }
 
 /// A finished training run.
@@ -203,8 +252,7 @@ pub fn train(
         || fit_send_time(history, &windows),
     );
     let AffinityPart {
-        repeat_weight,
-        popularity_weight,
+        ranker_choices,
         recommendations,
         as_of_profiles,
         model: affinity_model,
@@ -221,13 +269,16 @@ pub fn train(
     fallbacks.extend(send_fallbacks);
 
     stage("affinity and send-time models fitted and backtested");
-    let backtest = Backtest {
+    let mut backtest = Backtest {
         held_out_from: format_utc(eval_cutoff),
         held_out_to: format_utc(as_of),
         churn: backtest_churn,
         recommendations,
         send_time: backtest_send,
+        served: served(ranker_choices.as_ref(), &send_model),
+        losses: Vec::new(),
     };
+    backtest.losses = backtest.find_losses();
     let rows = BTreeMap::from([
         ("contacts".to_string(), history.contacts.len() as u64),
         ("products".to_string(), history.products.len() as u64),
@@ -241,7 +292,7 @@ pub fn train(
     let fingerprint = fingerprint(history);
     let hyperparameters = serde_json::json!({
         "churn": { "model": "logistic_regression", "alpha": options.churn_alpha, "features": CHURN_FEATURES, "cutoffs": plan.as_ref().map(|p| p.cutoffs.iter().map(|c| format_utc(*c)).collect::<Vec<_>>()), "calibration": "platt", "max_training_rows": churn::MAX_TRAINING_ROWS, "max_iterations": churn::MAX_ITERATIONS },
-        "affinity": { "neighbors": affinity::NEIGHBORS, "signals": signals, "repeat_weight": repeat_weight, "popularity_weight": popularity_weight },
+        "affinity": { "item_to_item": "ease", "ease_products": crate::ease::EASE_PRODUCTS, "ease_neighbors": crate::ease::EASE_NEIGHBORS, "ease_lambda_share": crate::ease::LAMBDA_SHARE, "signals": signals, "rank_features": augur_core::affinity::RANK_FEATURES, "rankers": affinity_model.rankers, "ranker_choices": ranker_choices },
         "send_time": { "clusters": send_model.clusters.len(), "kappa_cluster": send_model.kappa_cluster, "kappa_population": send_model.kappa_population, "weights": send_model.weights },
     });
     let metrics = serde_json::to_value(&backtest).map_err(|e| Error::Fit(e.to_string()))?;
@@ -286,6 +337,34 @@ pub fn train(
         send_time_samples,
         snapshot,
     })
+}
+
+/// What the recommendation and send-time tasks serve, in words.
+fn served(choices: Option<&affinity::RankerChoices>, send: &SendTimeModel) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(choices) = choices {
+        for (task, baseline, c) in [
+            ("all items", "own most-bought", &choices.all_items),
+            ("new items", "popularity", &choices.new_items),
+        ] {
+            out.push(format!(
+                "recommendations, {task}: {} (recall@10 on the selection window: learned ranker {:.4}, {baseline} {:.4}, {} contacts)",
+                c.chosen.replace('_', " "),
+                c.learned_recall_at_10,
+                c.baseline_recall_at_10,
+                c.contacts
+            ));
+        }
+    }
+    out.push(if send.kappa_population >= send_time::GLOBAL_ONLY {
+        "send time: the global profile (it predicted the selection window best)".to_string()
+    } else {
+        format!(
+            "send time: own engagement pooled toward its cluster (pseudo-count {}) and the population ({})",
+            send.kappa_cluster, send.kappa_population
+        )
+    });
+    out
 }
 
 /// The churn backtest: augur's model and the two baselines fitted at the backtest cutoffs
@@ -389,32 +468,36 @@ struct Windows {
 
 /// The recommendation model and its backtest.
 struct AffinityPart {
-    repeat_weight: f64,
-    popularity_weight: f64,
+    /// What chose each mode's ranker, when the history held a selection window.
+    ranker_choices: Option<affinity::RankerChoices>,
     recommendations: Option<AffinityBacktest>,
     as_of_profiles: Vec<augur_core::affinity::Profile>,
     model: AffinityModel,
     fallbacks: Vec<String>,
 }
 
-/// Fits the recommendation model as of `as_of` and backtests one fitted at `eval_cutoff`.
+/// Fits the recommendation model as of `as_of` and backtests one fitted at `eval_cutoff`;
+/// both rank with the rankers fitted on the window before the held-out one.
 fn fit_affinity(history: &History, signals: Signals, w: &Windows) -> AffinityPart {
     let mut fallbacks = Vec::new();
-    let (repeat_weight, popularity_weight) = match w.select_window {
-        Some((from, _)) => affinity::select_blend(history, from, w.eval_horizon, signals),
+    let (rankers, ranker_choices) = match w.select_window {
+        Some((from, _)) => {
+            let (rankers, choices) = affinity::fit_rankers(history, from, w.eval_horizon, signals);
+            (rankers, Some(choices))
+        }
         None => {
             fallbacks.push(
-                "recommendations: history too short to choose blend weights; defaults used".into(),
+                "recommendations: history too short to fit the rankers; default weights used"
+                    .into(),
             );
-            (1.0, 0.05)
+            (Rankers::default(), None)
         }
     };
-    let bt_affinity = AffinityModel {
-        repeat_weight,
-        popularity_weight,
-        ..affinity::fit_at(history, w.eval_cutoff, signals)
-    };
     let recommendations = (w.eval_cutoff > w.first).then(|| {
+        let bt_affinity = AffinityModel {
+            rankers: rankers.clone(),
+            ..affinity::fit_at(history, w.eval_cutoff, signals)
+        };
         affinity::backtest(
             history,
             &bt_affinity,
@@ -430,14 +513,12 @@ fn fit_affinity(history: &History, signals: Signals, w: &Windows) -> AffinityPar
     // The profiles as of T serve the fit and, later, the contact snapshot.
     let as_of_profiles = augur_core::affinity::profiles(history, w.as_of, &signals);
     let affinity_model = AffinityModel {
-        repeat_weight,
-        popularity_weight,
+        rankers,
         ..affinity::fit_with_profiles(history, w.as_of, signals, &as_of_profiles)
     };
 
     AffinityPart {
-        repeat_weight,
-        popularity_weight,
+        ranker_choices,
         recommendations,
         as_of_profiles,
         model: affinity_model,

@@ -298,6 +298,20 @@ pub fn render(trained: &Trained) -> String {
         h = m.horizon_days_used,
         ha = m.horizon_days
     );
+    if !b.losses.is_empty() {
+        html.push_str("<h2>Where augur loses</h2><ul>");
+        for line in &b.losses {
+            let _ = write!(html, "<li style=\"color:#b00020\">{line}</li>");
+        }
+        html.push_str("</ul>");
+    }
+    if !b.served.is_empty() {
+        html.push_str("<h2>What is served</h2><ul>");
+        for line in &b.served {
+            let _ = write!(html, "<li>{line}</li>");
+        }
+        html.push_str("</ul>");
+    }
     if !m.fallbacks.is_empty() {
         html.push_str("<h2>Fallbacks</h2><ul>");
         for f in &m.fallbacks {

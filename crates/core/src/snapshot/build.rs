@@ -168,17 +168,20 @@ pub fn build_with(
         .filter(|p| p.len() == n)
         .unwrap_or_else(|| profiles(history, t, &affinity.signals));
     product_history.par_iter_mut().for_each(|profile| {
-        profile.retain_mut(|(p, _, _)| {
-            *p = to_model.get(*p as usize).copied().unwrap_or(NONE);
-            *p != NONE
+        profile.retain_mut(|item| {
+            item.product = to_model.get(item.product as usize).copied().unwrap_or(NONE);
+            item.product != NONE
         });
-        profile.sort_unstable_by_key(|(p, _, _)| *p);
+        profile.sort_unstable_by_key(|item| item.product);
     });
     let profile_offsets = offsets(product_history.iter().map(Vec::len))?;
     let entries = product_history.iter().flatten();
-    let profile_product = entries.clone().map(|e| e.0).collect();
-    let profile_bought = entries.clone().map(|e| e.1 as f32).collect();
-    let profile_web = entries.map(|e| e.2 as f32).collect();
+    let profile_product = entries.clone().map(|e| e.product).collect();
+    let profile_bought = entries.clone().map(|e| e.bought as f32).collect();
+    let profile_web = entries.clone().map(|e| e.web as f32).collect();
+    let profile_orders = entries.clone().map(|e| e.orders).collect();
+    let profile_days_since_last = entries.clone().map(|e| e.days_since_last).collect();
+    let profile_days_since_first = entries.map(|e| e.days_since_first).collect();
     drop(product_history);
 
     let counts = at_hand
@@ -216,6 +219,9 @@ pub fn build_with(
         profile_product,
         profile_bought,
         profile_web,
+        profile_orders,
+        profile_days_since_last,
+        profile_days_since_first,
         engagement_offsets,
         engagement_hour,
         engagement_weight,

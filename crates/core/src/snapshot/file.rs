@@ -143,6 +143,18 @@ impl Snapshot {
                 list::<Float32Type>(po, self.profile_web.clone())?,
             ),
             (
+                "profile_orders".into(),
+                list::<Float32Type>(po, self.profile_orders.clone())?,
+            ),
+            (
+                "profile_days_since_last".into(),
+                list::<Float32Type>(po, self.profile_days_since_last.clone())?,
+            ),
+            (
+                "profile_days_since_first".into(),
+                list::<Float32Type>(po, self.profile_days_since_first.clone())?,
+            ),
+            (
                 "engagement_hour".into(),
                 list::<UInt8Type>(eo, self.engagement_hour.clone())?,
             ),
@@ -302,6 +314,12 @@ impl Snapshot {
         let (_, profile_bought) =
             contacts.list::<arrow::datatypes::Float32Type>("profile_bought")?;
         let (_, profile_web) = contacts.list::<arrow::datatypes::Float32Type>("profile_web")?;
+        let (_, profile_orders) =
+            contacts.list::<arrow::datatypes::Float32Type>("profile_orders")?;
+        let (_, profile_days_since_last) =
+            contacts.list::<arrow::datatypes::Float32Type>("profile_days_since_last")?;
+        let (_, profile_days_since_first) =
+            contacts.list::<arrow::datatypes::Float32Type>("profile_days_since_first")?;
         let (engagement_offsets, engagement_hour) =
             contacts.list::<arrow::datatypes::UInt8Type>("engagement_hour")?;
         let (_, engagement_weight) =
@@ -406,6 +424,9 @@ impl Snapshot {
             profile_product,
             profile_bought,
             profile_web,
+            profile_orders,
+            profile_days_since_last,
+            profile_days_since_first,
             engagement_offsets,
             engagement_hour,
             engagement_weight,
@@ -424,6 +445,9 @@ impl Snapshot {
             && self.engagement_offsets.len() == n + 1
             && self.profile_bought.len() == self.profile_product.len()
             && self.profile_web.len() == self.profile_product.len()
+            && self.profile_orders.len() == self.profile_product.len()
+            && self.profile_days_since_last.len() == self.profile_product.len()
+            && self.profile_days_since_first.len() == self.profile_product.len()
             && self.engagement_weight.len() == self.engagement_hour.len();
         if !lists_agree {
             return Err(file.invalid("profile_*/engagement_*", "lists disagree in length"));
@@ -467,12 +491,12 @@ impl Snapshot {
             .profile_bought
             .iter()
             .chain(self.profile_web.iter())
+            .chain(self.profile_orders.iter())
+            .chain(self.profile_days_since_last.iter())
+            .chain(self.profile_days_since_first.iter())
             .all(weight_ok)
         {
-            return Err(file.invalid(
-                "profile_bought/profile_web",
-                "holds a negative or non-finite weight",
-            ));
+            return Err(file.invalid("profile_*", "holds a negative or non-finite weight"));
         }
         if self
             .churn_reasons

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use arrow::buffer::ScalarBuffer;
 
 use crate::Tz;
-use crate::affinity::{AffinityModel, Catalog, Mode, Profile, Request, category_affinity};
+use crate::affinity::{AffinityModel, Catalog, Item, Mode, Profile, Request, category_affinity};
 use crate::history::AttributeColumn;
 use crate::ids::IdIndex;
 use crate::model::{ChurnModel, tier};
@@ -80,6 +80,12 @@ pub struct Snapshot {
     profile_bought: ScalarBuffer<f32>,
     /// Time-decayed web weight (views, carts) of each entry.
     profile_web: ScalarBuffer<f32>,
+    /// Distinct orders that held each entry's product.
+    profile_orders: ScalarBuffer<f32>,
+    /// Days from the latest purchase of each entry's product to the snapshot's instant.
+    profile_days_since_last: ScalarBuffer<f32>,
+    /// Days from the first purchase of each entry's product to the snapshot's instant.
+    profile_days_since_first: ScalarBuffer<f32>,
     /// Engagement by local hour of week: contact `c` owns `engagement_offsets[c]..[c + 1]`.
     engagement_offsets: Vec<u32>,
     /// Hour of week of each entry.
@@ -229,15 +235,16 @@ impl Snapshot {
         self.profile_entries(c).collect()
     }
 
-    /// Contact `c`'s (product, bought weight, web weight), read in place.
-    fn profile_entries(&self, c: usize) -> impl Iterator<Item = (u32, f64, f64)> + '_ {
+    /// Contact `c`'s history items, read in place.
+    fn profile_entries(&self, c: usize) -> impl Iterator<Item = Item> + '_ {
         let range = self.profile_offsets[c] as usize..self.profile_offsets[c + 1] as usize;
-        range.map(|i| {
-            (
-                self.profile_product[i],
-                f64::from(self.profile_bought[i]),
-                f64::from(self.profile_web[i]),
-            )
+        range.map(|i| Item {
+            product: self.profile_product[i],
+            bought: f64::from(self.profile_bought[i]),
+            web: f64::from(self.profile_web[i]),
+            orders: self.profile_orders[i],
+            days_since_last: self.profile_days_since_last[i],
+            days_since_first: self.profile_days_since_first[i],
         })
     }
 
@@ -414,7 +421,7 @@ impl Snapshot {
     pub fn category_affinity(&self, c: usize) -> Vec<(u32, f64)> {
         let weights = self
             .profile_entries(c)
-            .map(|(p, bought, web)| (p, bought + web));
+            .map(|item| (item.product, item.bought + item.web));
         category_affinity(weights, &self.products.category)
     }
 }
