@@ -1,5 +1,6 @@
 //! Model quality on held-out time, against the baselines: the real CDNOW history (when
-//! `../shared/data/cdnow` exists) and the demo history's planted truth.
+//! `../shared/data/cdnow` exists), the real Complete Journey baskets (when
+//! `../shared/data/completejourney` exists) and the demo history's planted truth.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use augur_core::time::DAY;
 use augur_train::churn::{self, RFM_COLUMNS};
 use augur_train::metrics::roc_auc;
 
-use crate::util::{Dir, write_parquet};
+use crate::util::{Dir, run, stderr, write_parquet};
 
 fn cdnow_file() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cdnow/CDNOW_master.txt");
@@ -103,4 +104,88 @@ fn cdnow_churn_beats_recency_and_rfm() {
         auc > auc_rfm,
         "augur {auc:.4} vs RFM logistic regression {auc_rfm:.4}"
     );
+}
+
+/// The Complete Journey through the real binary with the repository's mapping
+/// (`benches/quality/completejourney.toml`), as of the eval protocol's 2017-10-01: training's
+/// own backtest on the 90 days before it must rank above every baseline on recommendations
+/// (all items and new ones) and send time, and above recency on churn. Nothing here looks at
+/// the days after the as-of time.
+#[test]
+fn completejourney_backtest_beats_the_baselines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !root
+        .join("../shared/data/completejourney/transactions.parquet")
+        .is_file()
+    {
+        eprintln!("skipped: ../shared/data/completejourney is not here");
+        return;
+    }
+    let dir = Dir::new();
+    let config = root.join("benches/quality/completejourney.toml");
+    let out = run(dir.augur().args([
+        "train",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "--as-of",
+        "2017-10-01",
+        "--models",
+        "models",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let version = std::fs::read_to_string(dir.join("models/current")).expect("current");
+    let text = std::fs::read_to_string(
+        dir.join("models")
+            .join(version.trim())
+            .join("manifest.json"),
+    )
+    .expect("manifest");
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let m = &manifest["metrics"];
+    let recall = |set: &str, name: &str| {
+        m["recommendations"][set][name]["recall_at_10"]
+            .as_f64()
+            .expect("recall")
+    };
+    eprintln!(
+        "Complete Journey backtest recall@10: all items augur {:.4}, own most-bought {:.4}; new items augur {:.4}, popularity {:.4}",
+        recall("all_items", "augur"),
+        recall("all_items", "own_most_bought"),
+        recall("new_items", "augur"),
+        recall("new_items", "popularity")
+    );
+    for baseline in ["own_most_bought", "popularity"] {
+        assert!(
+            recall("all_items", "augur") > recall("all_items", baseline),
+            "all items vs {baseline}: {}",
+            m["recommendations"]["all_items"]
+        );
+        assert!(
+            recall("new_items", "augur") > recall("new_items", baseline),
+            "new items vs {baseline}: {}",
+            m["recommendations"]["new_items"]
+        );
+    }
+    let send = &m["send_time"];
+    assert_eq!(
+        send["augur"]["engagement"], "orders_and_web",
+        "no e-mail events here: send time is validated on the orders"
+    );
+    let ll = |name: &str| send[name]["log_likelihood"].as_f64().expect("ll");
+    let near = |name: &str| send[name]["within_1h_hit_rate"].as_f64().expect("hit");
+    eprintln!(
+        "Complete Journey backtest send time: log-likelihood augur {:.4}, global {:.4}",
+        ll("augur"),
+        ll("global_profile")
+    );
+    assert!(ll("augur") > ll("global_profile"), "{send}");
+    assert!(near("augur") > near("global_profile"), "{send}");
+    let auc = |name: &str| m["churn"][name]["roc_auc"].as_f64().expect("auc");
+    eprintln!(
+        "Complete Journey backtest churn ROC AUC: augur {:.4}, recency {:.4}, RFM logistic regression {:.4}",
+        auc("augur"),
+        auc("recency"),
+        auc("rfm_logistic")
+    );
+    assert!(auc("augur") > auc("recency"), "{}", m["churn"]);
 }
