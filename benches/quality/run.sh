@@ -16,6 +16,7 @@ root=$(pwd)
 shared="$root/../shared"
 python=${PYTHON:-python3}
 out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
 if [ ! -d "$shared/data/completejourney" ]; then
   echo "../shared/data is not here: nothing to measure" >&2
   exit 0

@@ -157,6 +157,7 @@ pub fn train(
         );
     };
     let all_columns: Vec<usize> = (0..CHURN_FEATURES.len()).collect();
+    let mut served_churn = None;
 
     // Churn.
     let plan = churn::plan(first, as_of, horizon);
@@ -173,6 +174,16 @@ pub fn train(
                 ));
             }
             let horizon_days = plan.horizon as f64 / DAY as f64;
+            let columns = churn_columns(
+                history,
+                first,
+                as_of - plan.horizon,
+                plan.horizon,
+                options.churn_alpha,
+                &all_columns,
+            )?;
+            served_churn = columns.1;
+            let all_columns = columns.0;
             // The backtest's fits and the final fit read the history independently: they run
             // side by side (the logistic fits are most of the churn work).
             let (backtest, fitted) = rayon::join(
@@ -275,7 +286,10 @@ pub fn train(
         churn: backtest_churn,
         recommendations,
         send_time: backtest_send,
-        served: served(ranker_choices.as_ref(), &send_model),
+        served: served_churn
+            .into_iter()
+            .chain(served(ranker_choices.as_ref(), &send_model))
+            .collect(),
         losses: Vec::new(),
     };
     backtest.losses = backtest.find_losses();
@@ -337,6 +351,64 @@ pub fn train(
         send_time_samples,
         snapshot,
     })
+}
+
+/// The churn features to serve: all of them, unless the RFM regression ranked the window
+/// before the held-out one clearly better (`[as_of − 2·horizon, as_of − horizon)`, with models
+/// fitted on cutoffs whose labels end before it). Returns the columns and, when the window could be
+/// scored, the choice in words.
+fn churn_columns(
+    history: &History,
+    first: i64,
+    select_as_of: i64,
+    horizon: i64,
+    alpha: f64,
+    all_columns: &[usize],
+) -> Result<(Vec<usize>, Option<String>)> {
+    // Labels shrink with the history before the window, as they do for the served model.
+    let Some(plan) = churn::plan(first, select_as_of, horizon) else {
+        return Ok((all_columns.to_vec(), None));
+    };
+    let horizon_days = plan.horizon as f64 / DAY as f64;
+    let Some((metrics, curves)) = churn_backtest(history, &plan, all_columns, alpha, horizon_days)?
+    else {
+        return Ok((all_columns.to_vec(), None));
+    };
+    let auc = |name: &str| metrics.get(name).map_or(f64::NAN, |m| m.roc_auc);
+    let (full, rfm) = (auc("augur"), auc("rfm_logistic"));
+    let churned = curves.labels.iter().filter(|l| **l).count();
+    let stayed = curves.labels.len() - churned;
+    // A difference within the noise of the window keeps the model over every feature: on a
+    // window of a few hundred churners, ROC AUCs a few thousandths apart swap places from one
+    // window to the next.
+    let noise =
+        1.645 * (auc_variance(full, churned, stayed) + auc_variance(rfm, churned, stayed)).sqrt();
+    let (columns, chosen) = if rfm - full > noise {
+        (RFM_COLUMNS.to_vec(), "the RFM logistic regression")
+    } else {
+        (
+            all_columns.to_vec(),
+            "the logistic regression over every feature",
+        )
+    };
+    Ok((
+        columns,
+        Some(format!(
+            "churn: {chosen} (ROC AUC on the selection window: every feature {full:.4}, RFM {rfm:.4}; the RFM regression is served only when it leads by more than {noise:.4}, the one-sided 95 % noise of the two)"
+        )),
+    ))
+}
+
+/// The variance of a ROC AUC `a` measured on `positives` and `negatives` examples
+/// (Hanley & McNeil, "The meaning and use of the area under a ROC curve", Radiology 1982).
+fn auc_variance(a: f64, positives: usize, negatives: usize) -> f64 {
+    let (n1, n2) = (positives as f64, negatives as f64);
+    if n1 < 1.0 || n2 < 1.0 || !a.is_finite() {
+        return f64::INFINITY;
+    }
+    let q1 = a / (2.0 - a);
+    let q2 = 2.0 * a * a / (1.0 + a);
+    ((a * (1.0 - a) + (n1 - 1.0) * (q1 - a * a) + (n2 - 1.0) * (q2 - a * a)) / (n1 * n2)).max(0.0)
 }
 
 /// What the recommendation and send-time tasks serve, in words.
