@@ -457,10 +457,9 @@ impl AffinityModel {
             Mode::Replenish => &self.rankers.replenish,
             Mode::Discover => &self.rankers.discover,
         };
-        self.candidates(profile, mode, country)
-            .into_iter()
-            .map(|(p, f)| (p, ranker.score(&f)))
-            .collect()
+        let mut out = Vec::new();
+        self.each_candidate(profile, mode, country, |p, f| out.push((p, ranker.score(f))));
+        out
     }
 
     /// Every candidate of [`AffinityModel::scores`] with its ranker features.
@@ -470,6 +469,20 @@ impl AffinityModel {
         mode: Mode,
         country: Option<&str>,
     ) -> Vec<(u32, [f64; RANK_FEATURE_COUNT])> {
+        let mut out = Vec::new();
+        self.each_candidate(profile, mode, country, |p, f| out.push((p, *f)));
+        out
+    }
+
+    /// Calls `visit` with every candidate and its features (built on the stack, one at a time:
+    /// the snapshot ranks every contact's candidates, so no list of feature rows is kept).
+    fn each_candidate(
+        &self,
+        profile: &Profile,
+        mode: Mode,
+        country: Option<&str>,
+        mut visit: impl FnMut(u32, &[f64; RANK_FEATURE_COUNT]),
+    ) {
         let summed = SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             scratch.reset(self.product_ids.len());
@@ -500,16 +513,13 @@ impl AffinityModel {
             scratch.drain()
         });
         let max_orders = profile.iter().map(|i| i.orders).fold(0.0, f32::max);
-        summed
-            .into_iter()
-            .map(|(p, i2i)| {
-                let item = profile
-                    .binary_search_by_key(&p, |i| i.product)
-                    .ok()
-                    .map(|at| &profile[at]);
-                (p, rank_features(self, p, item, i2i, max_orders))
-            })
-            .collect()
+        for (p, i2i) in summed {
+            let item = profile
+                .binary_search_by_key(&p, |i| i.product)
+                .ok()
+                .map(|at| &profile[at]);
+            visit(p, &rank_features(self, p, item, i2i, max_orders));
+        }
     }
 
     /// The top `request.k` products (model indexes) with scores, best first, after filters.
