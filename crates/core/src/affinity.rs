@@ -212,8 +212,30 @@ pub struct AffinityModel {
     pub popular_by_country: BTreeMap<String, Vec<u32>>,
     /// Signal weights.
     pub signals: Signals,
-    /// How candidates are ranked in each mode.
+    /// How candidates are ranked in each mode. Scores use constants derived from the rankers
+    /// on first use: build a new model rather than change the rankers of one that has scored.
     pub rankers: Rankers,
+    /// Constants of the rankers, derived on first use (not stored).
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// Per mode and product, the part of a candidate's score that depends on the product alone
+/// (popularity and repeat rate), computed once per model.
+#[derive(Clone, Default)]
+pub struct Derived(std::sync::OnceLock<[Vec<f64>; 2]>);
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
+}
+
+impl PartialEq for Derived {
+    /// Derived constants follow from the compared fields.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Per-thread sums of [`AffinityModel::scores`]: a dense array by product, with a generation
@@ -226,6 +248,8 @@ struct Scratch {
     stamp: Vec<u32>,
     generation: u32,
     touched: Vec<u32>,
+    /// Index into the contact's profile of each touched product it holds (`u32::MAX`: none).
+    item: Vec<u32>,
 }
 
 impl Scratch {
@@ -234,6 +258,7 @@ impl Scratch {
         if self.sum.len() < products {
             self.sum.resize(products, 0.0);
             self.stamp.resize(products, 0);
+            self.item.resize(products, u32::MAX);
         }
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
@@ -251,9 +276,22 @@ impl Scratch {
         if self.stamp[i] != self.generation {
             self.stamp[i] = self.generation;
             self.sum[i] = 0.0;
+            self.item[i] = u32::MAX;
             self.touched.push(p);
         }
         self.sum[i] += s;
+    }
+
+    /// Makes the contact's own product `p` (at `index` in its profile) a candidate.
+    fn own(&mut self, p: u32, index: usize) {
+        self.add(p, 0.0);
+        if let Some(slot) = self
+            .item
+            .get_mut(p as usize)
+            .filter(|_| (p as usize) < self.products)
+        {
+            *slot = index as u32;
+        }
     }
 
     fn remove(&mut self, p: u32) {
@@ -267,11 +305,12 @@ impl Scratch {
         }
     }
 
-    fn drain(&mut self) -> Vec<(u32, f64)> {
+    /// Each live candidate: (product, summed item-to-item weight, profile index or `u32::MAX`).
+    fn drain(&mut self) -> Vec<(u32, f64, u32)> {
         self.touched
             .iter()
             .filter(|p| self.stamp[**p as usize] == self.generation)
-            .map(|&p| (p, self.sum[p as usize]))
+            .map(|&p| (p, self.sum[p as usize], self.item[p as usize]))
             .collect()
     }
 }
@@ -392,6 +431,11 @@ fn merge(signals: &mut [Signal], t: i64) -> Profile {
     out
 }
 
+/// The contact's most-bought count (orders of its most-ordered product).
+fn max_orders(profile: &Profile) -> f32 {
+    profile.iter().map(|i| i.orders).fold(0.0, f32::max)
+}
+
 /// The ranker features of one candidate: `item` when the contact has the product in its
 /// history, `item_to_item` its summed item-to-item weight, `max_orders` the contact's
 /// most-bought count (see [`RANK_FEATURES`]).
@@ -453,13 +497,48 @@ impl AffinityModel {
     /// [`Ranker`]. Item-to-item sums go into a per-thread dense array indexed by product, so
     /// the cost is one add per (history item × neighbour) and no sort.
     pub fn scores(&self, profile: &Profile, mode: Mode, country: Option<&str>) -> Vec<(u32, f64)> {
-        let ranker = match mode {
+        let ranker = self.ranker(mode);
+        // A candidate outside the contact's history has only the item-to-item score of its
+        // own; the rest of its score depends on the product alone and is computed once.
+        let product_part = &self.product_parts()[mode as usize];
+        let w_item_to_item = ranker.weights[8];
+        let max_orders = max_orders(profile);
+        let mut out = Vec::new();
+        self.each_candidate(profile, mode, country, |p, i2i, item| {
+            let score = match item {
+                Some(item) => ranker.score(&rank_features(self, p, Some(item), i2i, max_orders)),
+                None => {
+                    product_part.get(p as usize).copied().unwrap_or(0.0)
+                        + w_item_to_item * i2i.max(0.0).ln_1p()
+                }
+            };
+            out.push((p, score));
+        });
+        out
+    }
+
+    /// [`Derived`]: per mode (replenish, discover) and product, the popularity and repeat-rate
+    /// part of the score, as [`rank_features`] and [`Ranker::score`] compute it.
+    fn product_parts(&self) -> &[Vec<f64>; 2] {
+        self.derived.0.get_or_init(|| {
+            [Mode::Replenish, Mode::Discover].map(|mode| {
+                let w = &self.ranker(mode).weights;
+                (0..self.product_ids.len() as u32)
+                    .map(|p| {
+                        let f = rank_features(self, p, None, 0.0, 0.0);
+                        w[9] * f[9] + w[10] * f[10]
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    /// The ranker of a mode.
+    fn ranker(&self, mode: Mode) -> &Ranker {
+        match mode {
             Mode::Replenish => &self.rankers.replenish,
             Mode::Discover => &self.rankers.discover,
-        };
-        let mut out = Vec::new();
-        self.each_candidate(profile, mode, country, |p, f| out.push((p, ranker.score(f))));
-        out
+        }
     }
 
     /// Every candidate of [`AffinityModel::scores`] with its ranker features.
@@ -469,24 +548,27 @@ impl AffinityModel {
         mode: Mode,
         country: Option<&str>,
     ) -> Vec<(u32, [f64; RANK_FEATURE_COUNT])> {
+        let max_orders = max_orders(profile);
         let mut out = Vec::new();
-        self.each_candidate(profile, mode, country, |p, f| out.push((p, *f)));
+        self.each_candidate(profile, mode, country, |p, i2i, item| {
+            out.push((p, rank_features(self, p, item, i2i, max_orders)));
+        });
         out
     }
 
-    /// Calls `visit` with every candidate and its features (built on the stack, one at a time:
-    /// the snapshot ranks every contact's candidates, so no list of feature rows is kept).
+    /// Calls `visit` with every candidate, its summed item-to-item weight and the contact's
+    /// own history item of it, if any.
     fn each_candidate(
         &self,
         profile: &Profile,
         mode: Mode,
         country: Option<&str>,
-        mut visit: impl FnMut(u32, &[f64; RANK_FEATURE_COUNT]),
+        mut visit: impl FnMut(u32, f64, Option<&Item>),
     ) {
         let summed = SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             scratch.reset(self.product_ids.len());
-            for item in profile {
+            for (index, item) in profile.iter().enumerate() {
                 let u = if item.bought > 0.0 {
                     1.0
                 } else {
@@ -497,7 +579,7 @@ impl AffinityModel {
                         scratch.add(q, u * f64::from(s));
                     }
                 }
-                scratch.add(item.product, 0.0);
+                scratch.own(item.product, index);
             }
             let popular = country
                 .and_then(|c| self.popular_by_country.get(c))
@@ -512,13 +594,8 @@ impl AffinityModel {
             }
             scratch.drain()
         });
-        let max_orders = profile.iter().map(|i| i.orders).fold(0.0, f32::max);
-        for (p, i2i) in summed {
-            let item = profile
-                .binary_search_by_key(&p, |i| i.product)
-                .ok()
-                .map(|at| &profile[at]);
-            visit(p, &rank_features(self, p, item, i2i, max_orders));
+        for (p, i2i, index) in summed {
+            visit(p, i2i, profile.get(index as usize));
         }
     }
 

@@ -205,6 +205,7 @@ pub fn fit_with_profiles(
         popular_by_country,
         signals,
         rankers: Rankers::default(),
+        derived: Default::default(),
     }
 }
 

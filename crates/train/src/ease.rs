@@ -8,7 +8,7 @@ use rayon::prelude::*;
 /// Products in the regression (the most bought); its cost grows with their cube.
 pub const EASE_PRODUCTS: usize = 1_000;
 /// Item-to-item weights kept per product (the largest positive ones).
-pub const EASE_NEIGHBORS: usize = 100;
+pub const EASE_NEIGHBORS: usize = 50;
 /// L2 strength λ as a share of the mean diagonal of XᵀX (the mean number of buyers of a
 /// product in the regression), so that it scales with the size of the history.
 pub const LAMBDA_SHARE: f64 = 0.5;
