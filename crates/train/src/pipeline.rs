@@ -365,9 +365,16 @@ fn churn_columns(
     alpha: f64,
     all_columns: &[usize],
 ) -> Result<(Vec<usize>, Option<String>)> {
-    // Labels shrink with the history before the window, as they do for the served model.
-    let Some(plan) = churn::plan(first, select_as_of, horizon) else {
-        return Ok((all_columns.to_vec(), None));
+    // The choice is made on the task that is served: labels as long as the served model's.
+    // Where the history before the window is too short for them, shortened labels on a few
+    // weeks of history would decide (on CDNOW they pick the RFM regression, which then loses
+    // on the real holdout), so the regression over every feature is kept and this is said.
+    let Some(plan) = churn::plan(first, select_as_of, horizon).filter(|p| p.horizon == horizon)
+    else {
+        return Ok((
+            all_columns.to_vec(),
+            Some("churn: the logistic regression over every feature (the history before the held-out window is too short to compare it with the RFM regression on labels of the same length)".into()),
+        ));
     };
     let horizon_days = plan.horizon as f64 / DAY as f64;
     let Some((metrics, curves)) = churn_backtest(history, &plan, all_columns, alpha, horizon_days)?
