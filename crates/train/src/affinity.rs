@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::ranker::{RankWindow, RankerChoice};
 
-/// Contacts sampled for evaluation and blend selection.
+/// Contacts sampled for evaluation (a third of them for fitting the rankers).
 pub const EVAL_CONTACTS: usize = 30_000;
 
 /// Recommendation metrics at 10.
