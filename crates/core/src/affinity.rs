@@ -85,7 +85,9 @@ impl Default for Signals {
 /// count, how due it is (days since the last purchase over the usual repurchase interval, the
 /// contact's own when it bought the product twice or more, else the product's), and whether it
 /// was bought twice or more. For every candidate: the item-to-item score from the contact's
-/// history, recent popularity, the product's repeat rate and the contact's web interest in it.
+/// history, recent popularity, the product's repeat rate and the contact's web interest in it;
+/// last, the item-to-item score again for the contact's own products only (what co-purchases
+/// say about a product counts differently when the contact already buys it).
 pub const RANK_FEATURES: [&str; 13] = [
     "owned",
     "ln_orders",
