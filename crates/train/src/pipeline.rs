@@ -182,8 +182,8 @@ pub fn train(
                 options.churn_alpha,
                 &all_columns,
             )?;
-            served_churn = columns.1;
-            let all_columns = columns.0;
+            served_churn = Some(columns.1);
+            let served_columns = columns.0;
             // The backtest's fits and the final fit read the history independently: they run
             // side by side (the logistic fits are most of the churn work).
             let (backtest, fitted) = rayon::join(
@@ -191,7 +191,11 @@ pub fn train(
                     churn_backtest(
                         history,
                         plan,
-                        &all_columns,
+                        &[
+                            ("augur", &served_columns),
+                            ("recency", &[0]),
+                            ("rfm_logistic", &RFM_COLUMNS),
+                        ],
                         options.churn_alpha,
                         horizon_days,
                     )
@@ -205,7 +209,7 @@ pub fn train(
                     churn::fit(
                         &train,
                         &newest,
-                        &all_columns,
+                        &served_columns,
                         options.churn_alpha,
                         horizon_days,
                         btyd,
@@ -355,8 +359,7 @@ pub fn train(
 
 /// The churn features to serve: all of them, unless the RFM regression ranked the window
 /// before the held-out one clearly better (`[as_of − 2·horizon, as_of − horizon)`, with models
-/// fitted on cutoffs whose labels end before it). Returns the columns and, when the window could be
-/// scored, the choice in words.
+/// fitted on cutoffs whose labels end before it). Returns the columns and the choice in words.
 fn churn_columns(
     history: &History,
     first: i64,
@@ -364,7 +367,7 @@ fn churn_columns(
     horizon: i64,
     alpha: f64,
     all_columns: &[usize],
-) -> Result<(Vec<usize>, Option<String>)> {
+) -> Result<(Vec<usize>, String)> {
     // The choice is made on the task that is served: labels as long as the served model's.
     // Where the history before the window is too short for them, shortened labels on a few
     // weeks of history would decide (on CDNOW they pick the RFM regression, which then loses
@@ -373,13 +376,19 @@ fn churn_columns(
     else {
         return Ok((
             all_columns.to_vec(),
-            Some("churn: the logistic regression over every feature (the history before the held-out window is too short to compare it with the RFM regression on labels of the same length)".into()),
+            "churn: the logistic regression over every feature (the history before the held-out window is too short to compare it with the RFM regression on labels of the same length)".into(),
         ));
     };
     let horizon_days = plan.horizon as f64 / DAY as f64;
-    let Some((metrics, curves)) = churn_backtest(history, &plan, all_columns, alpha, horizon_days)?
+    // Only the two regressions being compared are fitted.
+    let candidates: [(&str, &[usize]); 2] =
+        [("augur", all_columns), ("rfm_logistic", &RFM_COLUMNS)];
+    let Some((metrics, curves)) = churn_backtest(history, &plan, &candidates, alpha, horizon_days)?
     else {
-        return Ok((all_columns.to_vec(), None));
+        return Ok((
+            all_columns.to_vec(),
+            "churn: the logistic regression over every feature (too few buyers before the held-out window to compare it with the RFM regression)".into(),
+        ));
     };
     let auc = |name: &str| metrics.get(name).map_or(f64::NAN, |m| m.roc_auc);
     let (full, rfm) = (auc("augur"), auc("rfm_logistic"));
@@ -400,9 +409,9 @@ fn churn_columns(
     };
     Ok((
         columns,
-        Some(format!(
+        format!(
             "churn: {chosen} (ROC AUC on the selection window: every feature {full:.4}, RFM {rfm:.4}; the RFM regression is served only when it leads by more than {noise:.4}, the one-sided 95 % noise of the two)"
-        )),
+        ),
     ))
 }
 
@@ -446,12 +455,12 @@ fn served(choices: Option<&affinity::RankerChoices>, send: &SendTimeModel) -> Ve
     out
 }
 
-/// The churn backtest: augur's model and the two baselines fitted at the backtest cutoffs
+/// The churn backtest: each candidate (name, feature columns) fitted at the backtest cutoffs
 /// (side by side) and scored on the held-out window; `None` when too few buyers for one.
 fn churn_backtest(
     history: &History,
     plan: &churn::ChurnPlan,
-    all_columns: &[usize],
+    candidates: &[(&str, &[usize])],
     alpha: f64,
     horizon_days: f64,
 ) -> Result<Option<(BTreeMap<String, ChurnMetrics>, crate::report::ChurnCurves)>> {
@@ -462,14 +471,9 @@ fn churn_backtest(
     if !(train.enough() && eval.enough()) {
         return Ok(None);
     }
-    let candidates: [(&str, &[usize]); 3] = [
-        ("augur", all_columns),
-        ("recency", &[0]),
-        ("rfm_logistic", &RFM_COLUMNS),
-    ];
     let predictions = candidates
-        .into_par_iter()
-        .map(|(name, columns)| {
+        .par_iter()
+        .map(|&(name, columns)| {
             let m = churn::fit(&train, &newest, columns, alpha, horizon_days, btyd)?;
             Ok((name.to_string(), churn::predict(&m, &eval)))
         })
