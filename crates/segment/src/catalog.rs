@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::builtin::builtin;
-use crate::compile::{Matcher, Schema};
+use crate::compile::Matcher;
 use crate::error::{Error, Result};
 use crate::rule::Rule;
+use crate::schema::Schema;
 
 /// A segment as written in configuration (`[segments.<name>]`) or an API body.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -101,7 +102,7 @@ pub fn catalog(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{Kind, Value};
+    use crate::schema::{Kind, Value};
 
     const NUMBERS: [&str; 15] = [
         "churn_risk",

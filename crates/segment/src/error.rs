@@ -1,6 +1,6 @@
 //! The one error type of `augur-segment`.
 
-use crate::compile::Kind;
+use crate::schema::Kind;
 
 /// Everything that can be wrong with a rule or a segment.
 ///

@@ -23,9 +23,11 @@ mod catalog;
 mod compile;
 mod error;
 mod rule;
+mod schema;
 
 pub use builtin::builtin;
 pub use catalog::{Segment, SegmentSpec, catalog};
-pub use compile::{Kind, Matcher, Record, Schema, Value};
+pub use compile::Matcher;
 pub use error::{Error, Result};
 pub use rule::{List, MAX_DEPTH, MAX_NODES, Op, Rule, Scalar};
+pub use schema::{Kind, Record, Schema, Value};
