@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use augur_core::Config;
+use augur_data::Config;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -122,7 +122,7 @@ fn load(c: &mut Criterion) {
     });
     group.bench_function("augur_load_validate", |b| {
         b.iter(|| {
-            let (history, report) = augur_core::load::load(black_box(&config)).expect("load");
+            let (history, report) = augur_data::load(black_box(&config)).expect("load");
             black_box((history.orders.len(), report.is_fatal()))
         });
     });

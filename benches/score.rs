@@ -8,20 +8,20 @@
 
 use std::hint::black_box;
 
-use augur_core::affinity::{Filters, Mode, Request};
-use augur_core::artifact::Artifact;
-use augur_core::snapshot::{self, default_request};
+use augur_model::Artifact;
+use augur_model::default_request;
+use augur_model::{Filters, Mode, Request};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 mod common;
 
-fn trained(contacts: u64) -> (tempfile::TempDir, Artifact, augur_core::History) {
+fn trained(contacts: u64) -> (tempfile::TempDir, Artifact, augur_data::History) {
     let (dir, config) = common::demo(contacts);
-    let (history, _) = augur_core::load::load(&config).expect("load");
-    let options = augur_train::pipeline::TrainOptions::default();
-    let trained = augur_train::pipeline::train(&history, &options, "bench", "2026-11-28T00:00:00Z")
-        .expect("train");
-    augur_train::pipeline::write(&dir.path().join("models"), &trained).expect("write");
+    let (history, _) = augur_data::load(&config).expect("load");
+    let options = augur_train::TrainOptions::default();
+    let trained =
+        augur_train::train(&history, &options, "bench", "2026-11-28T00:00:00Z").expect("train");
+    augur_train::write_model(&dir.path().join("models"), &trained).expect("write");
     let artifact = Artifact::load(&dir.path().join("models")).expect("load model");
     (dir, artifact, history)
 }
@@ -63,7 +63,7 @@ fn scoring(c: &mut Criterion) {
     let out = tempfile::tempdir().expect("temp dir");
     group.bench_function("batch_to_parquet_all_contacts", |b| {
         b.iter(|| {
-            augur_core::score::write_all(&out.path().join("p.parquet"), snapshot, &models, &default)
+            augur_model::write_scores(&out.path().join("p.parquet"), snapshot, &models, &default)
                 .expect("write")
         });
     });
@@ -76,7 +76,8 @@ fn scoring(c: &mut Criterion) {
     });
     group.bench_function("build_snapshot", |b| {
         b.iter(|| {
-            snapshot::build(&history, artifact.manifest.as_of_seconds, &models).expect("build")
+            augur_model::build_snapshot(&history, artifact.manifest.as_of_seconds, &models)
+                .expect("build")
         });
     });
     group.finish();

@@ -7,18 +7,17 @@
 
 use std::hint::black_box;
 
-use augur_core::btyd::BgNbd;
-use augur_core::features::{CHURN_FEATURES, buyers_rfa, contact_states};
-use augur_core::time::DAY;
+use augur_data::DAY;
+use augur_model::{CHURN_FEATURES, buyers_rfa, contact_states};
 use augur_train::churn;
-use augur_train::pipeline::{TrainOptions, train};
+use augur_train::{TrainOptions, train};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 mod common;
 
-fn history(contacts: u64) -> augur_core::History {
+fn history(contacts: u64) -> augur_data::History {
     let (_dir, config) = common::demo(contacts);
-    augur_core::load::load(&config).expect("load").0
+    augur_data::load(&config).expect("load").0
 }
 
 fn training(c: &mut Criterion) {
@@ -59,7 +58,7 @@ fn training(c: &mut Criterion) {
     });
     group.throughput(Throughput::Elements(buyers.len() as u64));
     group.bench_function("bgnbd_fit", |b| {
-        b.iter(|| black_box(BgNbd::fit(&buyers).expect("enough buyers")));
+        b.iter(|| black_box(augur_train::fit_bgnbd(&buyers).expect("enough buyers")));
     });
     group.finish();
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
-use augur_core::time::hour_of_week;
-use augur_core::{Config, EmailEventKind};
+use augur_data::hour_of_week;
+use augur_data::{Config, EmailEventKind};
 
 use crate::util::{Dir, col, read_parquet, run};
 
@@ -45,7 +45,7 @@ fn planted_structure_is_recoverable() {
     let config = Config::load(Some(&dir.join("demo/augur.toml")))
         .expect("config")
         .0;
-    let (history, report) = augur_core::load::load(&config).expect("load");
+    let (history, report) = augur_data::load(&config).expect("load");
     assert!(!report.is_fatal());
     assert_eq!(report.contacts, 3000);
 
@@ -79,7 +79,7 @@ fn planted_structure_is_recoverable() {
             continue;
         }
         let id = history.contacts.ids.name(e.contact[i]);
-        let tz: augur_core::Tz = zone[id].parse().expect("zone");
+        let tz: augur_data::Tz = zone[id].parse().expect("zone");
         hours.entry(e.contact[i]).or_insert([0; 24])[hour_of_week(e.at[i], tz) % 24] += 1;
     }
     assert!(machine > 0, "flagged machine opens exist");
@@ -134,7 +134,7 @@ fn planted_structure_is_recoverable() {
         .web_events
         .kind
         .iter()
-        .filter(|k| **k == augur_core::WebEventKind::AddToCart)
+        .filter(|k| **k == augur_data::WebEventKind::AddToCart)
         .count();
     assert!(
         carts as f64 > 1.2 * history.orders.len() as f64 * 0.7 * 0.5,

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray};
-use augur_core::Config;
-use augur_core::features::{buys_between, churn_features, contact_states};
-use augur_core::time::DAY;
+use augur_data::Config;
+use augur_data::DAY;
+use augur_model::{buys_between, churn_features, contact_states};
 use augur_train::churn::{self, RFM_COLUMNS};
-use augur_train::metrics::roc_auc;
+use augur_train::roc_auc;
 
 use crate::util::{Dir, run, stderr, write_parquet};
 
@@ -56,13 +56,13 @@ fn cdnow_churn_beats_recency_and_rfm() {
     };
     let dir = Dir::new();
     let config = cdnow_parquet(&dir, &source);
-    let (history, _) = augur_core::load::load_checked(&config).expect("load");
+    let (history, _) = augur_data::load_checked(&config).expect("load");
     let as_of = 875_664_000; // 1997-10-01T00:00Z
     let holdout_end = as_of + 39 * 7 * DAY;
     let first = history.orders.at[0];
     let plan = churn::plan(first, as_of, 90 * DAY).expect("enough history");
     let (train, newest, btyd) = churn::stacked_examples(&history, &plan.cutoffs, plan.horizon);
-    let all: Vec<usize> = (0..augur_core::features::CHURN_FEATURES.len()).collect();
+    let all: Vec<usize> = (0..augur_model::CHURN_FEATURES.len()).collect();
     let model = churn::fit(
         &train,
         &newest,

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int64Array, StringArray};
-use augur_core::Config;
-use augur_core::quality::DropReason;
+use augur_data::Config;
+use augur_data::DropReason;
 
 use crate::util::{Dir, run, stdout, write_parquet};
 
@@ -206,9 +206,9 @@ fn raw_retail_export_loads_with_config_alone() {
     let dir = Dir::new();
     write_fixture(&dir);
     let config = Config::from_toml(RETAIL_CONFIG, dir.path()).expect("config");
-    let (history, report) = augur_core::load::load(&config).expect("load");
+    let (history, report) = augur_data::load(&config).expect("load");
     let orders = report
-        .table(augur_core::TableKind::Orders)
+        .table(augur_data::TableKind::Orders)
         .expect("orders report");
     assert_eq!(orders.rows_read, 11);
     let dropped = |r: DropReason| orders.dropped.get(&r).copied().unwrap_or(0);
@@ -227,7 +227,7 @@ fn raw_retail_export_loads_with_config_alone() {
     let contacts = &history.contacts;
     let c = contacts.ids.get("17850").expect("17850.0 read as 17850") as usize;
     assert_eq!(contacts.country[c], Some("GB"));
-    assert_eq!(contacts.timezone[c], augur_core::Tz::Europe__London);
+    assert_eq!(contacts.timezone[c], augur_data::Tz::Europe__London);
     let c = contacts.ids.get("15311").expect("15311") as usize;
     assert_eq!(contacts.country[c], Some("GB"), "first country seen wins");
     assert_eq!(report.contacts, 3);
@@ -274,7 +274,7 @@ fn validate_prints_the_report_for_the_retail_export() {
 fn extra_contact_columns_become_attributes() {
     use arrow::array::{BooleanArray, ListArray};
     use arrow::datatypes::Int32Type;
-    use augur_core::history::AttributeColumn;
+    use augur_data::AttributeColumn;
     let dir = Dir::new();
     write_parquet(
         &dir.join("contacts.parquet"),
@@ -314,7 +314,7 @@ fn extra_contact_columns_become_attributes() {
         dir.path(),
     )
     .expect("config");
-    let (history, report) = augur_core::load::load(&config).expect("load");
+    let (history, report) = augur_data::load(&config).expect("load");
     assert_eq!(
         (report.contacts, report.contacts_derived),
         (3, 1),

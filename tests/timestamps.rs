@@ -6,7 +6,7 @@ use arrow::array::{
     Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
     TimestampSecondArray,
 };
-use augur_core::{Config, EmailEventKind};
+use augur_data::{Config, EmailEventKind};
 
 use crate::util::{Dir, write_parquet};
 
@@ -30,7 +30,7 @@ fn load_events(dir: &Dir, occurred_at: arrow::array::ArrayRef, extra: &str) -> V
         dir.path(),
     )
     .expect("config");
-    let (history, report) = augur_core::load::load(&config).expect("load");
+    let (history, report) = augur_data::load(&config).expect("load");
     assert!(!report.is_fatal(), "{}", report.render_text());
     let events = &history.email_events;
     assert!(events.kind.iter().all(|k| *k == EmailEventKind::Open));

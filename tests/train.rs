@@ -25,10 +25,10 @@ fn demo(dir: &Dir, contacts: u32) {
 
 /// Every row of a batch-scoring file equals [`Snapshot::predict`] of its contact with the
 /// default request: the batch writes the same answers column by column, in contact order.
-fn assert_rows_match_predict(path: &std::path::Path, artifact: &augur_core::artifact::Artifact) {
+fn assert_rows_match_predict(path: &std::path::Path, artifact: &augur_model::Artifact) {
     let models = artifact.models();
     let snapshot = &artifact.snapshot;
-    let request = augur_core::snapshot::default_request();
+    let request = augur_model::default_request();
     let mut c = 0;
     for batch in read_parquet(path) {
         let ids = col(&batch, "contact_id").as_string::<i32>();
@@ -147,7 +147,7 @@ fn train_beats_baselines_and_score_writes_every_contact() {
 
     score(&dir);
     // 3,000 contacts: several parallel parts of one row group.
-    let artifact = augur_core::artifact::Artifact::load(&dir.join("models")).expect("load");
+    let artifact = augur_model::Artifact::load(&dir.join("models")).expect("load");
     assert_rows_match_predict(&dir.join("p.parquet"), &artifact);
     let mut rows = 0;
     for batch in read_parquet(&dir.join("p.parquet")) {
@@ -203,11 +203,11 @@ fn planted_truth_is_recovered() {
         }
     }
     // Human engagements per contact (opens that are not machine opens, and clicks).
-    let config = augur_core::Config::load(Some(&dir.join("demo/augur.toml")))
+    let config = augur_data::Config::load(Some(&dir.join("demo/augur.toml")))
         .expect("config")
         .0;
-    let (history, _) = augur_core::load::load(&config).expect("load");
-    let weights = augur_core::send_time::EngagementWeights {
+    let (history, _) = augur_data::load(&config).expect("load");
+    let weights = augur_model::EngagementWeights {
         click: 1.0,
         open: 1.0,
         web: 0.0,
@@ -215,7 +215,7 @@ fn planted_truth_is_recovered() {
         half_life_days: 1e9,
     };
     let end = history.email_events.at.last().copied().unwrap_or(0) + 1;
-    let counts = augur_core::send_time::engagement_counts(&history, end, &weights);
+    let counts = augur_model::engagement_counts(&history, end, &weights);
     let engaged = |id: &str| {
         history
             .contacts
@@ -246,7 +246,7 @@ fn planted_truth_is_recovered() {
             }
         }
     }
-    let auc = augur_train::metrics::roc_auc(&risks, &dropped);
+    let auc = augur_train::roc_auc(&risks, &dropped);
     eprintln!(
         "churn AUC against planted dropout: {auc:.3}; send hour within 1 h of the planted peak: {near}/{checked}"
     );
@@ -462,20 +462,20 @@ fn short_history_uses_a_model_fitted_without_labels() {
 
 #[test]
 fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
-    use augur_core::affinity::{Filters, Mode, Request};
+    use augur_model::{Filters, Mode, Request};
     let dir = Dir::new();
     demo(&dir, 1200);
     let out = run(dir
         .augur()
         .args(["train", "--config", "demo/augur.toml", "--models", "models"]));
     assert_eq!(out.status.code(), Some(0));
-    let artifact = augur_core::artifact::Artifact::load(&dir.join("models")).expect("load");
-    let config = augur_core::Config::load(Some(&dir.join("demo/augur.toml")))
+    let artifact = augur_model::Artifact::load(&dir.join("models")).expect("load");
+    let config = augur_data::Config::load(Some(&dir.join("demo/augur.toml")))
         .expect("config")
         .0;
-    let (history, _) = augur_core::load::load(&config).expect("load");
+    let (history, _) = augur_data::load(&config).expect("load");
     let models = artifact.models();
-    let rebuilt = augur_core::snapshot::build(&history, artifact.manifest.as_of_seconds, &models)
+    let rebuilt = augur_model::build_snapshot(&history, artifact.manifest.as_of_seconds, &models)
         .expect("build");
     let on_disk = &artifact.snapshot;
     assert_eq!(on_disk.len(), 1200);
@@ -489,7 +489,7 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
         },
     };
     let mut scored = 0;
-    for request in [augur_core::snapshot::default_request(), discover] {
+    for request in [augur_model::default_request(), discover] {
         for c in 0..on_disk.len() {
             let a = on_disk.predict(&models, c, &request);
             assert_eq!(a, rebuilt.predict(&models, c, &request), "contact {c}");
@@ -526,11 +526,11 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
     // row groups longer than a profile page (1,024 rows), whose profiles take several pages.
     for (rows_per_group, groups) in [(500, 3), (1_100, 2)] {
         let batch = dir.join(&format!("groups{rows_per_group}.parquet"));
-        let written = augur_core::score::write_in_row_groups(
+        let written = augur_model::write_scores_in_row_groups(
             &batch,
             on_disk,
             &models,
-            &augur_core::snapshot::default_request(),
+            &augur_model::default_request(),
             rows_per_group,
         )
         .expect("batch");
@@ -550,7 +550,7 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
     // exclusion of nothing) gives the same products and scores.
     let short = Request {
         k: 5,
-        ..augur_core::snapshot::default_request()
+        ..augur_model::default_request()
     };
     let computed = Request {
         filters: Filters {

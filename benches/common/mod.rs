@@ -1,6 +1,6 @@
 //! What the benches share: a demo history written to a temporary directory.
 
-use augur_core::Config;
+use augur_data::Config;
 
 /// A demo history of `contacts` contacts in a fresh temporary directory (kept while the returned
 /// guard lives), with the configuration that reads it.

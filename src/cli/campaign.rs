@@ -4,17 +4,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use augur_campaign::deliver::{SendOptions, SendReport, Transport, Until};
-use augur_campaign::directory::Directory;
-use augur_campaign::outbox::Outbox;
-use augur_campaign::plan::{Inputs, Summary};
-use augur_campaign::spec::Campaign;
-use augur_core::Config;
-use augur_core::artifact::Artifact;
+use augur_campaign::Campaign;
+use augur_campaign::Directory;
+use augur_campaign::Outbox;
+use augur_campaign::Settings as CampaignSettings;
+use augur_campaign::{Inputs, Summary};
+use augur_campaign::{SendOptions, SendReport, Transport, Until};
+use augur_model::Artifact;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
 use super::ConfigArg;
+use super::settings::Settings;
 use super::train::parse_instant;
 
 #[derive(Debug, Args)]
@@ -88,7 +89,7 @@ pub fn run(args: &CampaignArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Send(a) => {
-            let (config, _) = Config::load(a.config.config.as_deref())?;
+            let config = Settings::load(a.config.config.as_deref())?.campaign();
             let until = if a.follow {
                 Until::Drained(None)
             } else {
@@ -126,13 +127,13 @@ fn at(raw: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
 }
 
 /// Plans (or previews) a run and prints its summary.
-pub fn plan(args: &PlanArgs) -> anyhow::Result<(Config, Summary)> {
+pub fn plan(args: &PlanArgs) -> anyhow::Result<(CampaignSettings, Summary)> {
     let started = std::time::Instant::now();
-    let (config, _) = Config::load(args.config.config.as_deref())?;
+    let config = Settings::load(args.config.config.as_deref())?.campaign();
     let campaign = Campaign::load(&args.campaign)?;
     let artifact = Artifact::load(&args.models)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "model loaded");
-    let directory = Directory::load(&config)?;
+    let directory = Directory::load(&config.data)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "exports read");
     let at = at(args.at.as_deref())?;
     let mut outbox = Outbox::open(&config.campaigns.outbox)?;
@@ -143,7 +144,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(Config, Summary)> {
         directory: &directory,
         at,
     };
-    let (summary, rows) = augur_campaign::plan::plan(&inputs, &outbox)?;
+    let (summary, rows) = augur_campaign::plan(&inputs, &outbox)?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "planned and rendered"
@@ -153,19 +154,19 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(Config, Summary)> {
             .out
             .clone()
             .unwrap_or_else(|| outbox_dir(&config).join("dry-run").join(&summary.run_id));
-        let envelope = augur_campaign::plan::envelope(
+        let envelope = augur_campaign::envelope(
             &config,
             &campaign,
             outbox.signing_key(config.campaigns.signing_key.as_deref())?,
         )?;
-        let previews = augur_campaign::plan::preview(&out, &rows, &envelope, campaign.id(), 5)?;
+        let previews = augur_campaign::preview(&out, &rows, &envelope, campaign.id(), 5)?;
         println!(
             "Dry run: plan written to {} with {previews} rendered previews (.eml); the outbox is unchanged.",
             out.display()
         );
         summary
     } else {
-        augur_campaign::plan::store(&mut outbox, &inputs, summary, &rows)?
+        augur_campaign::store_plan(&mut outbox, &inputs, summary, &rows)?
     };
     print_plan(&summary, args.dry_run, started.elapsed().as_secs_f64());
     if !args.dry_run {
@@ -174,7 +175,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(Config, Summary)> {
     Ok((config, summary))
 }
 
-fn outbox_dir(config: &Config) -> PathBuf {
+fn outbox_dir(config: &CampaignSettings) -> PathBuf {
     config
         .campaigns
         .outbox
@@ -218,7 +219,11 @@ fn print_plan(s: &Summary, dry_run: bool, seconds: f64) {
 }
 
 /// Sends and prints what happened.
-pub fn send(config: &Config, until: Until, resend_unknown: bool) -> anyhow::Result<SendReport> {
+pub fn send(
+    config: &CampaignSettings,
+    until: Until,
+    resend_unknown: bool,
+) -> anyhow::Result<SendReport> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -231,7 +236,7 @@ pub fn send(config: &Config, until: Until, resend_unknown: bool) -> anyhow::Resu
         resend_unknown,
     };
     let started = std::time::Instant::now();
-    let report = runtime.block_on(augur_campaign::deliver::send(
+    let report = runtime.block_on(augur_campaign::send(
         config,
         &mut outbox,
         &transport,
@@ -276,14 +281,14 @@ pub fn send(config: &Config, until: Until, resend_unknown: bool) -> anyhow::Resu
 }
 
 fn report(args: &ReportArgs) -> anyhow::Result<()> {
-    let (config, _) = Config::load(args.config.config.as_deref())?;
+    let config = Settings::load(args.config.config.as_deref())?.campaign();
     let outbox = Outbox::open(&config.campaigns.outbox)?;
-    let report = augur_campaign::report::report(&config, &outbox, &args.campaign)?;
+    let report = augur_campaign::report(&config, &outbox, &args.campaign)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| outbox_dir(&config).join("reports").join(&args.campaign));
-    augur_campaign::report::write(&report, &out)?;
+    augur_campaign::write_report(&report, &out)?;
     println!(
         "Campaign {} (orders within {} days of sending):",
         report.campaign, report.attribution_days

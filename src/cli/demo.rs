@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use augur_core::Config;
+use super::settings::Settings;
 use augur_synth::DemoSpec;
 use clap::Args;
 
@@ -42,8 +42,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         };
         super::demo_data::generate(&spec, &args.dir)?;
     }
-    let (config, _) = Config::load(Some(&config_path))?;
-    let (history, report) = super::validate::validate(&config)?;
+    let config = Settings::load(Some(&config_path))?;
+    let (history, report) = super::validate::validate(&config.data)?;
     print!("{}", report.render_text());
     if report.is_fatal() {
         return Ok(ExitCode::from(1));
@@ -66,7 +66,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// Writes the example campaigns next to the data (unless present), sends the welcome campaign
 /// now and plans the win-back for each contact's best hour.
-fn campaigns(args: &DemoArgs, config_path: &Path, config: &Config) -> anyhow::Result<()> {
+fn campaigns(args: &DemoArgs, config_path: &Path, config: &Settings) -> anyhow::Result<()> {
     let dir = args.dir.join("campaigns");
     for (rel, text) in augur_campaign::EXAMPLES {
         let path = dir.join(rel);
@@ -93,7 +93,7 @@ fn campaigns(args: &DemoArgs, config_path: &Path, config: &Config) -> anyhow::Re
         })?;
     }
     println!();
-    super::campaign::send(config, augur_campaign::deliver::Until::DueNow, false)?;
+    super::campaign::send(&config.campaign(), augur_campaign::Until::DueNow, false)?;
     println!(
         "Win-back messages wait in the outbox for each contact's best hour; deliver them as they fall due with:\n  augur campaign send --follow --config {}",
         config_path.display()
@@ -103,7 +103,7 @@ fn campaigns(args: &DemoArgs, config_path: &Path, config: &Config) -> anyhow::Re
 
 /// Serves the new model with a fresh API key (unless one is configured) and prints requests
 /// that work as printed.
-fn serve(args: &DemoArgs, mut config: Config) -> anyhow::Result<()> {
+fn serve(args: &DemoArgs, mut config: Settings) -> anyhow::Result<()> {
     use rand::Rng as _;
     let configured = config
         .serve

@@ -6,6 +6,7 @@ mod demo_data;
 mod progress;
 mod score;
 mod serve;
+mod settings;
 mod train;
 mod validate;
 

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::settings::Settings;
 use anyhow::Context as _;
-use augur_core::Config;
-use augur_core::affinity::{Filters, Mode, Request};
-use augur_core::artifact::Artifact;
-use augur_core::score::write_all;
-use augur_core::snapshot::Snapshot;
+use augur_model::Artifact;
+use augur_model::Snapshot;
+use augur_model::write_scores;
+use augur_model::{Filters, Mode, Request};
 use clap::{Args, ValueEnum};
 
 use super::ConfigArg;
@@ -101,10 +101,10 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     // needs the exports.
     let rebuilt = match as_of.filter(|t| *t != artifact.manifest.as_of_seconds) {
         Some(t) => {
-            let (config, _) = Config::load(args.config.config.as_deref())?;
+            let settings = Settings::load(args.config.config.as_deref())?;
             let (history, _) =
-                augur_core::load::load_checked(&config).context("loading the exports")?;
-            Some(augur_core::snapshot::build(
+                augur_data::load_checked(&settings.data).context("loading the exports")?;
+            Some(augur_model::build_snapshot(
                 &history,
                 t,
                 &artifact.models(),
@@ -122,7 +122,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         filters: filters(args, &artifact, snapshot)?,
     };
     let started = std::time::Instant::now();
-    let contacts = write_all(&args.out, snapshot, &artifact.models(), &request)?;
+    let contacts = write_scores(&args.out, snapshot, &artifact.models(), &request)?;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         contacts,

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::settings::Settings;
 use anyhow::Context as _;
-use augur_core::Config;
 use augur_serve::AppState;
 use clap::Args;
 
@@ -25,7 +25,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let (config, _) = Config::load(args.config.config.as_deref())?;
+    let config = Settings::load(args.config.config.as_deref())?;
     let listen = args
         .listen
         .clone()
@@ -45,7 +45,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 pub fn start(
     models: &Path,
     listen: &str,
-    config: Config,
+    config: Settings,
     ready: impl FnOnce(&AppState, SocketAddr),
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();

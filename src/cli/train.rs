@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use augur_core::time::parse_iso;
-use augur_core::{Config, History};
-use augur_train::pipeline::{self, Backtest, TrainOptions, Trained};
+use augur_data::parse_iso;
+use augur_data::{Config, History};
+use augur_train::{Backtest, TrainOptions, Trained};
 use clap::Args;
 
 use super::ConfigArg;
+use super::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -28,16 +29,16 @@ pub struct TrainArgs {
 
 /// Parses an instant given on the command line.
 pub fn parse_instant(raw: &str) -> anyhow::Result<i64> {
-    parse_iso(raw, augur_core::Tz::UTC).with_context(|| {
+    parse_iso(raw, augur_data::Tz::UTC).with_context(|| {
         format!("`{raw}` is not a date or RFC 3339 time (e.g. 2026-10-01 or 2026-10-01T00:00:00Z)")
     })
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    let (config, source) = Config::load(args.config.config.as_deref())?;
-    tracing::info!(config = %source, "configuration loaded");
+    let settings = Settings::load(args.config.config.as_deref())?;
+    tracing::info!(config = %settings.source, "configuration loaded");
     let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
-    let trained = train(&config, as_of, args.horizon_days, &args.models)?;
+    let trained = train(&settings.data, as_of, args.horizon_days, &args.models)?;
     print_summary(&trained.backtest, &trained.manifest.fallbacks);
     print_location(&args.models, &trained);
     Ok(ExitCode::SUCCESS)
@@ -51,7 +52,7 @@ pub fn train(
     models: &Path,
 ) -> anyhow::Result<Trained> {
     let started = std::time::Instant::now();
-    let (history, _) = augur_core::load::load_checked(config).context("loading the exports")?;
+    let (history, _) = augur_data::load_checked(config).context("loading the exports")?;
     tracing::info!(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
         "history loaded"
@@ -75,8 +76,8 @@ pub fn train_loaded(
         ..TrainOptions::default()
     };
     let trained =
-        pipeline::train(history, &options, &version, &now.to_rfc3339()).context("training")?;
-    let dir = pipeline::write(models, &trained)
+        augur_train::train(history, &options, &version, &now.to_rfc3339()).context("training")?;
+    let dir = augur_train::write_model(models, &trained)
         .with_context(|| format!("writing {}", models.display()))?;
     tracing::info!(dir = %dir.display(), seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "model written");
     Ok(trained)

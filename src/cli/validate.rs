@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use augur_core::{Config, History, QualityReport, TableKind};
+use augur_data::{Config, History, QualityReport, TableKind};
 use clap::Args;
 
+use super::settings::Settings;
 use super::{ConfigArg, progress};
 
 #[derive(Debug, Args)]
@@ -18,9 +19,9 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let (config, source) = Config::load(args.config.config.as_deref())?;
-    tracing::info!(config = %source, "configuration loaded");
-    let (_, report) = validate(&config)?;
+    let settings = Settings::load(args.config.config.as_deref())?;
+    tracing::info!(config = %settings.source, "configuration loaded");
+    let (_, report) = validate(&settings.data)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -37,11 +38,10 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 pub fn validate(config: &Config) -> anyhow::Result<(History, QualityReport)> {
     let bar = progress::counter("reading");
     let started = std::time::Instant::now();
-    let (history, report) =
-        augur_core::load::load_with_progress(config, &|table: TableKind, rows| {
-            bar.set_message(format!("{} ({rows} rows)", table.name()));
-        })
-        .context("loading the exports")?;
+    let (history, report) = augur_data::load_with_progress(config, &|table: TableKind, rows| {
+        bar.set_message(format!("{} ({rows} rows)", table.name()));
+    })
+    .context("loading the exports")?;
     bar.finish_and_clear();
     let rows: u64 = report.tables.iter().map(|t| t.rows_read).sum();
     let secs = started.elapsed().as_secs_f64();

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use augur_core::Config;
-use augur_core::config::UnknownOutcome;
+use crate::config::Settings;
+use crate::config::UnknownOutcome;
 use chrono::Utc;
 
 use crate::directory::Directory;
@@ -32,7 +32,7 @@ pub enum Transport {
 
 impl Transport {
     /// The transport `config` asks for.
-    pub fn new(config: &Config) -> Result<Self> {
+    pub fn new(config: &Settings) -> Result<Self> {
         let campaigns = &config.campaigns;
         let Some(smtp) = &campaigns.smtp else {
             std::fs::create_dir_all(&campaigns.eml_dir)
@@ -129,7 +129,7 @@ impl SenderLock {
 
 /// Delivers due messages.
 pub async fn send(
-    config: &Config,
+    config: &Settings,
     outbox: &mut Outbox,
     transport: &Transport,
     options: &SendOptions,
@@ -158,7 +158,7 @@ pub async fn send(
     }
     log.recover(outbox)?;
     let signer = Signer::new(outbox.signing_key(campaigns.signing_key.as_deref())?);
-    let mut directory = Directory::load(config)?;
+    let mut directory = Directory::load(&config.data)?;
     let batch = campaigns.connections;
     let started = Instant::now();
     let mut last_flush = Instant::now();
@@ -180,10 +180,10 @@ pub async fn send(
             last_look = Some(Instant::now());
         }
         if look
-            && directory.is_stale(config)
+            && directory.is_stale(&config.data)
             && unreadable_since.is_none_or(|t| t.elapsed() >= RETRY_READ)
         {
-            match Directory::load(config) {
+            match Directory::load(&config.data) {
                 Ok(fresh) => {
                     directory = fresh;
                     unreadable_since = None;
@@ -273,7 +273,7 @@ async fn deliver_one(
     directory: &Directory,
     transport: &Transport,
     signer: &Signer,
-    config: &Config,
+    config: &Settings,
     resend_unknown: bool,
 ) -> Outcome {
     let d = directory.contact(&m.contact_id);
@@ -320,7 +320,7 @@ async fn deliver_one(
 }
 
 /// Exponential backoff: `retry_seconds`, doubled per attempt, at most an hour.
-fn retry_at(config: &Config, attempts: u32) -> i64 {
+fn retry_at(config: &Settings, attempts: u32) -> i64 {
     let wait =
         config.campaigns.retry_seconds * 2f64.powi(attempts.saturating_sub(1).min(20) as i32);
     Utc::now().timestamp() + wait.min(3600.0).ceil() as i64

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use augur_core::history::History;
-use augur_core::{Config, EmailEventKind, TableKind};
+use augur_data::History;
+use augur_data::{Config, EmailEventKind, TableKind};
 
 use crate::error::Result;
 
@@ -66,7 +66,7 @@ impl Directory {
         narrow.tables.orders.path = None;
         narrow.tables.web_events.path = None;
         let fingerprint = fingerprint(config);
-        let (history, _) = augur_core::load::load_email_kinds(
+        let (history, _) = augur_data::load_email_kinds(
             &narrow,
             &[
                 EmailEventKind::Unsubscribe,

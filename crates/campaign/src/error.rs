@@ -37,9 +37,12 @@ pub enum Error {
         /// What failed.
         message: String,
     },
-    /// Reading the exports or the model.
+    /// Reading the configuration or the exports.
     #[error(transparent)]
-    Core(#[from] augur_core::Error),
+    Data(#[from] augur_data::Error),
+    /// Reading the model.
+    #[error(transparent)]
+    Model(#[from] augur_model::Error),
     /// An audience rule.
     #[error("audience: {0}")]
     Segment(#[from] augur_segment::Error),

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use augur_core::{Config, TableKind};
+use augur_data::TableKind;
+
+use crate::config::Settings;
 use parquet::arrow::ArrowWriter;
 
 use crate::error::{Error, Result};
@@ -32,8 +34,8 @@ pub struct SentLog {
 
 impl SentLog {
     /// The log of `config`: `campaigns.sent_events`, else the e-mail events table's directory.
-    pub fn new(config: &Config) -> Result<Self> {
-        let table = config.tables.get(TableKind::EmailEvents);
+    pub fn new(config: &Settings) -> Result<Self> {
+        let table = config.data.tables.get(TableKind::EmailEvents);
         let dir = match (&config.campaigns.sent_events, &table.path) {
             (Some(dir), _) => dir.clone(),
             (None, Some(p)) if p.is_dir() => p.clone(),
@@ -68,11 +70,6 @@ impl SentLog {
         let columns = ["contact_id", "campaign_id", "event", "occurred_at"]
             .map(|f| table.column_for(f).to_string());
         Ok(Self { dir, columns })
-    }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn temporary(&self, name: &str) -> PathBuf {

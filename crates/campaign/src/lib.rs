@@ -3,28 +3,36 @@
 //! Nightly predictive campaigns: select an audience with the current model, personalize each
 //! message, send each contact at its own best time, and deliver over SMTP exactly once.
 //!
-//! Flow: [`spec::Campaign::load`] → [`plan::plan`] (audience, suppression, holdout, variants,
-//! send times, rendering) → [`outbox::Outbox`] (SQLite) → [`deliver::send`] (SMTP or `.eml`
-//! files; `sent` rows appended to the e-mail events by [`events::SentLog`]) →
-//! [`report::report`].
+//! Flow: [`Campaign::load`] → [`plan()`] (audience, suppression, holdout, variants,
+//! send times, rendering) → [`Outbox`] (SQLite) → [`send()`] (SMTP or `.eml`
+//! files; `sent` rows appended to the e-mail events by `events::SentLog`) →
+//! [`report()`].
 
 // Errors carry the file, template or setting at fault; they are built once per failure.
 #![allow(clippy::result_large_err)]
 
-pub mod deliver;
-pub mod directory;
-pub mod error;
-pub mod events;
-pub mod message;
-pub mod outbox;
-pub mod plan;
-pub mod relay;
-pub mod render;
-pub mod report;
-pub mod schedule;
-pub mod spec;
+mod config;
+mod deliver;
+mod directory;
+mod error;
+mod events;
+mod message;
+mod outbox;
+mod plan;
+mod relay;
+mod render;
+mod report;
+mod schedule;
+mod spec;
 
+pub use config::{CampaignsConfig, Settings, SmtpConfig, SmtpSecurity, UnknownOutcome};
+pub use deliver::{SendOptions, SendReport, Transport, Until, send};
+pub use directory::Directory;
 pub use error::{Error, Result};
+pub use outbox::Outbox;
+pub use plan::{Inputs, Summary, envelope, plan, preview, run_id, store_plan};
+pub use report::{CampaignReport, report, write_report};
+pub use spec::Campaign;
 
 /// The example campaigns and their templates (`crates/campaign/campaigns/`), as relative path and
 /// text, so the demo can write them next to its data.

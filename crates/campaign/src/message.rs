@@ -177,7 +177,7 @@ impl Envelope {
     /// The envelope of a run: its sender and reply-to, and the configured unsubscribe links
     /// (`mailto:` by default to `unsubscribe@` the sender's domain).
     pub fn new(
-        config: &augur_core::Config,
+        config: &crate::config::Settings,
         from: &str,
         reply_to: Option<&str>,
         signer: Signer,

@@ -6,7 +6,7 @@
 //! States: `holdout` and `suppressed` (planned, never sent), `queued` → `sending` → `sent`, or
 //! back to `queued` with a later `next_attempt_at` after a transient failure, or `failed` (the
 //! server's reply kept), or `unknown` (a crash left the outcome unknown; see
-//! [`augur_core::config::UnknownOutcome`]).
+//! [`augur_data::UnknownOutcome`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -8,11 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use augur_core::Config;
-use augur_core::affinity::{Filters, Request};
-use augur_core::artifact::Artifact;
-use augur_core::history::AttributeColumn;
-use augur_core::snapshot::fields::Fields;
+use crate::config::Settings;
+use augur_data::AttributeColumn;
+use augur_model::Artifact;
+use augur_model::Fields;
+use augur_model::{Filters, Request};
 use augur_segment::Matcher;
 use chrono::{DateTime, Duration, Utc};
 use rayon::prelude::*;
@@ -67,7 +67,7 @@ pub fn run_id(campaign: &str, at: DateTime<Utc>) -> String {
 }
 
 /// The compiled audience rule.
-fn audience(config: &Config, campaign: &Campaign, fields: &Fields) -> Result<Matcher> {
+fn audience(config: &Settings, campaign: &Campaign, fields: &Fields) -> Result<Matcher> {
     let spec = &campaign.file.audience;
     if let Some(rule) = &spec.rule {
         return Ok(rule.compile(&fields.schema)?);
@@ -92,7 +92,7 @@ fn audience(config: &Config, campaign: &Campaign, fields: &Fields) -> Result<Mat
 }
 
 /// The envelope of a campaign: sender, reply-to and unsubscribe links.
-pub fn envelope(config: &Config, campaign: &Campaign, signing_key: Vec<u8>) -> Result<Envelope> {
+pub fn envelope(config: &Settings, campaign: &Campaign, signing_key: Vec<u8>) -> Result<Envelope> {
     let sender = &campaign.file.sender;
     Envelope::new(
         config,
@@ -109,7 +109,7 @@ pub fn envelope(config: &Config, campaign: &Campaign, signing_key: Vec<u8>) -> R
 /// Everything a plan reads.
 pub struct Inputs<'a> {
     /// Configuration (segments, tables, campaign settings).
-    pub config: &'a Config,
+    pub config: &'a Settings,
     /// The trained model.
     pub artifact: &'a Artifact,
     /// The campaign.
@@ -120,7 +120,7 @@ pub struct Inputs<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Plans a run; rows are returned, not stored (see [`store`]).
+/// Plans a run; rows are returned, not stored (see [`store_plan`]).
 pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planned>)> {
     let Inputs {
         config,
@@ -254,7 +254,7 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
                     price: products.price[q],
                     url: products.url[q].as_deref(),
                     image_url: products.image_url[q].as_deref(),
-                    category: (products.category[q] != augur_core::ids::NONE)
+                    category: (products.category[q] != augur_data::NONE)
                         .then(|| products.categories.name(products.category[q])),
                     score,
                 })
@@ -364,7 +364,7 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
 }
 
 /// Stores a plan in the outbox; returns the summary with the number of new rows.
-pub fn store(
+pub fn store_plan(
     outbox: &mut Outbox,
     inputs: &Inputs<'_>,
     mut summary: Summary,

@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use augur_core::{Config, EmailEventKind};
+use augur_data::EmailEventKind;
+
+use crate::config::Settings;
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -119,7 +121,7 @@ pub fn two_proportions(x1: u64, n1: u64, x0: u64, n0: u64) -> Option<(f64, [f64;
 }
 
 /// Builds the report of `campaign` from the outbox and the exports.
-pub fn report(config: &Config, outbox: &Outbox, campaign: &str) -> Result<CampaignReport> {
+pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<CampaignReport> {
     let rows = outbox.campaign_rows(campaign)?;
     if rows.is_empty() {
         return Err(Error::outbox(
@@ -129,9 +131,9 @@ pub fn report(config: &Config, outbox: &Outbox, campaign: &str) -> Result<Campai
             ),
         ));
     }
-    let mut narrow = config.clone();
+    let mut narrow = config.data.clone();
     narrow.tables.web_events.path = None;
-    let (history, _) = augur_core::load::load(&narrow)?;
+    let (history, _) = augur_data::load(&narrow)?;
     let window = (config.campaigns.attribution_days * 86_400.0) as i64;
 
     let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
@@ -331,7 +333,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Writes `report.json` and `report.html` into `dir`.
-pub fn write(report: &CampaignReport, dir: &Path) -> Result<()> {
+pub fn write_report(report: &CampaignReport, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     let json = dir.join("report.json");
     let text = serde_json::to_string_pretty(report).map_err(|e| Error::write(&json, e))?;

@@ -2,10 +2,10 @@
 //! window, read in its own zone, outside quiet hours. Windows open at a local time ("the next
 //! 24 h from 06:00 local"), so a Berlin and a New York contact get different UTC windows.
 //! Daylight-saving changes are handled by walking real instants (see
-//! [`augur_core::send_window`]); a window start that falls into a skipped hour opens at the
+//! [`augur_model::send_window`]); a window start that falls into a skipped hour opens at the
 //! first instant after the gap.
 
-use augur_core::send_window::{Quiet, ranked_slots};
+use augur_model::{Quiet, ranked_slots};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use augur_core::affinity::Mode;
-use augur_core::send_window::Quiet;
+use augur_model::Mode;
+use augur_model::Quiet;
 use augur_segment::Rule;
 use chrono::NaiveTime;
 use serde::Deserialize;

@@ -34,7 +34,7 @@ pub struct Keys {
 
 impl Keys {
     /// Keys from the configuration; at least one is required.
-    pub fn new(config: &augur_core::config::ServeConfig) -> Result<Self, crate::Error> {
+    pub fn new(config: &crate::config::ServeConfig) -> Result<Self, crate::Error> {
         let api = config.api_key.iter().chain(&config.api_keys);
         let admin = config.admin_key.iter().chain(&config.admin_keys);
         let keys: Vec<(&str, Scope)> = api

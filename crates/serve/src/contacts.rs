@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use augur_core::affinity::{Filters, Mode, Request};
-use augur_core::snapshot::default_request;
+use augur_model::default_request;
+use augur_model::{Filters, Mode, Request};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ApiError;
 use crate::state::{AppState, Loaded};
 use crate::views::{self, Contact, Recommendation};
-use augur_core::send_window::{Quiet, parse_within, ranked_slots};
+use augur_model::{Quiet, parse_within, ranked_slots};
 use axum::response::{IntoResponse, Response};
 
 /// Most recommendations per request.
@@ -264,7 +264,7 @@ pub async fn get_send_time(
     let scores = models.send_time.send_scores(&predicted.profile);
     let zone = snapshot.timezone[c];
     let slots = ranked_slots(&scores, zone, after, within, quiet);
-    let view = |s: &augur_core::send_window::Slot| SendSlot {
+    let view = |s: &augur_model::Slot| SendSlot {
         send_at_utc: s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         send_at_local: s
             .at

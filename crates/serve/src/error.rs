@@ -12,7 +12,18 @@ use axum::response::{IntoResponse, Response};
 pub enum Error {
     /// The model directory is missing, damaged or incompatible.
     #[error(transparent)]
-    Model(#[from] Box<augur_core::Error>),
+    Model(#[from] Box<augur_model::Error>),
+    /// The configuration file cannot be read.
+    #[error(transparent)]
+    Config(Box<augur_data::Error>),
+    /// A value of `[serve]` cannot be used.
+    #[error("configuration error in `{setting}`: {message}")]
+    Setting {
+        /// Dotted path of the setting, e.g. `serve.max_batch`.
+        setting: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// A configured segment does not compile against the model's fields.
     #[error("segments: {0}")]
     Segments(#[from] augur_segment::Error),
@@ -29,8 +40,14 @@ pub enum Error {
     },
 }
 
-impl From<augur_core::Error> for Error {
-    fn from(e: augur_core::Error) -> Self {
+impl From<augur_data::Error> for Error {
+    fn from(e: augur_data::Error) -> Self {
+        Self::Config(Box::new(e))
+    }
+}
+
+impl From<augur_model::Error> for Error {
+    fn from(e: augur_model::Error) -> Self {
         Self::Model(Box::new(e))
     }
 }

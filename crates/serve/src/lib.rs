@@ -7,14 +7,15 @@
 //! Flow: [`AppState::new`] loads and checks the model (before any port opens), [`router`]
 //! builds the routes, [`serve`] answers until the shutdown signal, finishing requests in flight.
 
-pub mod auth;
-pub mod contacts;
-pub mod error;
-pub mod metrics;
-pub mod ops;
-pub mod segments;
-pub mod state;
-pub mod views;
+mod auth;
+mod config;
+mod contacts;
+mod error;
+mod metrics;
+mod ops;
+mod segments;
+mod state;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 
+pub use config::ServeConfig;
 pub use error::{ApiError, Error};
 pub use state::AppState;
 

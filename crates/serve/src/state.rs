@@ -5,16 +5,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::config::ServeConfig;
 use arc_swap::ArcSwap;
-use augur_core::artifact::Artifact;
-use augur_core::config::ServeConfig;
+use augur_model::Artifact;
 use augur_segment::{Segment, SegmentSpec};
 use rayon::prelude::*;
 
 use crate::auth::Keys;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use augur_core::snapshot::fields::Fields;
+use augur_model::Fields;
 
 /// One loaded model directory, ready to answer from.
 pub struct Loaded {
@@ -135,7 +135,7 @@ impl AppState {
     /// The version of the model `models/current` names now (or of the version directory given
     /// at start), as its manifest says.
     fn newest_version(&self) -> Option<String> {
-        let dir = augur_core::artifact::resolve(&self.models).ok()?;
+        let dir = augur_model::resolve_model_dir(&self.models).ok()?;
         let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
         let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
         manifest["version"].as_str().map(String::from)

@@ -4,8 +4,8 @@
 
 use std::sync::LazyLock;
 
-use augur_core::send_time::HOURS;
-use augur_core::snapshot::{Models, Snapshot};
+use augur_model::HOURS;
+use augur_model::{Models, Snapshot};
 use serde::Serialize;
 use utoipa::ToSchema;
 

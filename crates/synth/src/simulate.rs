@@ -1,6 +1,6 @@
 //! Living one contact's history: purchases, browsing and e-mail, driven by its hidden traits.
 
-use augur_core::time::{DAY, HOUR, hour_of_week, naive_to_utc};
+use augur_data::{DAY, HOUR, hour_of_week, naive_to_utc};
 use chrono::{DateTime, NaiveTime};
 use rand::Rng;
 use rand_distr::{Distribution, Exp1, Poisson};

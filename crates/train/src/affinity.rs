@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use augur_core::History;
-use augur_core::affinity::{
+use augur_data::DAY;
+use augur_data::History;
+use augur_model::rows_before;
+use augur_model::{
     AffinityModel, Catalog, Filters, Mode, Profile, Ranker, Rankers, Request, Signals, profiles,
 };
-use augur_core::features::rows_before;
-use augur_core::time::DAY;
 use serde::Serialize;
 
 use crate::ranker::{RankWindow, RankerChoice};
@@ -105,7 +105,7 @@ pub fn fit_with_profiles(
     history: &History,
     t: i64,
     signals: Signals,
-    profs: &[augur_core::affinity::Profile],
+    profs: &[augur_model::Profile],
 ) -> AffinityModel {
     let n_products = history.products.len();
     // Popularity: purchases in the last 90 days (all time if none).
@@ -166,7 +166,7 @@ pub fn fit_with_profiles(
     let mut by_country: BTreeMap<String, HashMap<u32, f64>> = BTreeMap::new();
     for (c, prof) in profs.iter().enumerate() {
         let country = history.contacts.country[c].unwrap_or("").to_string();
-        for &augur_core::affinity::Item {
+        for &augur_model::Item {
             product: p, bought, ..
         } in prof
         {

@@ -2,12 +2,12 @@
 //! the window after it), a logistic regression fitted with linfa, Platt recalibration, and the
 //! baselines a data scientist would try first (recency alone, RFM logistic regression).
 
-use augur_core::History;
-use augur_core::btyd::BgNbd;
-use augur_core::features::{
+use augur_data::History;
+use augur_model::BgNbd;
+use augur_model::ChurnModel;
+use augur_model::{
     CHURN_FEATURES, ContactState, buyers_rfa, buys_between, churn_features, contact_states,
 };
-use augur_core::model::ChurnModel;
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2, ShapeBuilder};
@@ -60,7 +60,7 @@ impl Examples {
         horizon: i64,
         btyd: Option<&BgNbd>,
     ) -> Self {
-        let horizon_days = horizon as f64 / augur_core::time::DAY as f64;
+        let horizon_days = horizon as f64 / augur_data::DAY as f64;
         let bought = buys_between(history, cutoff, cutoff + horizon);
         let mut out = Self::default();
         for (c, state) in states.iter().enumerate() {
@@ -229,7 +229,7 @@ pub fn heuristic(horizon_days: f64) -> ChurnModel {
 /// The fallback without labels: a BG/NBD model fitted on the buyers as of `t`, scoring churn as
 /// 1 − P(buy within the horizon). `None` with fewer than 20 buyers.
 pub fn unsupervised(history: &History, t: i64, horizon_days: f64) -> Option<ChurnModel> {
-    let btyd = BgNbd::fit(&buyers_rfa(&contact_states(history, t), t))?;
+    let btyd = crate::btyd::fit(&buyers_rfa(&contact_states(history, t), t))?;
     let n = CHURN_FEATURES.len();
     let column = CHURN_FEATURES.iter().position(|f| *f == "btyd_p_buy")?;
     let mut weights = vec![0.0; n];
@@ -269,10 +269,10 @@ pub struct ChurnPlan {
 pub fn plan(first_event: i64, as_of: i64, horizon: i64) -> Option<ChurnPlan> {
     let span = as_of - first_event;
     let horizon = horizon.min(span / 3);
-    if horizon < 7 * augur_core::time::DAY {
+    if horizon < 7 * augur_data::DAY {
         return None;
     }
-    let earliest = first_event + 30 * augur_core::time::DAY;
+    let earliest = first_event + 30 * augur_data::DAY;
     let stacked = |last: i64| -> Vec<i64> {
         (0..4)
             .map(|k| last - k * horizon / 2)
@@ -299,7 +299,7 @@ pub fn stacked_examples(
         return (Examples::default(), Examples::default(), None);
     };
     let states = contact_states(history, newest_cutoff);
-    let btyd = BgNbd::fit(&buyers_rfa(&states, newest_cutoff));
+    let btyd = crate::btyd::fit(&buyers_rfa(&states, newest_cutoff));
     let newest = Examples::from_states(history, &states, newest_cutoff, horizon, btyd.as_ref());
     drop(states);
     let mut all = Examples {

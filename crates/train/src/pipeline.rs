@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use augur_core::History;
-use augur_core::affinity::{AffinityModel, Rankers, Signals};
-use augur_core::artifact::{Artifact, FORMAT_VERSION, Manifest};
-use augur_core::features::CHURN_FEATURES;
-use augur_core::model::ChurnModel;
-use augur_core::send_time::SendTimeModel;
-use augur_core::time::{DAY, format_utc};
+use augur_data::History;
+use augur_data::{DAY, format_utc};
+use augur_model::CHURN_FEATURES;
+use augur_model::ChurnModel;
+use augur_model::SendTimeModel;
+use augur_model::{AffinityModel, Rankers, Signals};
+use augur_model::{Artifact, FORMAT_VERSION, Manifest};
 use serde::Serialize;
 
 use crate::affinity::{self, AffinityBacktest};
@@ -120,7 +120,7 @@ pub struct Trained {
     /// (contact id, send-time profile) of the most engaged contacts, for the report's heatmaps.
     pub send_time_samples: Vec<(String, Vec<f64>)>,
     /// Every contact's state as of the training time, scored with the fitted models.
-    pub snapshot: augur_core::snapshot::Snapshot,
+    pub snapshot: augur_model::Snapshot,
 }
 
 /// Trains every model on `history` as of `options.as_of`.
@@ -310,22 +310,23 @@ pub fn train(
     let fingerprint = fingerprint(history);
     let hyperparameters = serde_json::json!({
         "churn": { "model": "logistic_regression", "alpha": options.churn_alpha, "features": CHURN_FEATURES, "cutoffs": plan.as_ref().map(|p| p.cutoffs.iter().map(|c| format_utc(*c)).collect::<Vec<_>>()), "calibration": "platt", "max_training_rows": churn::MAX_TRAINING_ROWS, "max_iterations": churn::MAX_ITERATIONS },
-        "affinity": { "item_to_item": "ease", "ease_products": crate::ease::EASE_PRODUCTS, "ease_neighbors": crate::ease::EASE_NEIGHBORS, "ease_lambda_share": crate::ease::LAMBDA_SHARE, "signals": signals, "rank_features": augur_core::affinity::RANK_FEATURES, "rankers": affinity_model.rankers, "ranker_choices": ranker_choices },
+        "affinity": { "item_to_item": "ease", "ease_products": crate::ease::EASE_PRODUCTS, "ease_neighbors": crate::ease::EASE_NEIGHBORS, "ease_lambda_share": crate::ease::LAMBDA_SHARE, "signals": signals, "rank_features": augur_model::RANK_FEATURES, "rankers": affinity_model.rankers, "ranker_choices": ranker_choices },
         "send_time": { "clusters": send_model.clusters.len(), "kappa_cluster": send_model.kappa_cluster, "kappa_population": send_model.kappa_population, "weights": send_model.weights },
     });
-    let metrics = serde_json::to_value(&backtest).map_err(|e| Error::Fit(e.to_string()))?;
+    let metrics =
+        serde_json::to_value(&backtest).map_err(|e| Error::serialize("the backtest", &e))?;
     for fallback in &fallbacks {
         tracing::warn!("{fallback}");
     }
-    let snapshot = augur_core::snapshot::build_with(
+    let snapshot = augur_model::build_snapshot_with(
         history,
         as_of,
-        &augur_core::snapshot::Models {
+        &augur_model::Models {
             churn: &churn_model,
             affinity: &affinity_model,
             send_time: &send_model,
         },
-        augur_core::snapshot::AtHand {
+        augur_model::AtHand {
             engagement: as_of_counts,
             profiles: Some(as_of_profiles),
         },
@@ -554,7 +555,7 @@ struct AffinityPart {
     /// What chose each mode's ranker, when the history held a selection window.
     ranker_choices: Option<affinity::RankerChoices>,
     recommendations: Option<AffinityBacktest>,
-    as_of_profiles: Vec<augur_core::affinity::Profile>,
+    as_of_profiles: Vec<augur_model::Profile>,
     model: AffinityModel,
     fallbacks: Vec<String>,
 }
@@ -594,7 +595,7 @@ fn fit_affinity(history: &History, signals: Signals, w: &Windows) -> AffinityPar
         )
     });
     // The profiles as of T serve the fit and, later, the contact snapshot.
-    let as_of_profiles = augur_core::affinity::profiles(history, w.as_of, &signals);
+    let as_of_profiles = augur_model::profiles(history, w.as_of, &signals);
     let affinity_model = AffinityModel {
         rankers,
         ..affinity::fit_with_profiles(history, w.as_of, signals, &as_of_profiles)
@@ -615,7 +616,7 @@ struct SendTimePart {
     backtest: BTreeMap<String, SendTimeMetrics>,
     model: SendTimeModel,
     samples: Vec<(String, Vec<f64>)>,
-    as_of_counts: Option<Vec<[f32; augur_core::send_time::HOURS]>>,
+    as_of_counts: Option<Vec<[f32; augur_model::HOURS]>>,
     fallbacks: Vec<String>,
 }
 
@@ -662,7 +663,7 @@ fn fit_send_time(history: &History, w: &Windows) -> Result<SendTimePart> {
     let send_model = send_time::fit(history, &as_of_counts, eval_counts.as_ref())?;
     let send_time_samples = most_engaged(history, &as_of_counts.counts, &send_model, 3);
     // Kept for the snapshot, which needs the same counts (same weights, same instant).
-    let as_of_counts = (send_model.weights == augur_core::send_time::EngagementWeights::default())
+    let as_of_counts = (send_model.weights == augur_model::EngagementWeights::default())
         .then_some(as_of_counts.counts);
     if send_model.clusters.is_empty() {
         fallbacks.push("send time: too few engaged contacts for profile clusters; sparse contacts shrink to the population".into());
@@ -680,7 +681,7 @@ fn fit_send_time(history: &History, w: &Windows) -> Result<SendTimePart> {
 /// The `n` contacts with the most engagement and their predicted profiles.
 fn most_engaged(
     history: &History,
-    counts: &[[f32; augur_core::send_time::HOURS]],
+    counts: &[[f32; augur_model::HOURS]],
     model: &SendTimeModel,
     n: usize,
 ) -> Vec<(String, Vec<f64>)> {
@@ -705,7 +706,7 @@ fn most_engaged(
 
 /// Writes a finished run into `root/<version>` (models, manifest, `report.html`) and moves
 /// `root/current`.
-pub fn write(root: &std::path::Path, trained: &Trained) -> Result<std::path::PathBuf> {
+pub fn write_model(root: &std::path::Path, trained: &Trained) -> Result<std::path::PathBuf> {
     let dir = Artifact::write(
         root,
         &trained.manifest,

@@ -1,5 +1,5 @@
 //! The learned ranker of recommendation candidates: a weighted L2 logistic regression over
-//! [`RANK_FEATURES`](augur_core::affinity::RANK_FEATURES), fitted on a window before the
+//! [`RANK_FEATURES`](augur_model::RANK_FEATURES), fitted on a window before the
 //! held-out one, and kept only when it ranks better than the baseline on contacts it was not
 //! fitted on.
 
@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use augur_core::affinity::{AffinityModel, Mode, Profile, RANK_FEATURE_COUNT, Ranker};
+use augur_model::{AffinityModel, Mode, Profile, RANK_FEATURE_COUNT, Ranker};
 use rayon::prelude::*;
 use serde::Serialize;
 

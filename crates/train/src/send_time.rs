@@ -1,14 +1,14 @@
 //! Send time: engagement profiles, clusters of profiles (k-means, linfa), the population prior,
 //! the send-to-open delay, and shrinkage strengths chosen on held-out engagement.
 
-use augur_core::History;
-use augur_core::contract::{EmailEventKind, WebEventKind};
-use augur_core::features::{is_machine_open, rows_before};
-use augur_core::send_time::{
+use augur_data::HOUR;
+use augur_data::History;
+use augur_data::{EmailEventKind, WebEventKind};
+use augur_model::{
     EngagementWeights, HOURS, SendTimeModel, engagement_counts, history_clock, hour_of_day,
     normalize, smooth,
 };
-use augur_core::time::HOUR;
+use augur_model::{is_machine_open, rows_before};
 use linfa::prelude::*;
 use linfa_clustering::KMeans;
 use ndarray::Array2;

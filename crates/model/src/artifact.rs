@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::affinity::AffinityModel;
+use crate::churn::ChurnModel;
 use crate::error::{Error, Result};
-use crate::model::ChurnModel;
 use crate::send_time::SendTimeModel;
 use crate::snapshot::{Models, Snapshot};
 
@@ -66,8 +66,12 @@ pub struct Artifact {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: not a valid model file: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::model_dir(
+            path,
+            format!("not a valid model file: {e}; retrain with `augur train`"),
+        )
+    })
 }
 
 /// Writes `value` as pretty JSON.
@@ -81,7 +85,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Resolves a models directory: a version directory (with `manifest.json`), or a parent with
 /// a `current` file or link naming one.
-pub fn resolve(dir: &Path) -> Result<PathBuf> {
+pub fn resolve_model_dir(dir: &Path) -> Result<PathBuf> {
     if dir.join("manifest.json").is_file() {
         return Ok(dir.to_path_buf());
     }
@@ -96,16 +100,16 @@ pub fn resolve(dir: &Path) -> Result<PathBuf> {
             return Ok(target);
         }
     }
-    Err(Error::Config(format!(
-        "{}: no trained model here (no manifest.json and no `current`); run `augur train` first",
-        dir.display()
-    )))
+    Err(Error::model_dir(
+        dir,
+        "no trained model here (no manifest.json and no `current`); run `augur train` first",
+    ))
 }
 
 impl Artifact {
-    /// Loads and checks a model directory (see [`resolve`]).
+    /// Loads and checks a model directory (see [`resolve_model_dir`]).
     pub fn load(dir: &Path) -> Result<Self> {
-        let dir = resolve(dir)?;
+        let dir = resolve_model_dir(dir)?;
         // The format version is checked before anything else, so a newer layout gets the right advice.
         let raw: serde_json::Value = read_json(&dir.join("manifest.json"))?;
         let version = raw
@@ -113,22 +117,26 @@ impl Artifact {
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0);
         if version > u64::from(FORMAT_VERSION) {
-            return Err(Error::Config(format!(
-                "{}: written by a newer augur (model format {version}, this build reads up to {FORMAT_VERSION}); upgrade augur or retrain",
-                dir.display()
-            )));
+            return Err(Error::model_dir(
+                &dir,
+                format!(
+                    "written by a newer augur (model format {version}, this build reads up to {FORMAT_VERSION}); upgrade augur or retrain"
+                ),
+            ));
         }
         if version < u64::from(FORMAT_VERSION) {
-            return Err(Error::Config(format!(
-                "{}: written by an older augur (model format {version}, this build reads {FORMAT_VERSION}); retrain with `augur train`",
-                dir.display()
-            )));
+            return Err(Error::model_dir(
+                &dir,
+                format!(
+                    "written by an older augur (model format {version}, this build reads {FORMAT_VERSION}); retrain with `augur train`"
+                ),
+            ));
         }
         let manifest: Manifest = serde_json::from_value(raw).map_err(|e| {
-            Error::Config(format!(
-                "{}: not a valid manifest: {e}",
-                dir.join("manifest.json").display()
-            ))
+            Error::model_dir(
+                dir.join("manifest.json"),
+                format!("not a valid manifest: {e}; retrain with `augur train`"),
+            )
         })?;
         let churn: ChurnModel = read_json(&dir.join("churn.json"))?;
         let affinity: AffinityModel = read_json(&dir.join("affinity.json"))?;
@@ -139,10 +147,10 @@ impl Artifact {
             .map(String::as_str)
             .ne(crate::features::CHURN_FEATURES)
         {
-            return Err(Error::Config(format!(
-                "{}: the churn model was trained on other features than this build computes; retrain with `augur train`",
-                dir.display()
-            )));
+            return Err(Error::model_dir(
+                &dir,
+                "the churn model was trained on other features than this build computes; retrain with `augur train`",
+            ));
         }
         let n = churn.features.len();
         let products = affinity.product_ids.len();
@@ -164,10 +172,10 @@ impl Artifact {
                 .all(|(q, _)| in_range(q))
             || !affinity.popular_by_country.values().flatten().all(in_range)
         {
-            return Err(Error::Config(format!(
-                "{}: model files are inconsistent; retrain",
-                dir.display()
-            )));
+            return Err(Error::model_dir(
+                &dir,
+                "model files are inconsistent; retrain with `augur train`",
+            ));
         }
         let snapshot = Snapshot::read(&dir, manifest.as_of_seconds, &affinity.product_ids)?;
         Ok(Self {

@@ -6,21 +6,22 @@
 //! prediction is computed from a snapshot by [`Snapshot::predict`], so all of them agree.
 
 mod build;
-pub mod fields;
+mod fields;
 mod file;
 
 use std::collections::BTreeMap;
 
 use arrow::buffer::ScalarBuffer;
 
-use crate::Tz;
 use crate::affinity::{AffinityModel, Catalog, Item, Mode, Profile, Request, category_affinity};
-use crate::history::AttributeColumn;
-use crate::ids::IdIndex;
-use crate::model::{ChurnModel, tier};
+use crate::churn::{ChurnModel, tier};
 use crate::send_time::{Engagement, HOURS, SendTimeModel};
+use augur_data::AttributeColumn;
+use augur_data::IdIndex;
+use augur_data::Tz;
 
-pub use build::{AtHand, build, build_with};
+pub use build::{AtHand, build_snapshot, build_snapshot_with};
+pub use fields::Fields;
 
 /// Numeric facts about each contact that segment rules select on (missing: `NaN` inside,
 /// `None` through [`Snapshot::fact`]). Days are fractional days before the as-of time.
@@ -143,7 +144,7 @@ pub struct SendTimeSummary {
 pub struct ProductCatalog {
     /// In stock.
     pub in_stock: Vec<bool>,
-    /// Index into `categories`, or [`crate::ids::NONE`].
+    /// Index into `categories`, or [`augur_data::NONE`].
     pub category: Vec<u32>,
     /// Category names.
     pub categories: Vec<String>,
@@ -220,12 +221,12 @@ impl Snapshot {
         self.churn_risk(c).map_or("not_scored", tier)
     }
 
-    /// A [`FACTS`] value of contact `c` (`fact` indexes `FACTS`).
+    /// A per-contact fact of contact `c` (`fact` indexes the snapshot's fact columns).
     pub fn fact(&self, fact: usize, c: usize) -> Option<f64> {
         Some(f64::from(self.facts[fact][c])).filter(|v| v.is_finite())
     }
 
-    /// A [`FLAGS`] value of contact `c` (`flag` indexes `FLAGS`).
+    /// A per-contact flag of contact `c` (`flag` indexes the snapshot's flag columns).
     pub fn flag(&self, flag: usize, c: usize) -> Option<bool> {
         self.flags[flag][c]
     }

@@ -7,10 +7,10 @@ use super::{FACTS, FLAGS, NO_REASON, ProductCatalog, REASONS, Snapshot};
 use crate::affinity::profiles;
 use crate::error::{Error, Result};
 use crate::features::{ContactState, churn_features, contact_states};
-use crate::history::History;
-use crate::ids::NONE;
 use crate::send_time::engagement_counts;
-use crate::time::DAY;
+use augur_data::DAY;
+use augur_data::History;
+use augur_data::NONE;
 
 use super::Models;
 
@@ -64,7 +64,7 @@ pub(super) fn offsets<I: Iterator<Item = usize>>(lengths: I) -> Result<Vec<u32>>
     for len in lengths {
         total += len;
         out.push(u32::try_from(total).map_err(|_| {
-            Error::Config(
+            Error::TooLarge(
                 "more than 4 billion history entries in one snapshot; score fewer contacts at once"
                     .into(),
             )
@@ -84,12 +84,12 @@ pub struct AtHand {
 }
 
 /// The snapshot of `history` as of `t` (only events before `t`), scored with `models`.
-pub fn build(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot> {
-    build_with(history, t, models, AtHand::default())
+pub fn build_snapshot(history: &History, t: i64, models: &Models<'_>) -> Result<Snapshot> {
+    build_snapshot_with(history, t, models, AtHand::default())
 }
 
-/// [`build`], reusing what is [`AtHand`].
-pub fn build_with(
+/// [`build_snapshot`], reusing what is [`AtHand`].
+pub fn build_snapshot_with(
     history: &History,
     t: i64,
     models: &Models<'_>,

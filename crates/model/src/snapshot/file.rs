@@ -15,9 +15,9 @@ use arrow::error::ArrowError;
 
 use super::{BEST_HOURS, Defaults, FACTS, FLAGS, NO_REASON, ProductCatalog, REASONS, Snapshot};
 use crate::error::{Error, Result};
-use crate::history::AttributeColumn;
-use crate::ids::{IdIndex, NONE};
-use crate::zones::normalize_country;
+use augur_data::AttributeColumn;
+use augur_data::normalize_country;
+use augur_data::{IdIndex, NONE};
 
 /// Contacts file name inside a model directory.
 pub const CONTACTS_FILE: &str = "contacts.arrow";
@@ -58,7 +58,11 @@ fn list<T: ArrowPrimitiveType>(
         .iter()
         .map(|o| i32::try_from(*o))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Config("snapshot lists exceed 2^31 entries".into()))?;
+        .map_err(|_| {
+            Error::TooLarge(
+                "snapshot lists exceed 2^31 entries; score fewer contacts at once".into(),
+            )
+        })?;
     let values = PrimitiveArray::<T>::new(values, None);
     let field = Arc::new(Field::new("item", values.data_type().clone(), false));
     Ok(Arc::new(ListArray::new(
@@ -263,7 +267,7 @@ impl Snapshot {
                 if let Some(tz) = zones.get(name) {
                     return Ok(*tz);
                 }
-                let tz: crate::Tz = name
+                let tz: augur_data::Tz = name
                     .parse()
                     .map_err(|_| contacts.invalid("timezone", "holds an unknown time zone"))?;
                 zones.insert(name.to_string(), tz);
@@ -521,10 +525,10 @@ impl Columns {
     /// the columns are views of that buffer.
     fn read(path: &Path) -> Result<Self> {
         let invalid = |e: &dyn std::fmt::Display| {
-            Error::Config(format!(
-                "{}: not a valid snapshot file ({e}); retrain with `augur train`",
-                path.display()
-            ))
+            Error::model_dir(
+                path,
+                format!("not a valid snapshot file ({e}); retrain with `augur train`"),
+            )
         };
         let bytes = Buffer::from_vec(std::fs::read(path).map_err(|e| Error::io(path, e))?);
         let batches = decode_ipc_file(&bytes).map_err(|e| invalid(&e))?;
@@ -545,10 +549,12 @@ impl Columns {
     }
 
     fn invalid(&self, column: &str, what: &str) -> Error {
-        Error::Config(format!(
-            "{}: column `{column}` {what}; the model directory is damaged, retrain with `augur train`",
-            self.path.display()
-        ))
+        Error::model_dir(
+            &self.path,
+            format!(
+                "column `{column}` {what}; the model directory is damaged, retrain with `augur train`"
+            ),
+        )
     }
 
     fn column(&self, name: &str) -> Result<&ArrayRef> {

@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{EmailEventKind, WebEventKind};
 use crate::features::{is_machine_open, rows_before};
-use crate::history::History;
-use crate::time::{DAY, LocalClock};
+use augur_data::History;
+use augur_data::{DAY, LocalClock};
+use augur_data::{EmailEventKind, WebEventKind};
 
 /// Hours in a week.
 pub const HOURS: usize = 168;

@@ -108,7 +108,7 @@ pub fn ranked_slots(
         .into_iter()
         .filter(|at| !quiet.is_some_and(|q| q.contains_instant(*at, zone)))
         .map(|at| {
-            let hour_of_week = crate::time::hour_of_week(at.timestamp(), zone);
+            let hour_of_week = augur_data::hour_of_week(at.timestamp(), zone);
             Slot {
                 at,
                 hour_of_week,

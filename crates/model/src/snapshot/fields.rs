@@ -2,7 +2,7 @@
 //! export's extra contact columns, each under a stable name (documented in `docs/segments.md`).
 
 use super::{FACTS, FLAGS, Models, Snapshot};
-use crate::history::AttributeColumn;
+use augur_data::AttributeColumn;
 use augur_segment::{Kind, Record, Schema, Value};
 
 /// Where a schema field's value comes from.

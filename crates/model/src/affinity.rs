@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::WebEventKind;
 use crate::features::rows_before;
-use crate::history::History;
-use crate::time::DAY;
+use augur_data::DAY;
+use augur_data::History;
+use augur_data::WebEventKind;
 
 /// Which products may be recommended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,7 +375,7 @@ pub fn profiles(history: &History, t: i64, signals: &Signals) -> Vec<Profile> {
     }
     let web = &history.web_events;
     for i in 0..rows_before(&web.at, t) {
-        if web.product[i] == crate::ids::NONE {
+        if web.product[i] == augur_data::NONE {
             continue;
         }
         let base = match web.kind[i] {
@@ -647,7 +647,7 @@ pub fn category_affinity(
 ) -> Vec<(u32, f64)> {
     let mut by: Vec<(u32, f64)> = Vec::new();
     for (p, weight) in weights {
-        if let Some(&c) = category.get(p as usize).filter(|c| **c != crate::ids::NONE) {
+        if let Some(&c) = category.get(p as usize).filter(|c| **c != augur_data::NONE) {
             match by.iter_mut().find(|(k, _)| *k == c) {
                 Some((_, w)) => *w += weight,
                 None => by.push((c, weight)),
@@ -671,7 +671,7 @@ mod tests {
     #[test]
     fn category_shares_sum_purchases_and_views_per_category() {
         // Products 0 and 1 in category 7, product 2 in category 3, product 3 uncategorized.
-        let category = [7, 7, 3, crate::ids::NONE];
+        let category = [7, 7, 3, augur_data::NONE];
         let shares = category_affinity([(0, 1.0), (2, 2.0), (1, 1.0), (3, 5.0)], &category);
         assert_eq!(
             shares,

@@ -110,19 +110,19 @@ impl<'a> Scoring<'a> {
 
 /// Scores every contact into a Parquet file, one row group per 16,384 contacts. Returns the
 /// number of rows written.
-pub fn write_all(
+pub fn write_scores(
     path: &std::path::Path,
     snapshot: &Snapshot,
     models: &Models<'_>,
     request: &Request,
 ) -> Result<usize> {
-    write_in_row_groups(path, snapshot, models, request, CHUNK)
+    write_scores_in_row_groups(path, snapshot, models, request, CHUNK)
 }
 
-/// [`write_all`] with `rows_per_group` contacts per row group. The file appears at `path` only
+/// [`write_scores`] with `rows_per_group` contacts per row group. The file appears at `path` only
 /// when complete: it is written beside it under a temporary name and renamed, so a failed run
 /// leaves no truncated file that looks whole (and an earlier output stays as it was).
-pub fn write_in_row_groups(
+pub fn write_scores_in_row_groups(
     path: &std::path::Path,
     snapshot: &Snapshot,
     models: &Models<'_>,

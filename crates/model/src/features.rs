@@ -3,10 +3,10 @@
 //! cut is a binary search and nothing after `t` is ever read).
 
 use crate::btyd::{BgNbd, Rfa};
-use crate::contract::{EmailEventKind, WebEventKind};
-use crate::history::History;
-use crate::ids::NONE;
-use crate::time::DAY;
+use augur_data::DAY;
+use augur_data::History;
+use augur_data::NONE;
+use augur_data::{EmailEventKind, WebEventKind};
 
 /// An open this soon after delivery is a privacy proxy fetching the message, not a person.
 pub const MACHINE_OPEN_SECONDS: i64 = 10;
