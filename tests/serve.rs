@@ -159,6 +159,44 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// Every route of the router answers (not the fallback's `unknown_route`), and the OpenAPI
+/// document lists exactly those routes: none missing, none stale.
+fn every_route_is_served_and_documented(server: &Server) {
+    let (_, openapi) = server.get_json("/openapi.json");
+    let documented: Vec<&str> = openapi["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut routes = augur_serve::routes::ALL.to_vec();
+    routes.sort_unstable();
+    routes.dedup();
+    assert_eq!(
+        routes.len(),
+        augur_serve::routes::ALL.len(),
+        "a route listed twice"
+    );
+    for route in &routes {
+        assert!(
+            documented.contains(route),
+            "{route} missing from /openapi.json"
+        );
+        let concrete = route.replace("{id}", "C1").replace("{name}", "lapsed");
+        let (status, body) = server.get(&concrete, Some(ADMIN));
+        assert!(
+            !body.contains("unknown_route"),
+            "{route} is not served: {status} {body}"
+        );
+    }
+    for path in &documented {
+        assert!(
+            routes.contains(path),
+            "/openapi.json documents {path}, which is not served"
+        );
+    }
+}
+
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error shape>")
 }
@@ -175,18 +213,7 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
     assert_eq!(server.get("/healthz", None).0, 200);
     let (status, ready) = server.get_json("/readyz");
     assert_eq!((status, ready["contacts"].as_u64()), (200, Some(1500)));
-    let (_, openapi) = server.get_json("/openapi.json");
-    for path in [
-        "/v1/contacts/{id}",
-        "/v1/contacts/{id}/send-time",
-        "/v1/score",
-        "/v1/segments/preview",
-    ] {
-        assert!(
-            openapi["paths"][path].is_object(),
-            "{path} missing from /openapi.json"
-        );
-    }
+    every_route_is_served_and_documented(&server);
 
     // Answers equal `augur score` on the same model.
     let mut compared = 0;
@@ -617,4 +644,35 @@ fn hot_reload_under_load_fails_no_request_and_shutdown_is_graceful() {
             .call()
             .is_err()
     );
+}
+
+#[test]
+fn readiness_fails_while_shutting_down_and_requests_are_still_answered() {
+    let dir = trained(300);
+    let server = Server::start(&dir, &[("AUGUR_SERVE__SHUTDOWN_DELAY_SECONDS", "3")]);
+    let (status, ready) = server.get_json("/readyz");
+    assert_eq!(
+        (status, ready["ready"].as_bool()),
+        (200, Some(true)),
+        "{ready}"
+    );
+    assert!(ready.get("reload_error").is_none(), "{ready}");
+
+    server.signal_term();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let (status, ready) = loop {
+        let answer = server.get_json("/readyz");
+        if answer.0 != 200 || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["ready"].as_bool(), Some(false), "{ready}");
+    assert_eq!(ready["reason"].as_str(), Some("shutting down"), "{ready}");
+    // Traffic that still arrives during the delay is answered.
+    let (status, _) = server.get("/v1/segments", Some(KEY));
+    assert_eq!(status, 200);
+    let mut server = server;
+    assert_eq!(server.child.wait().expect("wait").code(), Some(0));
 }

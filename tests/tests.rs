@@ -11,3 +11,4 @@ mod serve;
 mod timestamps;
 mod train;
 mod validate;
+mod workspace;

@@ -62,22 +62,21 @@ fn assert_rows_match_predict(path: &std::path::Path, artifact: &augur_model::Art
             assert_eq!(products, expected_products, "row {c}");
             let shares = cats.value(i);
             let shares = shares.as_primitive::<Float32Type>();
-            assert!(
-                shares
-                    .values()
-                    .iter()
-                    .zip(&expected.category_affinity)
-                    .all(|(a, (_, b))| *a == *b as f32)
-            );
+            // Whole lists are compared: a zip would pass when one list is shorter.
+            let want: Vec<f32> = expected
+                .category_affinity
+                .iter()
+                .map(|(_, share)| *share as f32)
+                .collect();
+            assert_eq!(shares.values().to_vec(), want, "row {c}");
             let p = profile.value(i);
             let p = p.as_primitive::<Float32Type>();
-            assert!(
-                p.values()
-                    .iter()
-                    .zip(&expected.send_time_profile)
-                    .all(|(a, b)| *a == *b as f32),
-                "row {c}"
-            );
+            let want: Vec<f32> = expected
+                .send_time_profile
+                .iter()
+                .map(|v| *v as f32)
+                .collect();
+            assert_eq!(p.values().to_vec(), want, "row {c}");
             assert_eq!(
                 Some(best.value(i) as usize),
                 expected.best_send_hours.first().copied()
@@ -419,6 +418,11 @@ fn missing_or_newer_models_are_clear_errors() {
     let out = run(dir.augur().args(["score", "--models", "models"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("newer augur"), "{}", stderr(&out));
+    // `current` itself names the version: it is followed, not taken for an empty directory.
+    let out = run(dir.augur().args(["score", "--models", "models/current"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("newer augur"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("models/v9"), "{}", stderr(&out));
 }
 
 #[test]

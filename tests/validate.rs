@@ -210,3 +210,71 @@ fn hive_partitions_and_environment_overrides() {
         "zones from the partition's country"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_does_not_crash_the_report() {
+    let dir = Dir::new();
+    good_orders(&dir, "orders.parquet");
+    orders_config(&dir, "orders.parquet");
+    for args in [&["validate", "--json"][..], &["validate"][..]] {
+        // The read end closes before augur writes anything: every write meets a broken pipe.
+        let mut child = dir
+            .augur()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn augur");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_misspelt_setting_is_named_where_it_was_written() {
+    let dir = Dir::new();
+    good_orders(&dir, "orders.parquet");
+    dir.write(
+        "augur.toml",
+        "[tables.orders]\npath = \"orders.parquet\"\n\n[campaigns.smtp]\nhost = \"relay\"\nsecurty = \"tls\"\n",
+    );
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("augur.toml: unknown key `campaigns.smtp.securty`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("did you mean `campaigns.smtp.security`?"),
+        "{err}"
+    );
+
+    orders_config(&dir, "orders.parquet");
+    let out = run(dir
+        .augur()
+        .arg("validate")
+        .env("AUGUR_SERVE__MAX_BACH", "5"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("environment variable AUGUR_SERVE__MAX_BACH"),
+        "{err}"
+    );
+    assert!(err.contains("`serve.max_batch`"), "{err}");
+
+    dir.write(
+        "augur.toml",
+        "[tables.orders]\npath = \"orders.parquet\"\n[campaing]\n",
+    );
+    let out = run(dir.augur().arg("validate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown section `campaing` (did you mean `campaigns`?)"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -160,7 +160,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(CampaignSettings, Summary)> {
             outbox.signing_key(config.campaigns.signing_key.as_deref())?,
         )?;
         let previews = augur_campaign::preview(&out, &rows, &envelope, campaign.id(), 5)?;
-        println!(
+        outln!(
             "Dry run: plan written to {} with {previews} rendered previews (.eml); the outbox is unchanged.",
             out.display()
         );
@@ -170,7 +170,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(CampaignSettings, Summary)> {
     };
     print_plan(&summary, args.dry_run, started.elapsed().as_secs_f64());
     if !args.dry_run {
-        println!("Outbox: {}", config.campaigns.outbox.display());
+        outln!("Outbox: {}", config.campaigns.outbox.display());
     }
     Ok((config, summary))
 }
@@ -185,7 +185,7 @@ fn outbox_dir(config: &CampaignSettings) -> PathBuf {
 }
 
 fn print_plan(s: &Summary, dry_run: bool, seconds: f64) {
-    println!(
+    outln!(
         "Run {} (model {}), planned in {seconds:.1} s: audience {}, holdout {}, suppressed {}, messages {}{}",
         s.run_id,
         s.model_version,
@@ -202,19 +202,19 @@ fn print_plan(s: &Summary, dry_run: bool, seconds: f64) {
         }
     );
     for (reason, n) in &s.suppressed {
-        println!("  suppressed {reason:<14} {n:>9}");
+        outln!("  suppressed {reason:<14} {n:>9}");
     }
     for (variant, n) in &s.variants {
-        println!("  variant {variant:<17} {n:>9}");
+        outln!("  variant {variant:<17} {n:>9}");
     }
     for (source, n) in &s.send_time_sources {
-        println!("  send time from {source:<10} {n:>9}");
+        outln!("  send time from {source:<10} {n:>9}");
     }
     let max = s.by_local_hour.iter().copied().max().unwrap_or(0).max(1);
-    println!("  send times by local hour:");
+    outln!("  send times by local hour:");
     for (h, n) in s.by_local_hour.iter().enumerate().filter(|(_, n)| **n > 0) {
         let bar = "#".repeat((40 * n).div_ceil(max));
-        println!("    {h:02}:00 {n:>9} {bar}");
+        outln!("    {h:02}:00 {n:>9} {bar}");
     }
 }
 
@@ -230,7 +230,7 @@ pub fn send(
         .context("starting the async runtime")?;
     let transport = Transport::new(config)?;
     let mut outbox = Outbox::open(&config.campaigns.outbox)?;
-    println!("Sending to {}", transport.describe());
+    outln!("Sending to {}", transport.describe());
     let options = SendOptions {
         until,
         resend_unknown,
@@ -245,19 +245,19 @@ pub fn send(
     let seconds = started.elapsed().as_secs_f64();
     if report.recovered_in_doubt > 0 {
         if report.resent_in_doubt {
-            println!(
+            outln!(
                 "{} messages of unknown outcome were queued again (they may arrive twice)",
                 report.recovered_in_doubt
             );
         } else {
-            println!(
+            outln!(
                 "{} messages were being sent when the last sender stopped; the server may have accepted them, so they are held as `unknown` \
                  (send them anyway with `augur campaign send --resend-unknown`)",
                 report.recovered_in_doubt
             );
         }
     }
-    println!(
+    outln!(
         "Sent {} in {seconds:.1} s ({:.0}/s); retried later {}, failed {}, suppressed at sending {}, expired {}, outcome unknown {}; {} `sent` events written",
         report.sent,
         report.sent as f64 / seconds.max(1e-9),
@@ -276,7 +276,7 @@ pub fn send(
             _ => format!("{status}: {n}"),
         })
         .collect();
-    println!("Outbox now: {}", line.join(", "));
+    outln!("Outbox now: {}", line.join(", "));
     Ok(report)
 }
 
@@ -289,11 +289,12 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| outbox_dir(&config).join("reports").join(&args.campaign));
     augur_campaign::write_report(&report, &out)?;
-    println!(
+    outln!(
         "Campaign {} (orders within {} days of sending):",
-        report.campaign, report.attribution_days
+        report.campaign,
+        report.attribution_days
     );
-    println!(
+    outln!(
         "  {:<10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}",
         "group",
         "audience",
@@ -308,7 +309,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
         "rev/email"
     );
     for g in &report.groups {
-        println!(
+        outln!(
             "  {:<10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7} {:>11.2} {:>9.3}",
             g.group,
             g.audience,
@@ -324,7 +325,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
         );
     }
     for u in &report.uplift {
-        println!(
+        outln!(
             "  uplift {}: conversion {:.2} % vs holdout {:.2} % = {:+.2} pp, 95 % CI [{:+.2}, {:+.2}] pp, p = {:.3}",
             u.group,
             100.0 * u.rate,
@@ -335,6 +336,6 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
             u.p_value
         );
     }
-    println!("Report: {}", out.join("report.html").display());
+    outln!("Report: {}", out.join("report.html").display());
     Ok(())
 }

@@ -44,15 +44,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let config = Settings::load(Some(&config_path))?;
     let (history, report) = super::validate::validate(&config.data)?;
-    print!("{}", report.render_text());
+    out!("{}", report.render_text());
     if report.is_fatal() {
         return Ok(ExitCode::from(1));
     }
-    println!();
-    let trained = super::train::train_loaded(&history, None, 90.0, &args.models)?;
+    outln!();
+    let trained = super::train::train_loaded(
+        &history,
+        None,
+        augur_train::DEFAULT_HORIZON_DAYS,
+        &args.models,
+    )?;
     super::train::print_summary(&trained.backtest, &trained.manifest.fallbacks);
     super::train::print_location(&args.models, &trained);
-    println!(
+    outln!(
         "Score every contact: augur score --models {} --out predictions.parquet",
         args.models.display()
     );
@@ -77,10 +82,10 @@ fn campaigns(args: &DemoArgs, config_path: &Path, config: &Settings) -> anyhow::
             std::fs::write(&path, text)?;
         }
     }
-    println!();
-    println!("Predictive campaigns (files in {}):", dir.display());
+    outln!();
+    outln!("Predictive campaigns (files in {}):", dir.display());
     for file in ["welcome.toml", "winback.toml"] {
-        println!();
+        outln!();
         super::campaign::plan(&super::campaign::PlanArgs {
             config: super::ConfigArg {
                 config: Some(config_path.to_path_buf()),
@@ -92,9 +97,9 @@ fn campaigns(args: &DemoArgs, config_path: &Path, config: &Settings) -> anyhow::
             out: None,
         })?;
     }
-    println!();
+    outln!();
     super::campaign::send(&config.campaign(), augur_campaign::Until::DueNow, false)?;
-    println!(
+    outln!(
         "Win-back messages wait in the outbox for each contact's best hour; deliver them as they fall due with:\n  augur campaign send --follow --config {}",
         config_path.display()
     );
@@ -127,22 +132,20 @@ fn serve(args: &DemoArgs, mut config: Settings) -> anyhow::Result<()> {
             .find(|c| snapshot.churn_risk(*c).is_some())
             .map_or("unknown", |c| snapshot.contacts.name(c as u32));
         let auth = format!("-H \"Authorization: Bearer {key}\"");
-        println!();
-        println!(
+        outln!();
+        outln!(
             "Serving model {} on http://{addr} (Ctrl-C stops). Try:",
             loaded.version()
         );
-        println!("  curl -s {auth} http://{addr}/v1/contacts/{contact}");
-        println!(
+        outln!("  curl -s {auth} http://{addr}/v1/contacts/{contact}");
+        outln!(
             "  curl -s {auth} 'http://{addr}/v1/contacts/{contact}/recommendations?k=5&mode=discover'"
         );
-        println!(
+        outln!(
             "  curl -s {auth} 'http://{addr}/v1/contacts/{contact}/send-time?within=24h&quiet=21:00-08:00'"
         );
-        println!("  curl -s {auth} http://{addr}/v1/segments");
-        println!(
-            "  curl -s {auth} 'http://{addr}/v1/segments/at_risk/contacts?format=csv&limit=5'"
-        );
-        println!("  curl -s http://{addr}/metrics");
+        outln!("  curl -s {auth} http://{addr}/v1/segments");
+        outln!("  curl -s {auth} 'http://{addr}/v1/segments/at_risk/contacts?format=csv&limit=5'");
+        outln!("  curl -s http://{addr}/metrics");
     })
 }

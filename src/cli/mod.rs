@@ -1,5 +1,8 @@
 //! Command-line interface: argument parsing, logging, and dispatch to the subcommands.
 
+#[macro_use]
+mod output;
+
 mod campaign;
 mod demo;
 mod demo_data;

@@ -32,7 +32,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| config.serve.listen.clone());
     start(&args.models, &listen, config, |state, addr| {
         let loaded = state.current.load();
-        println!(
+        outln!(
             "augur serve: model {} with {} contacts, listening on http://{addr}",
             loaded.version(),
             loaded.artifact.snapshot.len()

@@ -23,7 +23,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
     /// Churn horizon in days: risk = P(no purchase within this many days).
-    #[arg(long, default_value_t = 90.0)]
+    #[arg(long, default_value_t = augur_train::DEFAULT_HORIZON_DAYS)]
     pub horizon_days: f64,
 }
 
@@ -98,7 +98,7 @@ fn unused_version(models: &Path, stamp: &str) -> String {
 /// Says where the model and its report are.
 pub fn print_location(models: &Path, trained: &Trained) {
     let dir = models.join(&trained.manifest.version);
-    println!(
+    outln!(
         "\nModel {} written to {}; report: {}",
         trained.manifest.version,
         dir.display(),
@@ -108,19 +108,24 @@ pub fn print_location(models: &Path, trained: &Trained) {
 
 /// Prints the backtest against the baselines.
 pub fn print_summary(backtest: &Backtest, fallbacks: &[String]) {
-    println!(
+    outln!(
         "Backtest on held-out time {} .. {}",
-        backtest.held_out_from, backtest.held_out_to
+        backtest.held_out_from,
+        backtest.held_out_to
     );
     if !backtest.churn.is_empty() {
-        println!(
+        outln!(
             "\nchurn ({} contacts)            ROC AUC   PR AUC    Brier  log loss  top-10% lift",
             backtest.churn.get("augur").map_or(0, |m| m.n)
         );
         for (name, m) in &backtest.churn {
-            println!(
+            outln!(
                 "  {name:<28} {:>7.3}  {:>7.3}  {:>7.4}  {:>8.4}  {:>12.2}",
-                m.roc_auc, m.pr_auc, m.brier, m.log_loss, m.top_decile_lift
+                m.roc_auc,
+                m.pr_auc,
+                m.brier,
+                m.log_loss,
+                m.top_decile_lift
             );
         }
     }
@@ -129,36 +134,39 @@ pub fn print_summary(backtest: &Backtest, fallbacks: &[String]) {
             ("all items", &recs.all_items),
             ("new items", &recs.new_items),
         ] {
-            println!(
-                "\nrecommendations, {label:<18} recall@10  precision@10  NDCG@10  hit rate@10"
-            );
+            outln!("\nrecommendations, {label:<18} recall@10  precision@10  NDCG@10  hit rate@10");
             for (name, m) in table {
-                println!(
+                outln!(
                     "  {name:<33} {:>9.3}  {:>12.3}  {:>7.3}  {:>11.3}",
-                    m.recall_at_10, m.precision_at_10, m.ndcg_at_10, m.hit_rate_at_10
+                    m.recall_at_10,
+                    m.precision_at_10,
+                    m.ndcg_at_10,
+                    m.hit_rate_at_10
                 );
             }
         }
     }
     if !backtest.send_time.is_empty() {
-        println!("\nsend time (hour of day)          log-lik/engagement  top-1 hit  ±1 h hit");
+        outln!("\nsend time (hour of day)          log-lik/engagement  top-1 hit  ±1 h hit");
         for (name, m) in &backtest.send_time {
-            println!(
+            outln!(
                 "  {name:<32} {:>18.3}  {:>9.3}  {:>8.3}",
-                m.log_likelihood, m.top1_hit_rate, m.within_1h_hit_rate
+                m.log_likelihood,
+                m.top1_hit_rate,
+                m.within_1h_hit_rate
             );
         }
     }
     if !backtest.served.is_empty() {
-        println!();
+        outln!();
     }
     for line in &backtest.served {
-        println!("serves {line}");
+        outln!("serves {line}");
     }
     for line in &backtest.losses {
-        println!("\nWARNING {line}");
+        outln!("\nWARNING {line}");
     }
     for f in fallbacks {
-        println!("\nfallback: {f}");
+        outln!("\nfallback: {f}");
     }
 }

@@ -23,9 +23,9 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(config = %settings.source, "configuration loaded");
     let (_, report) = validate(&settings.data)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.render_text());
+        out!("{}", report.render_text());
     }
     Ok(if report.is_fatal() {
         ExitCode::from(1)

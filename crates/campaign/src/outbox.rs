@@ -77,6 +77,93 @@ pub struct Run {
     pub require_consent: bool,
 }
 
+/// Where a message is in its life. A plan writes `queued`, `holdout` or `suppressed`; the sender
+/// moves `queued` through `sending` to `sent`, `failed`, `suppressed` (consent withdrawn since the
+/// plan), `unknown` (the process stopped mid-send) or back to `queued` for a retry; a window that
+/// closes first makes it `expired`. Stored as its name, so the database reads on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Planned and waiting for its send time (or for a retry).
+    Queued,
+    /// Claimed by a sender; the SMTP outcome is not yet recorded.
+    Sending,
+    /// Accepted by the relay (or written as `.eml`).
+    Sent,
+    /// Rejected for good, or out of attempts.
+    Failed,
+    /// Not sent, for the reason recorded beside it.
+    Suppressed,
+    /// In the campaign's random holdout: never sent, kept for the uplift.
+    Holdout,
+    /// The sender stopped while sending: the relay may or may not have accepted it.
+    Unknown,
+    /// The contact's send window closed before it could be sent.
+    Expired,
+}
+
+impl Status {
+    /// Every status.
+    pub const ALL: [Self; 8] = [
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Failed,
+        Self::Suppressed,
+        Self::Holdout,
+        Self::Unknown,
+        Self::Expired,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
+            Self::Holdout => "holdout",
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// `('a', 'b')`: the statuses as an SQL list, for `status IN …`.
+    fn sql_list(statuses: &[Self]) -> String {
+        let names: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!("({})", names.join(", "))
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::ToSql for Status {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for Status {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let name = value.as_str()?;
+        Self::parse(name).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown message status `{name}`").into())
+        })
+    }
+}
+
 /// One planned row.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -86,8 +173,8 @@ pub struct Planned {
     pub email: Option<String>,
     /// Variant, `None` for the holdout and suppressed contacts.
     pub variant: Option<String>,
-    /// `queued`, `holdout` or `suppressed`.
-    pub status: &'static str,
+    /// [`Status::Queued`], [`Status::Holdout`] or [`Status::Suppressed`].
+    pub status: Status,
     /// Why suppressed.
     pub reason: Option<&'static str>,
     /// When to send (also set for the holdout, for attribution).
@@ -282,21 +369,22 @@ impl Outbox {
         to: i64,
         run_id: &str,
     ) -> Result<HashMap<String, Vec<Earlier>>> {
-        let rows = self.select(
+        use Status::{Holdout, Queued, Sending, Sent, Unknown};
+        let sql = format!(
             "SELECT contact_id, coalesce(sent_at, send_at), campaign_id FROM messages
-             WHERE status IN ('queued', 'sending', 'sent', 'unknown', 'holdout')
+             WHERE status IN {}
              AND coalesce(sent_at, send_at) >= ?1 AND coalesce(sent_at, send_at) < ?2 AND run_id <> ?3",
-            params![from, to, run_id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Earlier {
-                        at: r.get(1)?,
-                        campaign_id: r.get(2)?,
-                    },
-                ))
-            },
-        )?;
+            Status::sql_list(&[Queued, Sending, Sent, Unknown, Holdout])
+        );
+        let rows = self.select(&sql, params![from, to, run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Earlier {
+                    at: r.get(1)?,
+                    campaign_id: r.get(2)?,
+                },
+            ))
+        })?;
         let mut out: HashMap<String, Vec<Earlier>> = HashMap::new();
         for (c, earlier) in rows {
             out.entry(c).or_default().push(earlier);
@@ -335,12 +423,25 @@ impl Outbox {
     /// Messages left `sending` by a sender that stopped abruptly: marked `unknown` (`resend`
     /// false) or queued again. Returns how many.
     pub fn recover(&mut self, resend: bool) -> Result<usize> {
-        let sql = if resend {
-            "UPDATE messages SET status = 'queued', reason = 'resent after an unknown outcome' WHERE status IN ('sending', 'unknown')"
+        let (to, reason, from) = if resend {
+            (
+                Status::Queued,
+                "resent after an unknown outcome",
+                Status::Unknown,
+            )
         } else {
-            "UPDATE messages SET status = 'unknown', reason = 'the sender stopped while sending; the server may or may not have accepted it' WHERE status = 'sending'"
+            (
+                Status::Unknown,
+                "the sender stopped while sending; the server may or may not have accepted it",
+                Status::Sending,
+            )
         };
-        self.conn.execute(sql, []).map_err(|e| self.err(e))
+        self.conn
+            .execute(
+                "UPDATE messages SET status = ?1, reason = ?2 WHERE status IN (?3, ?4)",
+                params![to, reason, Status::Sending, from],
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Claims up to `limit` due messages (queued, `send_at` and `next_attempt_at` passed, the
@@ -352,12 +453,12 @@ impl Outbox {
                     "SELECT m.id, m.run_id, m.campaign_id, m.contact_id, m.email, m.message_id,
                             m.subject, m.html, m.text, m.attempts, r.sender, r.reply_to, r.require_consent
                      FROM messages m JOIN runs r ON r.run_id = m.run_id
-                     WHERE m.status = 'queued' AND m.send_at <= ?1 AND m.next_attempt_at <= ?1
+                     WHERE m.status = ?3 AND m.send_at <= ?1 AND m.next_attempt_at <= ?1
                        AND m.expires_at > ?1
                      ORDER BY m.send_at, m.id LIMIT ?2",
                 )?;
             let rows = stmt
-                .query_map(params![now, limit as i64], |r| {
+                .query_map(params![now, limit as i64, Status::Queued], |r| {
                     Ok(Claimed {
                         id: r.get(0)?,
                         run_id: r.get(1)?,
@@ -377,12 +478,11 @@ impl Outbox {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut mark = tx
-                .prepare(
-                    "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id = ?1",
-                )?;
+            let mut mark = tx.prepare(
+                "UPDATE messages SET status = ?2, attempts = attempts + 1 WHERE id = ?1",
+            )?;
             for c in &rows {
-                mark.execute(params![c.id])?;
+                mark.execute(params![c.id, Status::Sending])?;
             }
             Ok(rows)
         })
@@ -392,20 +492,20 @@ impl Outbox {
     pub fn record(&mut self, outcomes: &[(i64, Outcome)]) -> Result<()> {
         self.write(|tx| {
             let mut sent = tx.prepare(
-                "UPDATE messages SET status = 'sent', sent_at = ?2, reason = NULL WHERE id = ?1",
+                "UPDATE messages SET status = ?3, sent_at = ?2, reason = NULL WHERE id = ?1",
             )?;
             let mut retry = tx.prepare(
-                "UPDATE messages SET status = 'queued', next_attempt_at = ?2, reason = ?3 WHERE id = ?1",
+                "UPDATE messages SET status = ?4, next_attempt_at = ?2, reason = ?3 WHERE id = ?1",
             )?;
             let mut other =
                 tx.prepare("UPDATE messages SET status = ?2, reason = ?3 WHERE id = ?1")?;
             for (id, outcome) in outcomes {
                 match outcome {
-                    Outcome::Sent(at) => sent.execute(params![id, at]),
-                    Outcome::Retry(at, why) => retry.execute(params![id, at, why]),
-                    Outcome::Failed(why) => other.execute(params![id, "failed", why]),
-                    Outcome::Suppressed(why) => other.execute(params![id, "suppressed", why]),
-                    Outcome::Unknown(why) => other.execute(params![id, "unknown", why]),
+                    Outcome::Sent(at) => sent.execute(params![id, at, Status::Sent]),
+                    Outcome::Retry(at, why) => retry.execute(params![id, at, why, Status::Queued]),
+                    Outcome::Failed(why) => other.execute(params![id, Status::Failed, why]),
+                    Outcome::Suppressed(why) => other.execute(params![id, Status::Suppressed, why]),
+                    Outcome::Unknown(why) => other.execute(params![id, Status::Unknown, why]),
                 }?;
             }
             Ok(())
@@ -416,9 +516,9 @@ impl Outbox {
     pub fn expire(&mut self, now: i64) -> Result<usize> {
         self.conn
             .execute(
-                "UPDATE messages SET status = 'expired', reason = coalesce(reason, 'the send window closed')
-                 WHERE status = 'queued' AND expires_at <= ?1",
-                params![now],
+                "UPDATE messages SET status = ?2, reason = coalesce(reason, 'the send window closed')
+                 WHERE status = ?3 AND expires_at <= ?1",
+                params![now, Status::Expired, Status::Queued],
             )
             .map_err(|e| self.err(e))
     }
@@ -427,29 +527,32 @@ impl Outbox {
     pub fn next_due(&self) -> Result<Option<i64>> {
         self.conn
             .query_row(
-                "SELECT min(max(send_at, next_attempt_at)) FROM messages WHERE status = 'queued'",
-                [],
+                "SELECT min(max(send_at, next_attempt_at)) FROM messages WHERE status = ?1",
+                params![Status::Queued],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
     }
 
     /// Rows by status and reason, for a run or for everything.
-    pub fn counts(&self, run_id: Option<&str>) -> Result<Vec<(String, Option<String>, u64)>> {
-        self.select(
-            "SELECT status, CASE WHEN status IN ('suppressed', 'failed', 'unknown') THEN reason END, count(*)
+    pub fn counts(&self, run_id: Option<&str>) -> Result<Vec<(Status, Option<String>, u64)>> {
+        use Status::{Failed, Suppressed, Unknown};
+        let sql = format!(
+            "SELECT status, CASE WHEN status IN {} THEN reason END, count(*)
              FROM messages WHERE ?1 IS NULL OR run_id = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
-            params![run_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+            Status::sql_list(&[Suppressed, Failed, Unknown])
+        );
+        self.select(&sql, params![run_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
     }
 
     /// Sent messages whose `sent` event is not yet in an events file, at most `limit`.
     pub fn unlogged_sends(&self, limit: usize) -> Result<Vec<SentRow>> {
         self.select(
             "SELECT id, contact_id, campaign_id, sent_at, message_id FROM messages
-             WHERE status = 'sent' AND events_file IS NULL ORDER BY id LIMIT ?1",
-            params![limit as i64],
+             WHERE status = ?2 AND events_file IS NULL ORDER BY id LIMIT ?1",
+            params![limit as i64, Status::Sent],
             |r| {
                 Ok(SentRow {
                     id: r.get(0)?,
@@ -510,9 +613,9 @@ impl Outbox {
     pub fn campaign_rows(&self, campaign_id: &str) -> Result<Vec<ReportRow>> {
         self.select(
             "SELECT contact_id, coalesce(variant, 'holdout'), status, send_at, sent_at
-             FROM messages WHERE campaign_id = ?1 AND (variant IS NOT NULL OR status = 'holdout')
+             FROM messages WHERE campaign_id = ?1 AND (variant IS NOT NULL OR status = ?2)
              ORDER BY send_at, id",
-            params![campaign_id],
+            params![campaign_id, Status::Holdout],
             |r| {
                 Ok(ReportRow {
                     contact_id: r.get(0)?,
@@ -534,7 +637,7 @@ pub struct ReportRow {
     /// Variant name or `holdout`.
     pub group: String,
     /// Delivery state.
-    pub status: String,
+    pub status: Status,
     /// Planned send instant.
     pub send_at: i64,
     /// When the server accepted it.
@@ -563,4 +666,26 @@ pub struct Earlier {
     pub at: i64,
     /// Its campaign.
     pub campaign_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_stored_by_its_name_and_read_back() {
+        let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
+        for status in Status::ALL {
+            let back: Status = conn
+                .query_row("SELECT ?1", params![status], |r| r.get(0))
+                .expect("round trip");
+            assert_eq!(back, status);
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+        let unknown = conn.query_row("SELECT 'posted'", [], |r| r.get::<_, Status>(0));
+        assert!(
+            unknown.is_err(),
+            "an unknown status is an error, not a default"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Status};
 
 /// Hours after sending shown in the opens chart.
 pub const CHART_HOURS: usize = 72;
@@ -142,7 +142,7 @@ pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<Camp
     let mut member: HashMap<u32, (String, i64)> = HashMap::new();
     let mut assigned: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for r in &rows {
-        *states.entry(r.status.clone()).or_default() += 1;
+        *states.entry(r.status.to_string()).or_default() += 1;
         let g = groups.entry(r.group.clone()).or_insert_with(|| GroupStats {
             group: r.group.clone(),
             opens_by_hour: vec![0; CHART_HOURS],
@@ -154,7 +154,7 @@ pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<Camp
             continue;
         }
         g.audience += 1;
-        g.sent += u64::from(r.status == "sent");
+        g.sent += u64::from(r.status == Status::Sent);
         if let Some(c) = history.contacts.ids.get(&r.contact_id) {
             member.insert(c, (r.group.clone(), r.sent_at.unwrap_or(r.send_at)));
         }

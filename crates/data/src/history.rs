@@ -286,8 +286,69 @@ pub(crate) fn time_order<K: Ord>(
     keyed.into_par_iter().map(|(_, _, i)| i).collect()
 }
 
-/// Applies a permutation to a column.
-pub(crate) fn permute<T: Copy + Send + Sync>(column: &[T], order: &[u32]) -> Vec<T> {
-    use rayon::prelude::*;
-    order.par_iter().map(|&i| column[i as usize]).collect()
+/// An operation applied alike to every column of an event table: reordering rows, dropping rows.
+pub(crate) trait ColumnOp {
+    /// Applies the operation to one column.
+    fn apply<T: Copy + Send + Sync>(&mut self, column: &mut Vec<T>);
+}
+
+/// An event table of equally long columns; `each_column` is the one list of its columns, so
+/// reordering and filtering cannot forget one.
+pub(crate) trait Columns {
+    /// Calls `op` on every column.
+    fn each_column(&mut self, op: &mut impl ColumnOp);
+
+    /// Puts row `order[i]` at position `i` in every column.
+    fn reorder(&mut self, order: &[u32]) {
+        struct Permute<'a>(&'a [u32]);
+        impl ColumnOp for Permute<'_> {
+            fn apply<T: Copy + Send + Sync>(&mut self, column: &mut Vec<T>) {
+                use rayon::prelude::*;
+                *column = self.0.par_iter().map(|&i| column[i as usize]).collect();
+            }
+        }
+        self.each_column(&mut Permute(order));
+    }
+
+    /// Keeps the rows whose `keep` is true (rows past its end are kept).
+    fn retain_rows(&mut self, keep: &[bool]) {
+        struct Retain<'a>(&'a [bool]);
+        impl ColumnOp for Retain<'_> {
+            fn apply<T: Copy + Send + Sync>(&mut self, column: &mut Vec<T>) {
+                let mut mask = self.0.iter();
+                column.retain(|_| mask.next().copied().unwrap_or(true));
+            }
+        }
+        self.each_column(&mut Retain(keep));
+    }
+}
+
+impl Columns for Orders {
+    fn each_column(&mut self, op: &mut impl ColumnOp) {
+        op.apply(&mut self.order);
+        op.apply(&mut self.contact);
+        op.apply(&mut self.product);
+        op.apply(&mut self.at);
+        op.apply(&mut self.quantity);
+        op.apply(&mut self.unit_price);
+    }
+}
+
+impl Columns for EmailEvents {
+    fn each_column(&mut self, op: &mut impl ColumnOp) {
+        op.apply(&mut self.contact);
+        op.apply(&mut self.campaign);
+        op.apply(&mut self.kind);
+        op.apply(&mut self.at);
+        op.apply(&mut self.machine_open);
+    }
+}
+
+impl Columns for WebEvents {
+    fn each_column(&mut self, op: &mut impl ColumnOp) {
+        op.apply(&mut self.contact);
+        op.apply(&mut self.kind);
+        op.apply(&mut self.product);
+        op.apply(&mut self.at);
+    }
 }

@@ -83,27 +83,38 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 
-/// Resolves a models directory: a version directory (with `manifest.json`), or a parent with
-/// a `current` file or link naming one.
+/// Resolves a models directory: a version directory (with `manifest.json`), a parent with a
+/// `current` file or link naming one, or that `current` file itself (`--models models/current`).
 pub fn resolve_model_dir(dir: &Path) -> Result<PathBuf> {
     if dir.join("manifest.json").is_file() {
         return Ok(dir.to_path_buf());
+    }
+    if dir.is_file() {
+        let parent = dir.parent().unwrap_or(Path::new(""));
+        if let Some(target) = follow_current(dir, parent)? {
+            return Ok(target);
+        }
     }
     let current = dir.join("current");
     if current.is_dir() && current.join("manifest.json").is_file() {
         return Ok(current);
     }
-    if current.is_file() {
-        let name = std::fs::read_to_string(&current).map_err(|e| Error::io(&current, e))?;
-        let target = dir.join(name.trim());
-        if target.join("manifest.json").is_file() {
-            return Ok(target);
-        }
+    if current.is_file()
+        && let Some(target) = follow_current(&current, dir)?
+    {
+        return Ok(target);
     }
     Err(Error::model_dir(
         dir,
         "no trained model here (no manifest.json and no `current`); run `augur train` first",
     ))
+}
+
+/// The version directory a `current` file names (relative to `models`), if it holds a model.
+fn follow_current(current: &Path, models: &Path) -> Result<Option<PathBuf>> {
+    let name = std::fs::read_to_string(current).map_err(|e| Error::io(current, e))?;
+    let target = models.join(name.trim());
+    Ok(target.join("manifest.json").is_file().then_some(target))
 }
 
 impl Artifact {

@@ -14,7 +14,6 @@ use axum::response::Response;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// What a key opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +96,7 @@ impl Keys {
 
 /// Middleware on the `/v1` routes.
 pub async fn require_key(
-    State(state): State<Arc<AppState>>,
+    State(keys): State<Arc<Keys>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -114,7 +113,7 @@ pub async fn require_key(
         .ok_or_else(|| {
             ApiError::unauthorized("send the API key as `Authorization: Bearer <key>`")
         })?;
-    match state.keys.scope_of(token.as_bytes()) {
+    match keys.scope_of(token.as_bytes()) {
         None => Err(ApiError::unauthorized("this API key is not configured")),
         Some(Scope::Api) if admin_route => Err(ApiError::forbidden(
             "admin routes need an admin key (serve.admin_key)",

@@ -33,6 +33,10 @@ pub struct ServeConfig {
     pub reload_poll_seconds: f64,
     /// Most rows in one page of a segment listing when `limit` is given.
     pub max_page: usize,
+    /// After the shutdown signal, keep answering this long with `/readyz` at 503 before the
+    /// listener closes, so that a load balancer stops sending traffic first (set it a little
+    /// above the balancer's readiness interval).
+    pub shutdown_delay_seconds: f64,
 }
 
 impl Default for ServeConfig {
@@ -49,6 +53,7 @@ impl Default for ServeConfig {
             request_timeout_seconds: 30.0,
             reload_poll_seconds: 5.0,
             max_page: 100_000,
+            shutdown_delay_seconds: 0.0,
         }
     }
 }
@@ -85,6 +90,7 @@ impl ServeConfig {
                 serve.request_timeout_seconds,
             ),
             ("serve.reload_poll_seconds", serve.reload_poll_seconds),
+            ("serve.shutdown_delay_seconds", serve.shutdown_delay_seconds),
         ] {
             if !value.is_finite() || value < 0.0 || (value == 0.0 && setting.contains("timeout")) {
                 return Err(invalid(

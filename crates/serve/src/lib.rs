@@ -13,6 +13,7 @@ mod contacts;
 mod error;
 mod metrics;
 mod ops;
+pub mod routes;
 mod segments;
 mod state;
 mod views;
@@ -30,50 +31,6 @@ pub use config::ServeConfig;
 pub use error::{ApiError, Error};
 pub use state::AppState;
 
-/// Route patterns: the router's paths, and the metrics' route labels (as `&'static str`, so
-/// labelling a request allocates nothing).
-pub mod routes {
-    /// One contact.
-    pub const CONTACT: &str = "/v1/contacts/{id}";
-    /// A contact's recommendations.
-    pub const RECOMMENDATIONS: &str = "/v1/contacts/{id}/recommendations";
-    /// A contact's best send instant.
-    pub const SEND_TIME: &str = "/v1/contacts/{id}/send-time";
-    /// Batch scoring.
-    pub const SCORE: &str = "/v1/score";
-    /// The segment catalogue.
-    pub const SEGMENTS: &str = "/v1/segments";
-    /// Ad-hoc segment preview.
-    pub const PREVIEW: &str = "/v1/segments/preview";
-    /// A segment's contacts.
-    pub const SEGMENT_CONTACTS: &str = "/v1/segments/{name}/contacts";
-    /// Model reload.
-    pub const RELOAD: &str = "/v1/admin/reload";
-    /// Liveness.
-    pub const HEALTHZ: &str = "/healthz";
-    /// Readiness.
-    pub const READYZ: &str = "/readyz";
-    /// Prometheus metrics.
-    pub const METRICS: &str = "/metrics";
-    /// The OpenAPI document.
-    pub const OPENAPI: &str = "/openapi.json";
-    /// Every route.
-    pub const ALL: [&str; 12] = [
-        CONTACT,
-        RECOMMENDATIONS,
-        SEND_TIME,
-        SCORE,
-        SEGMENTS,
-        PREVIEW,
-        SEGMENT_CONTACTS,
-        RELOAD,
-        HEALTHZ,
-        READYZ,
-        METRICS,
-        OPENAPI,
-    ];
-}
-
 /// The routes, with auth on `/v1`, body and concurrency limits, timeouts and metrics.
 pub fn router(state: Arc<AppState>) -> Router {
     let config = &state.config;
@@ -87,7 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(routes::SEGMENT_CONTACTS, get(segments::contacts))
         .route(routes::RELOAD, post(ops::reload))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.keys.clone(),
             auth::require_key,
         ));
     let overload = |e: tower::BoxError| async move {
@@ -120,7 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .timeout(Duration::from_secs_f64(config.request_timeout_seconds)),
         )
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::track,
         ))
         .with_state(state)
@@ -139,8 +96,18 @@ pub async fn serve(
     use std::future::IntoFuture as _;
     tokio::spawn(state.clone().watch());
     let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let draining = state.clone();
     let graceful = async move {
         shutdown.await;
+        draining.start_draining();
+        let delay = draining.config.shutdown_delay_seconds;
+        if delay > 0.0 {
+            tracing::info!(
+                seconds = delay,
+                "shutting down: /readyz answers 503 until the listener closes"
+            );
+            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+        }
         let _ = signalled.send(true);
     };
     let server = axum::serve(listener, router(state))

@@ -14,8 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::{AppState, Loaded};
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
@@ -107,17 +105,17 @@ impl Metrics {
         }
     }
 
-    /// Records a newly loaded model.
-    pub fn model_loaded(&self, loaded: &Loaded) {
+    /// Records a newly loaded model: its version, its contacts and when it was trained
+    /// (RFC 3339, from the manifest).
+    pub fn model_loaded(&self, version: &str, contacts: usize, created_at: &str) {
         self.model.clear();
         self.model
             .get_or_create(&ModelLabels {
-                version: loaded.version().to_string(),
+                version: version.to_string(),
             })
             .set(1);
-        self.contacts.set(loaded.artifact.snapshot.len() as i64);
-        let created = chrono::DateTime::parse_from_rfc3339(&loaded.artifact.manifest.created_at)
-            .map_or(0, |t| t.timestamp());
+        self.contacts.set(contacts as i64);
+        let created = chrono::DateTime::parse_from_rfc3339(created_at).map_or(0, |t| t.timestamp());
         self.model_created.set(created);
     }
 
@@ -147,7 +145,7 @@ impl Metrics {
 
 /// Middleware counting every request by its route pattern (never the raw path, which holds
 /// contact ids) and status.
-pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -156,7 +154,7 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
         .copied()
         .unwrap_or("unmatched");
     let response = next.run(request).await;
-    state.metrics.observe(
+    metrics.observe(
         route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),

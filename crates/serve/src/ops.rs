@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -21,23 +21,40 @@ pub async fn healthz() -> &'static str {
 /// Readiness answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
-    /// Always true once listening: the model loads before the port opens.
+    /// Whether to send traffic here: false while shutting down (see
+    /// `serve.shutdown_delay_seconds`) or when the model holds no contact.
     pub ready: bool,
+    /// Why not, when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Why the newest model in the models directory did not load, when it did not; the model
+    /// named by `model_version` keeps answering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload_error: Option<String>,
     /// Model version answering.
     pub model_version: String,
     /// Contacts loaded.
     pub contacts: usize,
 }
 
-/// Ready (a model is loaded).
-#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Ready)))]
-pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Ready> {
+/// Ready: a model with contacts is loaded and the service is not shutting down (503 otherwise).
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Ready), (status = 503, body = Ready, description = "shutting down, or the model holds no contact")))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Ready>) {
     let loaded = state.current.load();
-    Json(Ready {
-        ready: true,
+    let reason = state.not_ready_because();
+    let status = if reason.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let ready = Ready {
+        ready: reason.is_none(),
+        reason,
+        reload_error: state.reload_error(),
         model_version: loaded.version().to_string(),
         contacts: loaded.artifact.snapshot.len(),
-    })
+    };
+    (status, Json(ready))
 }
 
 /// Prometheus metrics.
@@ -81,7 +98,7 @@ pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>
 #[openapi(
     info(title = "augur", description = "Churn risk, product affinity, best send time and predictive segments per contact."),
     paths(
-        healthz, readyz, metrics, reload,
+        healthz, readyz, metrics, openapi, reload,
         crate::contacts::get_contact, crate::contacts::get_recommendations,
         crate::contacts::get_send_time, crate::contacts::post_score,
         crate::segments::list, crate::segments::contacts, crate::segments::preview,
@@ -105,7 +122,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// `GET /openapi.json`.
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "the OpenAPI document of the service")))]
 pub async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::config::ServeConfig;
 use arc_swap::ArcSwap;
@@ -56,6 +57,15 @@ impl Loaded {
         &self.artifact.manifest.version
     }
 
+    /// Sets the model gauges of `metrics` to this model.
+    fn report_to(&self, metrics: &Metrics) {
+        metrics.model_loaded(
+            self.version(),
+            self.artifact.snapshot.len(),
+            &self.artifact.manifest.created_at,
+        );
+    }
+
     /// The segments contact `c` belongs to.
     pub fn segments_of(&self, c: usize) -> Vec<&str> {
         let models = self.artifact.models();
@@ -102,10 +112,14 @@ pub struct AppState {
     pub config: ServeConfig,
     /// Configured segments, compiled anew against each model.
     pub segment_specs: BTreeMap<String, SegmentSpec>,
-    /// API keys.
-    pub keys: Keys,
-    /// Request and model metrics.
-    pub metrics: Metrics,
+    /// API keys, handed to the `/v1` middleware.
+    pub keys: Arc<Keys>,
+    /// Request and model metrics, handed to the tracking middleware.
+    pub metrics: Arc<Metrics>,
+    /// Set when the shutdown signal arrives: `/readyz` answers 503 from then on.
+    draining: AtomicBool,
+    /// Why the newest model did not load, while the current one keeps answering.
+    reload_error: Mutex<Option<String>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
 }
@@ -117,10 +131,10 @@ impl AppState {
         config: ServeConfig,
         segment_specs: BTreeMap<String, SegmentSpec>,
     ) -> Result<Self, Error> {
-        let keys = Keys::new(&config)?;
+        let keys = Arc::new(Keys::new(&config)?);
         let loaded = Loaded::load(&models, &segment_specs)?;
-        let metrics = Metrics::new();
-        metrics.model_loaded(&loaded);
+        let metrics = Arc::new(Metrics::new());
+        loaded.report_to(&metrics);
         Ok(Self {
             current: ArcSwap::from_pointee(loaded),
             models,
@@ -128,6 +142,8 @@ impl AppState {
             segment_specs,
             keys,
             metrics,
+            draining: AtomicBool::new(false),
+            reload_error: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
         })
     }
@@ -153,9 +169,17 @@ impl AppState {
         let loaded =
             tokio::task::spawn_blocking(move || Loaded::load(&state.models, &state.segment_specs))
                 .await
-                .map_err(|e| Error::Setup(format!("model loading stopped: {e}")))??;
+                .map_err(|e| Error::Setup(format!("model loading stopped: {e}")))?;
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.set_reload_error(Some(e.to_string()));
+                return Err(e);
+            }
+        };
+        self.set_reload_error(None);
         let version = loaded.version().to_string();
-        self.metrics.model_loaded(&loaded);
+        loaded.report_to(&self.metrics);
         self.current.store(Arc::new(loaded));
         tracing::info!(model = %version, "model reloaded");
         Ok(Some(version))
@@ -185,5 +209,38 @@ impl AppState {
                 }
             }
         }
+    }
+
+    /// Marks the service as shutting down: readiness fails from now on, so load balancers stop
+    /// sending traffic while requests in flight finish.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the service should receive traffic, and if not, why: it is draining, or its
+    /// model holds no contact.
+    pub fn not_ready_because(&self) -> Option<&'static str> {
+        if self.draining.load(Ordering::SeqCst) {
+            Some("shutting down")
+        } else if self.current.load().artifact.snapshot.is_empty() {
+            Some("the model holds no contact")
+        } else {
+            None
+        }
+    }
+
+    /// Why the newest model did not load, if it did not (the current one keeps answering).
+    pub fn reload_error(&self) -> Option<String> {
+        self.reload_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_reload_error(&self, error: Option<String>) {
+        *self
+            .reload_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
     }
 }

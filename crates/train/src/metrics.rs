@@ -167,6 +167,69 @@ pub fn decile_rates(scores: &[f64], labels: &[bool]) -> Vec<f64> {
         .collect()
 }
 
+/// Recommendation metrics at 10.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RecMetrics {
+    /// Contacts evaluated.
+    pub contacts: usize,
+    /// Mean share of the relevant items found in the top 10.
+    pub recall_at_10: f64,
+    /// Mean share of the top 10 that is relevant.
+    pub precision_at_10: f64,
+    /// Mean normalized discounted cumulative gain.
+    pub ndcg_at_10: f64,
+    /// Share of contacts with at least one relevant item in the top 10.
+    pub hit_rate_at_10: f64,
+}
+
+/// Accumulates [`RecMetrics`].
+#[derive(Default)]
+pub struct RecScore {
+    n: usize,
+    recall: f64,
+    precision: f64,
+    ndcg: f64,
+    hits: f64,
+}
+
+impl RecScore {
+    /// Adds one contact's ranked list against its relevant set.
+    pub fn add(&mut self, ranked: &[u32], relevant: &[u32]) {
+        if relevant.is_empty() {
+            return;
+        }
+        let top = &ranked[..ranked.len().min(10)];
+        let found: Vec<bool> = top.iter().map(|p| relevant.contains(p)).collect();
+        let hits = found.iter().filter(|f| **f).count() as f64;
+        let dcg: f64 = found
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f)
+            .map(|(r, _)| 1.0 / (r as f64 + 2.0).log2())
+            .sum();
+        let ideal: f64 = (0..relevant.len().min(10))
+            .map(|r| 1.0 / (r as f64 + 2.0).log2())
+            .sum();
+        self.n += 1;
+        self.recall += hits / relevant.len() as f64;
+        self.precision += hits / 10.0;
+        self.ndcg += dcg / ideal;
+        self.hits += f64::from(u8::from(hits > 0.0));
+    }
+
+    /// The means.
+    pub fn finish(&self) -> RecMetrics {
+        let n = self.n.max(1) as f64;
+        RecMetrics {
+            contacts: self.n,
+            recall_at_10: self.recall / n,
+            precision_at_10: self.precision / n,
+            ndcg_at_10: self.ndcg / n,
+            hit_rate_at_10: self.hits / n,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

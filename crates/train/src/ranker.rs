@@ -12,7 +12,7 @@ use augur_model::{AffinityModel, Mode, Profile, RANK_FEATURE_COUNT, Ranker};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::affinity::RecScore;
+use crate::metrics::RecScore;
 
 /// Candidates other than the contact's own products kept per contact for fitting: the best
 /// by item-to-item score and the most popular.

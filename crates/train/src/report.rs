@@ -6,17 +6,8 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
+use crate::backtest::{Backtest, Trained};
 use crate::metrics::{decile_rates, reliability, roc_curve};
-use crate::pipeline::{Backtest, Trained};
-
-/// Held-out churn probabilities per model, with the labels, for the charts.
-#[derive(Debug, Clone, Default)]
-pub struct ChurnCurves {
-    /// (model, probabilities).
-    pub models: Vec<(String, Vec<f64>)>,
-    /// Churned.
-    pub labels: Vec<bool>,
-}
 
 const COLORS: [RGBColor; 3] = [
     RGBColor(31, 119, 180),

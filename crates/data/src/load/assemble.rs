@@ -13,7 +13,7 @@ use super::source::AttributeType;
 use crate::config::{Config, TableConfig};
 use crate::contract::{EmailEventKind, TableKind, WebEventKind};
 use crate::error::{Error, Result};
-use crate::history::{AttributeColumn, History, permute, time_order};
+use crate::history::{AttributeColumn, Columns as _, History, time_order};
 use crate::ids::{NONE, canonical_id};
 use crate::quality::{DropReason, QualityReport, TableReport};
 use crate::time::{TimeColumn, TimeStatus};
@@ -437,11 +437,7 @@ impl Loader {
                 let order = time_order(&e.at, &e.contact, |i| {
                     (e.kind[i], e.campaign[i], e.machine_open[i])
                 });
-                e.contact = permute(&e.contact, &order);
-                e.campaign = permute(&e.campaign, &order);
-                e.kind = permute(&e.kind, &order);
-                e.at = permute(&e.at, &order);
-                e.machine_open = permute(&e.machine_open, &order);
+                e.reorder(&order);
                 let keep = keep_first_of_runs(e.len(), report, |a, b| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
@@ -449,31 +445,21 @@ impl Loader {
                         && e.campaign[a] == e.campaign[b]
                         && e.machine_open[a] == e.machine_open[b]
                 });
-                retain(&mut e.contact, &keep);
-                retain(&mut e.campaign, &keep);
-                retain(&mut e.kind, &keep);
-                retain(&mut e.at, &keep);
-                retain(&mut e.machine_open, &keep);
+                e.retain_rows(&keep);
                 report.rows_kept = e.len() as u64;
                 report.observe_time_range(&e.at);
             }
             TableKind::WebEvents => {
                 let e = &mut self.history.web_events;
                 let order = time_order(&e.at, &e.contact, |i| (e.kind[i], e.product[i]));
-                e.contact = permute(&e.contact, &order);
-                e.kind = permute(&e.kind, &order);
-                e.product = permute(&e.product, &order);
-                e.at = permute(&e.at, &order);
+                e.reorder(&order);
                 let keep = keep_first_of_runs(e.len(), report, |a, b| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
                         && e.kind[a] == e.kind[b]
                         && e.product[a] == e.product[b]
                 });
-                retain(&mut e.contact, &keep);
-                retain(&mut e.kind, &keep);
-                retain(&mut e.product, &keep);
-                retain(&mut e.at, &keep);
+                e.retain_rows(&keep);
                 report.rows_kept = e.len() as u64;
                 report.observe_time_range(&e.at);
             }
@@ -504,12 +490,7 @@ impl Loader {
                 o.unit_price[i].to_bits(),
             )
         });
-        o.order = permute(&o.order, &order);
-        o.contact = permute(&o.contact, &order);
-        o.product = permute(&o.product, &order);
-        o.at = permute(&o.at, &order);
-        o.quantity = permute(&o.quantity, &order);
-        o.unit_price = permute(&o.unit_price, &order);
+        o.reorder(&order);
         let mut keep = keep_first_of_runs(o.len(), report, |a, b| {
             o.at[a] == o.at[b]
                 && o.contact[a] == o.contact[b]
@@ -542,12 +523,7 @@ impl Loader {
             }
         }
         report.note("return lines kept (product bought earlier)", returns);
-        retain(&mut o.order, &keep);
-        retain(&mut o.contact, &keep);
-        retain(&mut o.product, &keep);
-        retain(&mut o.at, &keep);
-        retain(&mut o.quantity, &keep);
-        retain(&mut o.unit_price, &keep);
+        o.retain_rows(&keep);
         report.rows_kept = o.len() as u64;
         report.observe_time_range(&o.at);
     }
@@ -633,12 +609,6 @@ fn keep_first_of_runs(
         }
     }
     keep
-}
-
-/// Keeps the rows of a column whose mask entry is true.
-fn retain<T>(column: &mut Vec<T>, keep: &[bool]) {
-    let mut mask = keep.iter();
-    column.retain(|_| mask.next().copied().unwrap_or(true));
 }
 
 /// The instant of a row, or `None` after counting why it is missing.

@@ -35,43 +35,7 @@ impl Fields {
     /// The fields of `snapshot`: the fixed ones, then its attribute columns (a column named like
     /// a fixed field is shadowed by it).
     pub fn new(snapshot: &Snapshot) -> Self {
-        let mut fields: Vec<(String, Kind, Source)> = vec![
-            ("churn_risk".into(), Kind::Number, Source::ChurnRisk),
-            (
-                "send_time_confidence".into(),
-                Kind::Number,
-                Source::SendTimeConfidence,
-            ),
-            (
-                "best_send_hour_of_week".into(),
-                Kind::Number,
-                Source::BestSendHour,
-            ),
-        ];
-        fields.extend(
-            FACTS
-                .iter()
-                .enumerate()
-                .map(|(i, n)| ((*n).to_string(), Kind::Number, Source::Fact(i))),
-        );
-        fields.extend([
-            ("contact_id".into(), Kind::Text, Source::ContactId),
-            ("churn_tier".into(), Kind::Text, Source::ChurnTier),
-            ("country".into(), Kind::Text, Source::Country),
-            ("timezone".into(), Kind::Text, Source::Timezone),
-            (
-                "send_time_source".into(),
-                Kind::Text,
-                Source::SendTimeFallback,
-            ),
-            ("top_category".into(), Kind::Text, Source::TopCategory),
-        ]);
-        fields.extend(
-            FLAGS
-                .iter()
-                .enumerate()
-                .map(|(i, n)| ((*n).to_string(), Kind::Bool, Source::Flag(i))),
-        );
+        let mut fields = fixed_fields();
         let mut attributes = Vec::new();
         for (name, column) in &snapshot.attributes {
             let kind = match column {
@@ -89,6 +53,12 @@ impl Fields {
         }
     }
 
+    /// The fields every model offers, whatever columns its contacts export has: the list
+    /// `docs/segments.md` documents.
+    pub fn fixed_schema() -> Schema {
+        Schema::new(fixed_fields().into_iter().map(|(n, k, _)| (n, k)))
+    }
+
     /// Contact `c` as a record rules can read.
     pub fn record<'a>(
         &'a self,
@@ -103,6 +73,48 @@ impl Fields {
             c,
         }
     }
+}
+
+/// The fields every snapshot has, with where each is read: scores, facts, texts, flags.
+fn fixed_fields() -> Vec<(String, Kind, Source)> {
+    let mut fields: Vec<(String, Kind, Source)> = vec![
+        ("churn_risk".into(), Kind::Number, Source::ChurnRisk),
+        (
+            "send_time_confidence".into(),
+            Kind::Number,
+            Source::SendTimeConfidence,
+        ),
+        (
+            "best_send_hour_of_week".into(),
+            Kind::Number,
+            Source::BestSendHour,
+        ),
+    ];
+    fields.extend(
+        FACTS
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).to_string(), Kind::Number, Source::Fact(i))),
+    );
+    fields.extend([
+        ("contact_id".into(), Kind::Text, Source::ContactId),
+        ("churn_tier".into(), Kind::Text, Source::ChurnTier),
+        ("country".into(), Kind::Text, Source::Country),
+        ("timezone".into(), Kind::Text, Source::Timezone),
+        (
+            "send_time_source".into(),
+            Kind::Text,
+            Source::SendTimeFallback,
+        ),
+        ("top_category".into(), Kind::Text, Source::TopCategory),
+    ]);
+    fields.extend(
+        FLAGS
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).to_string(), Kind::Bool, Source::Flag(i))),
+    );
+    fields
 }
 
 /// One contact, read field by field as a rule asks.

@@ -1,0 +1,487 @@
+//! Planning a run: select the audience with the current model, drop whoever must not get the
+//! message (counting each reason), split off the holdout, pick each contact's variant and send
+//! instant, render, and store it all in the outbox in one transaction.
+//!
+//! A run is one campaign on one (UTC) day: `winback-2026-11-28`. Re-planning it adds nothing
+//! twice (rows are unique per run and contact). Holdout and variant are hashes of the campaign
+//! and the contact, so a contact lands in the same group on every plan and every night.
+
+mod context;
+mod preview;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::Settings;
+use augur_model::Artifact;
+use augur_model::Fields;
+use augur_model::{Filters, Request};
+use augur_segment::Matcher;
+use chrono::{DateTime, Duration, Utc};
+use rayon::prelude::*;
+
+use crate::directory::{Directory, Suppression};
+use crate::error::{Error, Result};
+use crate::message::{Envelope, Signer, digest_hex, message_id};
+use crate::outbox::{Earlier, Outbox, Planned, Rendered, Run, Status};
+use crate::render::{CampaignView, ContactView, Context, Templates};
+
+use crate::schedule::Window;
+use crate::spec::Campaign;
+pub use preview::preview;
+
+/// What a plan selected, dropped and scheduled.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// The run.
+    pub run_id: String,
+    /// Model version used.
+    pub model_version: String,
+    /// Contacts matching the audience rule.
+    pub audience: usize,
+    /// Dropped, by reason.
+    pub suppressed: BTreeMap<&'static str, usize>,
+    /// Kept out as the control group.
+    pub holdout: usize,
+    /// Messages to send, by variant.
+    pub variants: BTreeMap<String, usize>,
+    /// Messages by local hour of day of their send time.
+    pub by_local_hour: [usize; 24],
+    /// Messages by how their send time was chosen.
+    pub send_time_sources: BTreeMap<&'static str, usize>,
+    /// Rows new in the outbox (0 when the run was planned before).
+    pub added: usize,
+}
+
+impl Summary {
+    /// Messages to send.
+    pub fn messages(&self) -> usize {
+        self.variants.values().sum()
+    }
+}
+
+/// A stable number in `[0, 1)` for a contact, per campaign and purpose.
+fn unit(campaign: &str, purpose: &str, contact: &str) -> f64 {
+    let hex = digest_hex(&[campaign, purpose, contact], 8);
+    u64::from_str_radix(&hex, 16).unwrap_or(0) as f64 / 2f64.powi(64)
+}
+
+/// The run id of `campaign` planned at `at`.
+pub fn run_id(campaign: &str, at: DateTime<Utc>) -> String {
+    format!("{campaign}-{}", at.format("%Y-%m-%d"))
+}
+
+/// The compiled audience rule.
+fn audience(config: &Settings, campaign: &Campaign, fields: &Fields) -> Result<Matcher> {
+    let spec = &campaign.file.audience;
+    if let Some(rule) = &spec.rule {
+        return Ok(rule.compile(&fields.schema)?);
+    }
+    let name = spec.segment.as_deref().unwrap_or_default();
+    let segments = augur_segment::catalog(&config.segments, &fields.schema)?;
+    segments
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.matcher.clone())
+        .ok_or_else(|| Error::Campaign {
+            path: campaign.path.clone(),
+            message: format!(
+                "[audience] segment `{name}` does not exist; segments: {}",
+                segments
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+}
+
+/// The envelope of a campaign: sender, reply-to and unsubscribe links.
+pub fn envelope(config: &Settings, campaign: &Campaign, signing_key: Vec<u8>) -> Result<Envelope> {
+    let sender = &campaign.file.sender;
+    Envelope::new(
+        config,
+        &sender.from,
+        sender.reply_to.as_deref(),
+        Signer::new(signing_key),
+    )
+    .map_err(|e| Error::Campaign {
+        path: campaign.path.clone(),
+        message: format!("[sender] {e}"),
+    })
+}
+
+/// Everything a plan reads.
+pub struct Inputs<'a> {
+    /// Configuration (segments, tables, campaign settings).
+    pub config: &'a Settings,
+    /// The trained model.
+    pub artifact: &'a Artifact,
+    /// The campaign.
+    pub campaign: &'a Campaign,
+    /// The exports as they are now.
+    pub directory: &'a Directory,
+    /// Planning instant.
+    pub at: DateTime<Utc>,
+}
+
+/// Plans a run; rows are returned, not stored (see [`store_plan`]).
+///
+/// Each contact of the model goes through the same steps, in parallel: the audience rule, then
+/// suppression (consent, recent sends of this campaign, the frequency cap, no send time), then
+/// the holdout and the variant, then the message itself.
+///
+/// # Errors
+/// The audience rule or a template does not compile, the outbox cannot be read, or a template
+/// fails to render for a contact (naming the contact).
+pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planned>)> {
+    let planner = Planner::new(inputs, outbox)?;
+    let snapshot = &inputs.artifact.snapshot;
+    let rows: Vec<Planned> = (0..snapshot.len())
+        .into_par_iter()
+        .filter_map(|c| planner.plan_one(c).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let summary = summarize(
+        planner.run,
+        &inputs.artifact.manifest.version,
+        snapshot,
+        &rows,
+    );
+    Ok((summary, rows))
+}
+
+/// What every contact's plan shares: compiled once, read by all threads.
+struct Planner<'a> {
+    inputs: &'a Inputs<'a>,
+    models: augur_model::Models<'a>,
+    fields: Fields,
+    matcher: Matcher,
+    templates: Templates,
+    envelope: Envelope,
+    run: String,
+    window: Window,
+    /// Earlier messages by contact, for the cap and the campaign's own resend rule.
+    earlier: HashMap<String, Vec<Earlier>>,
+    request: Request,
+    /// The model's product index → the exports' product index.
+    product_of: Vec<Option<u32>>,
+    weights: Vec<f64>,
+}
+
+/// Whether a contact that passed suppression is held out or gets a variant.
+enum Assignment {
+    Holdout,
+    Variant(usize),
+}
+
+impl<'a> Planner<'a> {
+    fn new(inputs: &'a Inputs<'a>, outbox: &Outbox) -> Result<Self> {
+        let Inputs {
+            config,
+            artifact,
+            campaign,
+            directory,
+            at,
+        } = *inputs;
+        let fields = Fields::new(&artifact.snapshot);
+        let matcher = audience(config, campaign, &fields)?;
+        let templates = Templates::compile(campaign)?;
+        let signing_key = outbox.signing_key(config.campaigns.signing_key.as_deref())?;
+        let envelope = envelope(config, campaign, signing_key)?;
+        let run = run_id(campaign.id(), at);
+        let cap = campaign.file.caps;
+        let repeat_after = campaign.file.audience.resend_after_days;
+        let lookback_days = cap.map_or(0.0, |c| c.per_days).max(repeat_after);
+        let lookback = Duration::seconds((lookback_days * 86_400.0).ceil() as i64);
+        let earlier = outbox.earlier_messages(
+            (at - lookback - Duration::days(1)).timestamp(),
+            (at + campaign.window + lookback + Duration::days(2)).timestamp(),
+            &run,
+        )?;
+        let content = &campaign.file.content;
+        let products = &directory.history.products;
+        Ok(Self {
+            inputs,
+            models: artifact.models(),
+            fields,
+            matcher,
+            templates,
+            envelope,
+            run,
+            window: Window {
+                start: campaign.window_start,
+                length: campaign.window,
+                quiet: campaign.quiet,
+                fallback_time: campaign.fallback_time,
+            },
+            earlier,
+            request: Request {
+                mode: campaign.mode,
+                k: content.recommendations,
+                filters: Filters {
+                    in_stock_only: content.in_stock,
+                    ..Filters::default()
+                },
+            },
+            product_of: artifact
+                .affinity
+                .product_ids
+                .iter()
+                .map(|p| products.ids.get(p))
+                .collect(),
+            weights: campaign.file.variants.iter().map(|v| v.weight).collect(),
+        })
+    }
+
+    /// The plan of contact `c` (the model's index), or `None` outside the audience.
+    fn plan_one(&self, c: usize) -> Result<Option<Planned>> {
+        let Inputs {
+            artifact,
+            campaign,
+            directory,
+            ..
+        } = *self.inputs;
+        let snapshot = &artifact.snapshot;
+        if !self
+            .matcher
+            .matches(&self.fields.record(snapshot, &self.models, c))
+        {
+            return Ok(None);
+        }
+        let contact_id = snapshot.contacts.name(c as u32);
+        let d = directory.contact(contact_id);
+        let (chosen, opens) = self.send_time(c);
+        let (send_at, source) = chosen.unwrap_or((opens, "none"));
+        let mut row = Planned {
+            contact_id: contact_id.to_string(),
+            email: d.and_then(|d| directory.email(d)).map(str::to_string),
+            variant: None,
+            status: Status::Suppressed,
+            reason: None,
+            send_at: send_at.timestamp(),
+            send_time_source: source,
+            expires_at: (opens + self.window.length).timestamp(),
+            message_id: None,
+            content: None,
+        };
+        if let Some(reason) = self.suppression(d, contact_id, row.send_at, chosen.is_none()) {
+            row.reason = Some(reason.name());
+            return Ok(Some(row));
+        }
+        let variant = match self.assignment(contact_id) {
+            Assignment::Holdout => {
+                row.status = Status::Holdout;
+                return Ok(Some(row));
+            }
+            Assignment::Variant(v) => v,
+        };
+        let variant_name = &campaign.file.variants[variant].name;
+        let email = row.email.as_deref().unwrap_or_default();
+        let content = self.render(c, d, variant, email, send_at)?;
+        row.content = Some(content);
+        row.status = Status::Queued;
+        row.variant = Some(variant_name.clone());
+        row.message_id = Some(message_id(&self.run, contact_id, &self.envelope.from));
+        Ok(Some(row))
+    }
+
+    /// The contact's send instant and how it was chosen (`None` when the window holds no
+    /// allowed instant), and when its window opens.
+    fn send_time(&self, c: usize) -> (Option<(DateTime<Utc>, &'static str)>, DateTime<Utc>) {
+        let Inputs {
+            artifact,
+            campaign,
+            at,
+            ..
+        } = *self.inputs;
+        let snapshot = &artifact.snapshot;
+        let zone = snapshot.timezone[c];
+        let chosen = if campaign.file.schedule.per_contact {
+            let predicted = self.models.send_time.predict(snapshot.engagement(c));
+            let scores = self.models.send_time.send_scores(&predicted.profile);
+            self.window
+                .choose(at, zone, &scores, predicted.source.name())
+        } else {
+            self.window.choose(at, zone, &[], "window_start")
+        };
+        (chosen, self.window.opens(at, zone))
+    }
+
+    /// Why the contact must not get this message, if it must not: consent and list state
+    /// first, then this campaign's own resend rule, the frequency cap, and a missing send time.
+    fn suppression(
+        &self,
+        d: Option<u32>,
+        contact_id: &str,
+        send_at: i64,
+        no_send_time: bool,
+    ) -> Option<Suppression> {
+        let campaign = self.inputs.campaign;
+        let id = campaign.id();
+        let mine = self.earlier.get(contact_id).map_or(&[][..], Vec::as_slice);
+        let capped = campaign.file.caps.is_some_and(|cap| {
+            let span = (cap.per_days * 86_400.0) as i64;
+            let near = mine.iter().filter(|e| (e.at - send_at).abs() < span);
+            near.count() >= cap.max_messages as usize
+        });
+        let repeat = (campaign.file.audience.resend_after_days * 86_400.0) as i64;
+        let recently_in_campaign = mine
+            .iter()
+            .any(|e| e.campaign_id == id && (e.at - send_at).abs() < repeat);
+        self.inputs
+            .directory
+            .suppression(d, campaign.file.audience.require_consent)
+            .or(recently_in_campaign.then_some(Suppression::RecentlyInCampaign))
+            .or(capped.then_some(Suppression::FrequencyCap))
+            .or(no_send_time.then_some(Suppression::NoSendTime))
+    }
+
+    /// The message of contact `c` (`d` in the exports) in `variant`, sent at `send_at`.
+    fn render(
+        &self,
+        c: usize,
+        d: Option<u32>,
+        variant: usize,
+        email: &str,
+        send_at: DateTime<Utc>,
+    ) -> Result<Rendered> {
+        let Inputs {
+            artifact,
+            campaign,
+            directory,
+            ..
+        } = *self.inputs;
+        let snapshot = &artifact.snapshot;
+        let contacts = &directory.history.contacts;
+        let contact_id = snapshot.contacts.name(c as u32);
+        let zone = snapshot.timezone[c];
+        let recommendations = snapshot.recommend(&self.models, c, &self.request);
+        let products = context::product_views(
+            &recommendations,
+            &self.product_of,
+            &directory.history.products,
+        );
+        let categories = context::category_shares(snapshot, c);
+        let d = d.map(|d| d as usize);
+        let first_name = d.and_then(|d| contacts.first_name[d].as_deref());
+        let (_, link) = self
+            .envelope
+            .unsubscribe
+            .header_and_link(campaign.id(), contact_id);
+        let local = send_at
+            .with_timezone(&zone)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let context = Context {
+            contact: ContactView {
+                id: contact_id,
+                email,
+                first_name,
+                country: snapshot.country[c],
+                timezone: zone.name(),
+                attributes: context::attributes(contacts, d),
+            },
+            first_name: first_name.unwrap_or(&campaign.file.content.first_name_fallback),
+            products: &products,
+            category_affinity: &categories,
+            churn_tier: snapshot.churn_tier(c),
+            churn_risk: snapshot.churn_risk(c),
+            campaign: CampaignView {
+                id: campaign.id(),
+                name: &campaign.file.name,
+            },
+            variant: &campaign.file.variants[variant].name,
+            unsubscribe_url: link.as_deref(),
+            send_at_local: &local,
+        };
+        self.templates.render(variant, &context)
+    }
+
+    /// Holdout or variant, from hashes of the campaign and the contact: the same on every plan.
+    fn assignment(&self, contact_id: &str) -> Assignment {
+        let campaign = self.inputs.campaign;
+        let id = campaign.id();
+        if unit(id, "holdout", contact_id) < campaign.file.audience.holdout {
+            return Assignment::Holdout;
+        }
+        let total: f64 = self.weights.iter().sum();
+        let pick = unit(id, "variant", contact_id) * total;
+        let mut acc = 0.0;
+        for (i, w) in self.weights.iter().enumerate() {
+            acc += w;
+            if pick < acc {
+                return Assignment::Variant(i);
+            }
+        }
+        Assignment::Variant(self.weights.len() - 1)
+    }
+}
+
+/// Counts what a plan selected, dropped and scheduled, by reason, variant, send-time source and
+/// local hour.
+fn summarize(
+    run_id: String,
+    model_version: &str,
+    snapshot: &augur_model::Snapshot,
+    rows: &[Planned],
+) -> Summary {
+    let mut summary = Summary {
+        run_id,
+        model_version: model_version.to_string(),
+        audience: rows.len(),
+        ..Summary::default()
+    };
+    for r in rows {
+        match r.status {
+            Status::Holdout => summary.holdout += 1,
+            Status::Queued => {
+                *summary
+                    .variants
+                    .entry(r.variant.clone().unwrap_or_default())
+                    .or_default() += 1;
+                *summary
+                    .send_time_sources
+                    .entry(r.send_time_source)
+                    .or_default() += 1;
+                if let Some(c) = snapshot.contact(&r.contact_id) {
+                    let zone = snapshot.timezone[c];
+                    if let Some(t) = DateTime::<Utc>::from_timestamp(r.send_at, 0) {
+                        let hour = chrono::Timelike::hour(&t.with_timezone(&zone));
+                        summary.by_local_hour[hour as usize] += 1;
+                    }
+                }
+            }
+            _ => {
+                *summary
+                    .suppressed
+                    .entry(r.reason.unwrap_or("other"))
+                    .or_default() += 1;
+            }
+        }
+    }
+    summary
+}
+
+/// Stores a plan in the outbox; returns the summary with the number of new rows.
+pub fn store_plan(
+    outbox: &mut Outbox,
+    inputs: &Inputs<'_>,
+    mut summary: Summary,
+    rows: &[Planned],
+) -> Result<Summary> {
+    let window_end = rows
+        .iter()
+        .map(|r| r.expires_at)
+        .max()
+        .unwrap_or(inputs.at.timestamp());
+    let run = Run {
+        run_id: summary.run_id.clone(),
+        campaign_id: inputs.campaign.id().to_string(),
+        planned_for: inputs.at.timestamp(),
+        window_end,
+        model_version: summary.model_version.clone(),
+        sender: inputs.campaign.file.sender.from.clone(),
+        reply_to: inputs.campaign.file.sender.reply_to.clone(),
+        require_consent: inputs.campaign.file.audience.require_consent,
+    };
+    summary.added = outbox.insert_plan(&run, rows)?;
+    Ok(summary)
+}
