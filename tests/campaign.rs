@@ -803,3 +803,96 @@ fn run_plans_then_delivers_everything_due_to_eml_files_without_a_relay() {
     assert!(again.contains("nothing added"), "{again}");
     assert_eq!(number_after(&again, "Sent"), 0);
 }
+
+/// Sets `first_name` of `contact` in the test's contacts export.
+fn set_first_name(dir: &Dir, contact: &str, first_name: &str) {
+    let path = dir.join("demo/contacts.parquet");
+    let batches = read_parquet(&path);
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+    let ids = texts(&batch, "contact_id");
+    let old = texts(&batch, "first_name");
+    let names: StringArray = (0..batch.num_rows())
+        .map(|i| {
+            if ids.value(i) == contact {
+                Some(first_name.to_string())
+            } else {
+                (!old.is_null(i)).then(|| old.value(i).to_string())
+            }
+        })
+        .collect();
+    let schema = batch.schema();
+    let columns: Vec<(&str, arrow::array::ArrayRef)> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| {
+            let column = if f.name() == "first_name" {
+                Arc::new(names.clone()) as arrow::array::ArrayRef
+            } else {
+                c.clone()
+            };
+            (f.name().as_str(), column)
+        })
+        .collect();
+    write_parquet(&path, columns);
+}
+
+#[test]
+fn one_contacts_bad_value_or_failing_template_skips_only_that_contact() {
+    let dir = setup(None, "", "");
+    let (_, before) = dry_run(&dir, "before", &[]);
+    let queued: Vec<&PlanRow> = before.iter().filter(|r| r.status == "queued").collect();
+    let (broken, injected) = (queued[0].contact.clone(), queued[1].contact.clone());
+    // A header-injection attempt in one contact's first name, rendered into the subject.
+    set_first_name(&dir, &injected, "Anna\r\nBcc: thief@evil.example");
+    // A template that fails for one contact only.
+    dir.write(
+        "templates/body.html",
+        &format!(
+            "<html><body><p>Hi {{{{ first_name }}}}</p>\n{{% if contact.id == \"{broken}\" %}}{{{{ contact.nickname }}}}{{% endif %}}\n</body></html>\n"
+        ),
+    );
+    let (text, after) = dry_run(&dir, "after", &[]);
+    let status = |rows: &[PlanRow], c: &str| {
+        rows.iter()
+            .find(|r| r.contact == c)
+            .map(|r| r.status.clone())
+    };
+    assert_eq!(
+        status(&after, &broken).as_deref(),
+        Some("suppressed"),
+        "{text}"
+    );
+    assert_eq!(
+        status(&after, &injected).as_deref(),
+        Some("queued"),
+        "{text}"
+    );
+    assert!(text.contains("rendering_failed"), "{text}");
+    let queued_after = after.iter().filter(|r| r.status == "queued").count();
+    assert_eq!(queued_after, queued.len() - 1);
+
+    let out = augur_ok(&dir, &["campaign", "run", "--campaign", "c.toml"]);
+    assert_eq!(number_after(&out, "Sent"), queued.len() - 1, "{out}");
+    let email = contacts(&dir)[&injected].0.clone();
+    let mut found = false;
+    for entry in std::fs::read_dir(dir.join("outbox/eml")).expect("eml dir") {
+        let eml = std::fs::read_to_string(entry.expect("entry").path()).expect("eml");
+        let head = eml.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(
+            !head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+            "a header was injected:\n{head}"
+        );
+        if head.contains(&email) {
+            found = true;
+            let subject = head
+                .split("\r\n")
+                .find(|l| l.starts_with("Subject:"))
+                .expect("subject");
+            assert!(subject.contains("Anna Bcc: thief@evil.example"), "{head}");
+        }
+    }
+    assert!(found, "no message to {email}");
+}

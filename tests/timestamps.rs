@@ -96,6 +96,24 @@ fn iso_strings_with_and_without_offset() {
 }
 
 #[test]
+fn offsets_as_exporters_print_them() {
+    let dir = Dir::new();
+    let a = StringArray::from(vec![
+        "2023-11-14 22:13:20.123456+00",
+        "2023-11-15 00:13:20+02",
+        "2023-11-14 15:13:20-07",
+        "2023-11-14T22:13+00:00",
+        "2023-11-14T22:13:20 +0000",
+        "2023-11-15T03:58:20+05:45",
+        "2023-11-14t22:13:20z",
+    ]);
+    assert_eq!(
+        load_events(&dir, Arc::new(a), ""),
+        vec![T, T, T, T - 20, T, T, T]
+    );
+}
+
+#[test]
 fn custom_format_strings() {
     let dir = Dir::new();
     let a = StringArray::from(vec!["14/11/2023 17:13"]);

@@ -278,3 +278,51 @@ fn a_misspelt_setting_is_named_where_it_was_written() {
         stderr(&out)
     );
 }
+
+#[test]
+fn all_null_optional_columns_are_missing_values() {
+    use arrow::array::NullArray;
+    let dir = Dir::new();
+    good_orders(&dir, "orders.parquet");
+    // pandas writes a column of `None` with the Arrow type Null.
+    write_parquet(
+        &dir.join("contacts.parquet"),
+        vec![
+            ("contact_id", Arc::new(StringArray::from(vec!["a", "b"]))),
+            (
+                "email",
+                Arc::new(StringArray::from(vec!["a@x.example", "b@x.example"])),
+            ),
+            ("first_name", Arc::new(NullArray::new(2))),
+            ("timezone", Arc::new(NullArray::new(2))),
+            ("created_at", Arc::new(NullArray::new(2))),
+            ("nickname", Arc::new(NullArray::new(2))),
+        ],
+    );
+    write_parquet(
+        &dir.join("email.parquet"),
+        vec![
+            ("contact_id", Arc::new(StringArray::from(vec!["a"]))),
+            ("event", Arc::new(StringArray::from(vec!["open"]))),
+            (
+                "occurred_at",
+                Arc::new(StringArray::from(vec!["2024-01-01T12:00:00Z"])),
+            ),
+            ("campaign_id", Arc::new(NullArray::new(1))),
+        ],
+    );
+    dir.write(
+        "augur.toml",
+        "[tables.orders]\npath = \"orders.parquet\"\n[tables.contacts]\npath = \"contacts.parquet\"\n[tables.email_events]\npath = \"email.parquet\"\n",
+    );
+    let out = run(dir.augur().args(["validate", "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json report");
+    let kept = |table: &str| {
+        report["tables"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["table"] == table))
+            .map_or(0, |t| t["rows_kept"].as_u64().unwrap_or(0))
+    };
+    assert_eq!((kept("contacts"), kept("email_events")), (2, 1), "{report}");
+}

@@ -30,6 +30,9 @@ pub enum Suppression {
     FrequencyCap,
     /// No instant of the window lies outside the quiet hours in the contact's zone.
     NoSendTime,
+    /// The templates failed for this contact (e.g. a filter on a value only it has); the run
+    /// goes on for everyone else and the failure is logged.
+    RenderingFailed,
 }
 
 impl Suppression {
@@ -44,6 +47,7 @@ impl Suppression {
             Self::RecentlyInCampaign => "recently_in_campaign",
             Self::FrequencyCap => "frequency_cap",
             Self::NoSendTime => "no_send_time",
+            Self::RenderingFailed => "rendering_failed",
         }
     }
 }

@@ -15,9 +15,10 @@ pub enum Error {
     },
     /// A template does not compile or does not render.
     #[error(
-        "template `{template}`{}{}: {message}; nothing was planned",
+        "template `{template}`{}{}: {message}{}",
         line.map(|l| format!(", line {l}")).unwrap_or_default(),
-        contact.as_ref().map(|c| format!(" (rendering for contact {c})")).unwrap_or_default()
+        contact.as_ref().map(|c| format!(" (rendering for contact {c})")).unwrap_or_default(),
+        if contact.is_none() { "; nothing was planned" } else { "" }
     )]
     Template {
         /// Template name (the file, or `<variant>.subject` for inline ones).

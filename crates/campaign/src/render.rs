@@ -162,15 +162,7 @@ impl Templates {
                 .and_then(|t| t.render(&ctx))
                 .map_err(|e| template_error(&e, name, Some(context.contact.id)))
         };
-        let subject = one(&v.subject)?.trim().to_string();
-        if subject.contains(['\r', '\n']) {
-            return Err(Error::Template {
-                template: v.subject.clone(),
-                line: Some(1),
-                message: "the subject renders with a line break; keep it on one line".into(),
-                contact: Some(context.contact.id.to_string()),
-            });
-        }
+        let subject = one_line(&one(&v.subject)?);
         let preheader = one(&v.preheader)?;
         let html = with_preheader(&one(&v.html)?, preheader.trim());
         Ok(Rendered {
@@ -179,6 +171,26 @@ impl Templates {
             text: one(&v.text)?,
         })
     }
+}
+
+/// A header value on one line: every run of whitespace holding a line break or another control
+/// character becomes one space, so a contact's value (a first name with CR/LF, an attempt at
+/// header injection) can neither break the header nor stop the run.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for ch in text.trim().chars() {
+        if ch.is_control() || ch.is_whitespace() {
+            pending_space = true;
+            continue;
+        }
+        if pending_space && !out.is_empty() {
+            out.push(' ');
+        }
+        pending_space = false;
+        out.push(ch);
+    }
+    out
 }
 
 /// The preheader as the first, hidden text of the HTML body: inboxes show it after the subject.
@@ -203,6 +215,16 @@ fn with_preheader(html: &str, preheader: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_value_stays_on_one_line() {
+        assert_eq!(
+            one_line("Hi Anna\r\nBcc: x@evil.example"),
+            "Hi Anna Bcc: x@evil.example"
+        );
+        assert_eq!(one_line("  Hi\u{0}\tthere \n"), "Hi there");
+        assert_eq!(one_line("Save 20%"), "Save 20%");
+    }
 
     #[test]
     fn the_preheader_opens_the_body() {

@@ -97,7 +97,8 @@ impl TimeReader {
     pub fn accepts(data_type: &DataType) -> bool {
         matches!(
             data_type,
-            DataType::Timestamp(..)
+            DataType::Null
+                | DataType::Timestamp(..)
                 | DataType::Date32
                 | DataType::Date64
                 | DataType::Int8
@@ -121,6 +122,8 @@ impl TimeReader {
         let n = array.len();
         let mut out = TimeColumn::with_capacity(n);
         match array.data_type() {
+            // An all-null column, as pandas writes a column of `None`.
+            DataType::Null => (0..n).for_each(|_| out.push_null()),
             DataType::Timestamp(unit, zone) => {
                 let values = cast_to::<Int64Type>(array, &DataType::Int64);
                 let per_second = unit_per_second(*unit);
@@ -258,19 +261,61 @@ impl TimeReader {
     }
 }
 
-/// Parses ISO-8601 / RFC 3339 text; naive values are read in `zone`.
+/// Reads an ISO-8601 date or date-time as UTC seconds; without an offset it is read in `zone`.
+///
+/// Accepted: a date (`2025-09-06`, local midnight), a date-time with `T` or a space, with or
+/// without seconds and fractions (`2025-09-06 12:52`, `2025-09-06T12:52:00.123456`), and an
+/// optional offset as exporters print it: `Z`, `+02:00`, `+0200`, the hour alone (`+02`, `-07`,
+/// PostgreSQL's form), or any of them after a space.
 pub fn parse_iso(raw: &str, zone: Tz) -> Option<i64> {
-    if let Ok(dt) = DateTime::parse_from_rfc3339(raw) {
-        return Some(dt.timestamp());
+    let raw = raw.trim();
+    let (local, offset) = split_offset(raw);
+    let naive = parse_naive(local)?;
+    Some(match offset {
+        Some(offset) => naive.and_utc().timestamp() - offset,
+        None => naive_to_utc(&naive, zone),
+    })
+}
+
+/// The date-time without its offset, and the offset in seconds east of UTC, if one is written.
+/// Only the part after the date is searched, so a date's own `-` is never taken for an offset.
+fn split_offset(raw: &str) -> (&str, Option<i64>) {
+    const DATE: usize = "2025-09-06".len();
+    if raw.len() <= DATE || !raw.is_char_boundary(DATE) {
+        return (raw, None);
     }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f %z",
-    ] {
-        if let Ok(dt) = DateTime::parse_from_str(raw, format) {
-            return Some(dt.timestamp());
-        }
+    let time = &raw[DATE..];
+    if let Some(rest) = time.strip_suffix(['Z', 'z']) {
+        return (raw[..DATE + rest.len()].trim_end(), Some(0));
+    }
+    let Some(sign_at) = time.rfind(['+', '-']) else {
+        return (raw, None);
+    };
+    let sign = if time[sign_at..].starts_with('-') {
+        -1
+    } else {
+        1
+    };
+    let digits: String = time[sign_at + 1..].chars().filter(|c| *c != ':').collect();
+    let number = |range: std::ops::Range<usize>| digits.get(range)?.parse::<i64>().ok();
+    let (hours, minutes) = match digits.len() {
+        2 if digits.bytes().all(|b| b.is_ascii_digit()) => (number(0..2), Some(0)),
+        4 if digits.bytes().all(|b| b.is_ascii_digit()) => (number(0..2), number(2..4)),
+        _ => return (raw, None),
+    };
+    match (hours, minutes) {
+        (Some(h), Some(m)) if h <= 23 && m <= 59 => (
+            raw[..DATE + sign_at].trim_end(),
+            Some(sign * (h * 3600 + m * 60)),
+        ),
+        _ => (raw, None),
+    }
+}
+
+/// A date-time without offset, or a date (its midnight). RFC 3339 allows a lowercase `t`.
+fn parse_naive(local: &str) -> Option<NaiveDateTime> {
+    if local.as_bytes().get(10) == Some(&b't') {
+        return parse_naive(&local.replacen('t', "T", 1));
     }
     for format in [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -278,12 +323,13 @@ pub fn parse_iso(raw: &str, zone: Tz) -> Option<i64> {
         "%Y-%m-%dT%H:%M",
         "%Y-%m-%d %H:%M",
     ] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(raw, format) {
-            return Some(naive_to_utc(&naive, zone));
+        if let Ok(naive) = NaiveDateTime::parse_from_str(local, format) {
+            return Some(naive);
         }
     }
-    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
-    Some(naive_to_utc(&date.and_hms_opt(0, 0, 0)?, zone))
+    NaiveDate::parse_from_str(local, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(0, 0, 0)
 }
 
 /// Reads a wall-clock time in `zone` as UTC seconds: gaps move forward, repeats take the earlier.

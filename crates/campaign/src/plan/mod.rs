@@ -140,6 +140,13 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
         .into_par_iter()
         .filter_map(|c| planner.plan_one(c).transpose())
         .collect::<Result<Vec<_>>>()?;
+    let rendered = rows.iter().any(|r| r.status == Status::Queued);
+    if let Some(failure) = planner.first_failure.get().filter(|_| !rendered) {
+        return Err(Error::Campaign {
+            path: inputs.campaign.path.clone(),
+            message: format!("no message could be rendered; the first failure: {failure}"),
+        });
+    }
     let summary = summarize(
         planner.run,
         &inputs.artifact.manifest.version,
@@ -165,6 +172,8 @@ struct Planner<'a> {
     /// The model's product index → the exports' product index.
     product_of: Vec<Option<u32>>,
     weights: Vec<f64>,
+    /// The first per-contact rendering failure, for the error when nothing renders.
+    first_failure: std::sync::OnceLock<String>,
 }
 
 /// Whether a contact that passed suppression is held out or gets a variant.
@@ -229,6 +238,7 @@ impl<'a> Planner<'a> {
                 .map(|p| products.ids.get(p))
                 .collect(),
             weights: campaign.file.variants.iter().map(|v| v.weight).collect(),
+            first_failure: std::sync::OnceLock::new(),
         })
     }
 
@@ -276,7 +286,22 @@ impl<'a> Planner<'a> {
         };
         let variant_name = &campaign.file.variants[variant].name;
         let email = row.email.as_deref().unwrap_or_default();
-        let content = self.render(c, d, variant, email, send_at)?;
+        let content = match self.render(c, d, variant, email, send_at) {
+            Ok(content) => content,
+            // One contact's failure stops nobody else's message; `plan` fails only when no
+            // message renders at all (then the template is wrong for everyone).
+            Err(
+                e @ Error::Template {
+                    contact: Some(_), ..
+                },
+            ) => {
+                tracing::warn!(error = %e, "message not rendered; contact skipped");
+                self.first_failure.get_or_init(|| e.to_string());
+                row.reason = Some(Suppression::RenderingFailed.name());
+                return Ok(Some(row));
+            }
+            Err(e) => return Err(e),
+        };
         row.content = Some(content);
         row.status = Status::Queued;
         row.variant = Some(variant_name.clone());

@@ -213,16 +213,19 @@ fn check_type(
     data_type: &DataType,
     available: &[String],
 ) -> Result<()> {
-    let ok = match field.ty {
-        FieldType::Id | FieldType::Text => is_stringish(data_type) || data_type.is_numeric(),
-        FieldType::Number => data_type.is_numeric() || is_stringish(data_type),
-        FieldType::Flag => {
-            matches!(data_type, DataType::Boolean)
-                || data_type.is_integer()
-                || is_stringish(data_type)
-        }
-        FieldType::Timestamp => TimeReader::accepts(data_type),
-    };
+    // A column typed Null (pandas writes a column of `None` so) holds only missing values:
+    // readable as any field, whose rows then count as missing it.
+    let ok = matches!(data_type, DataType::Null)
+        || match field.ty {
+            FieldType::Id | FieldType::Text => is_stringish(data_type) || data_type.is_numeric(),
+            FieldType::Number => data_type.is_numeric() || is_stringish(data_type),
+            FieldType::Flag => {
+                matches!(data_type, DataType::Boolean)
+                    || data_type.is_integer()
+                    || is_stringish(data_type)
+            }
+            FieldType::Timestamp => TimeReader::accepts(data_type),
+        };
     if ok {
         return Ok(());
     }
@@ -246,7 +249,7 @@ fn is_stringish(data_type: &DataType) -> bool {
 }
 
 fn attribute_type(data_type: &DataType) -> Option<AttributeType> {
-    if is_stringish(data_type) {
+    if is_stringish(data_type) || matches!(data_type, DataType::Null) {
         Some(AttributeType::Text)
     } else if matches!(data_type, DataType::Boolean) {
         Some(AttributeType::Flag)
