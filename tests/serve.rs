@@ -676,3 +676,138 @@ fn readiness_fails_while_shutting_down_and_requests_are_still_answered() {
     let mut server = server;
     assert_eq!(server.child.wait().expect("wait").code(), Some(0));
 }
+
+#[test]
+fn clients_that_never_finish_their_header_cannot_take_the_service() {
+    use std::io::Write as _;
+    let dir = trained(300);
+    let server = Server::start(
+        &dir,
+        &[
+            ("AUGUR_SERVE__MAX_CONNECTIONS", "40"),
+            ("AUGUR_SERVE__HEADER_READ_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Twice the connection limit, each with half a request header, never finished.
+    let mut slow: Vec<std::net::TcpStream> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    for s in &mut slow {
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    }
+    // The service answers again within a few seconds: the extra connections are closed at
+    // once, the others when their header time is up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    let answered = loop {
+        let ok = server
+            .agent
+            .get(format!("{}/healthz", server.base))
+            .config()
+            .timeout_global(Some(std::time::Duration::from_secs(1)))
+            .build()
+            .call()
+            .is_ok_and(|r| r.status().as_u16() == 200);
+        if ok || std::time::Instant::now() > deadline {
+            break ok;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        answered,
+        "/healthz never answered while slow clients held connections"
+    );
+    // Every slow connection has been closed by the service.
+    for s in &mut slow {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                // A 408 or other answer before the close is fine; keep reading to the end.
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break false;
+                }
+                Err(_) => break true,
+            }
+        };
+        assert!(closed, "a connection with half a header is still open");
+    }
+}
+
+#[test]
+fn hostile_requests_get_quick_json_answers() {
+    use std::io::Write as _;
+    let dir = trained(300);
+    let server = Server::start(&dir, &[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // A body declared over serve.max_body_bytes is refused at once, before it is sent.
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n"
+    )
+    .expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = s.read(&mut answer).expect("an answer within 5 s");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"too_large\""), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+
+    // A known route with the wrong method: 405 in the documented error shape.
+    let mut response = server
+        .agent
+        .delete(format!("{}/v1/segments", server.base))
+        .header("Authorization", format!("Bearer {KEY}"))
+        .call()
+        .expect("DELETE");
+    assert_eq!(response.status().as_u16(), 405);
+    let body: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("json");
+    assert_eq!(error_code(&body), "method_not_allowed");
+
+    // The scheme of Authorization is case-insensitive (RFC 7235).
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let mut response = server
+            .agent
+            .get(format!("{}/v1/segments", server.base))
+            .header("Authorization", format!("{scheme} {KEY}"))
+            .call()
+            .expect("GET");
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+        response.body_mut().read_to_string().expect("body");
+    }
+
+    // An instant whose answer would not be RFC 3339 (a five-digit year) is refused.
+    let (_, preview) = server.post(
+        "/v1/segments/preview",
+        KEY,
+        r#"{"rule": {"all": []}, "sample": 1}"#,
+    );
+    let id = preview["sample"][0]["contact_id"]
+        .as_str()
+        .expect("a contact")
+        .to_string();
+    let (status, body) = server.get_json(&format!(
+        "/v1/contacts/{id}/send-time?after=9999-12-31T23:00:00Z&within=7d"
+    ));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("9999"),
+        "{body}"
+    );
+}

@@ -37,6 +37,11 @@ pub struct ServeConfig {
     /// listener closes, so that a load balancer stops sending traffic first (set it a little
     /// above the balancer's readiness interval).
     pub shutdown_delay_seconds: f64,
+    /// Connections open at once; one more is closed at once, so that slow or idle clients
+    /// cannot take every file descriptor.
+    pub max_connections: usize,
+    /// A client must send a whole request header within this time, or its connection closes.
+    pub header_read_timeout_seconds: f64,
 }
 
 impl Default for ServeConfig {
@@ -54,6 +59,8 @@ impl Default for ServeConfig {
             reload_poll_seconds: 5.0,
             max_page: 100_000,
             shutdown_delay_seconds: 0.0,
+            max_connections: 4096,
+            header_read_timeout_seconds: 10.0,
         }
     }
 }
@@ -79,6 +86,7 @@ impl ServeConfig {
                 serve.max_concurrent_requests,
             ),
             ("serve.max_page", serve.max_page),
+            ("serve.max_connections", serve.max_connections),
         ] {
             if value == 0 {
                 return Err(invalid(setting, "must be at least 1".into()));
@@ -91,6 +99,10 @@ impl ServeConfig {
             ),
             ("serve.reload_poll_seconds", serve.reload_poll_seconds),
             ("serve.shutdown_delay_seconds", serve.shutdown_delay_seconds),
+            (
+                "serve.header_read_timeout_seconds",
+                serve.header_read_timeout_seconds,
+            ),
         ] {
             if !value.is_finite() || value < 0.0 || (value == 0.0 && setting.contains("timeout")) {
                 return Err(invalid(

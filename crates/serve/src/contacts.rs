@@ -252,6 +252,18 @@ pub async fn get_send_time(
     };
     let within =
         parse_within(query.within.as_deref().unwrap_or("24h")).map_err(ApiError::invalid)?;
+    // Every answer is an RFC 3339 instant, whose year has four digits.
+    let last = DateTime::<Utc>::from_naive_utc_and_offset(
+        chrono::NaiveDate::from_ymd_opt(9999, 12, 30)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap_or_default(),
+        Utc,
+    );
+    if after + within > last {
+        return Err(ApiError::invalid(format!(
+            "after: `{after}` plus `within` ends past the year 9999; ask for an instant before {last}",
+        )));
+    }
     let quiet = query
         .quiet
         .as_deref()

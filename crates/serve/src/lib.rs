@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod contacts;
 mod error;
+mod listen;
 mod metrics;
 mod ops;
 pub mod routes;
@@ -65,6 +66,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async {
             ApiError::not_found("unknown_route", "no such route; see /openapi.json")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::method_not_allowed("this route does not take this method; see /openapi.json")
+        })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(
             ServiceBuilder::new()
@@ -76,11 +80,38 @@ pub fn router(state: Arc<AppState>) -> Router {
                 ))
                 .timeout(Duration::from_secs_f64(config.request_timeout_seconds)),
         )
+        // Outermost: a body declared too large is refused before it takes a permit or is read.
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_body_bytes,
+            refuse_declared_oversize,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// Answers 413 at once to a request whose `Content-Length` is over `serve.max_body_bytes`,
+/// instead of waiting for a body it would refuse anyway.
+async fn refuse_declared_oversize(
+    axum::extract::State(max): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => ApiError::too_large(format!(
+            "the body declares {n} bytes; serve.max_body_bytes allows {max}"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// How long requests in flight may run on after the shutdown signal.
@@ -93,11 +124,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    use std::future::IntoFuture as _;
     tokio::spawn(state.clone().watch());
-    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let limits = listen::Limits {
+        max_connections: state.config.max_connections,
+        header_read_timeout: Duration::from_secs_f64(state.config.header_read_timeout_seconds),
+    };
     let draining = state.clone();
-    let graceful = async move {
+    let stop = async move {
         shutdown.await;
         draining.start_draining();
         let delay = draining.config.shutdown_delay_seconds;
@@ -108,25 +141,15 @@ pub async fn serve(
             );
             tokio::time::sleep(Duration::from_secs_f64(delay)).await;
         }
-        let _ = signalled.send(true);
     };
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(graceful)
-        .into_future();
-    let deadline = async move {
-        let _ = on_signal.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
+    let connections = listen::accept_until(listener, router(state), limits, stop).await;
     tokio::select! {
-        result = server => result.map_err(|source| Error::Io {
-            what: "serving HTTP".into(),
-            source,
-        }),
-        () = deadline => {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("requests still running {}s after the shutdown signal; stopping", SHUTDOWN_GRACE.as_secs());
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.
