@@ -195,6 +195,78 @@ fn every_route_is_served_and_documented(server: &Server) {
             "/openapi.json documents {path}, which is not served"
         );
     }
+    parameters_are_where_clients_put_them(&openapi);
+    a_standard_validator_accepts(&openapi);
+}
+
+/// Every `in: path` parameter names a `{placeholder}` of its route, and every placeholder is
+/// a path parameter: a client generated from the document puts each value where the router
+/// reads it.
+fn parameters_are_where_clients_put_them(openapi: &Value) {
+    for (path, item) in openapi["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let params = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for p in &params {
+                let (name, place) = (
+                    p["name"].as_str().unwrap_or(""),
+                    p["in"].as_str().unwrap_or(""),
+                );
+                if place == "path" {
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: `{name}` is declared in the path"
+                    );
+                }
+            }
+            for placeholder in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["name"] == placeholder && p["in"] == "path"),
+                    "{method} {path}: `{placeholder}` is not declared as a path parameter"
+                );
+            }
+        }
+    }
+}
+
+/// The document passes `openapi-spec-validator` (Python), when it is installed; with
+/// `AUGUR_OPENAPI_VALIDATOR=required` (set by `.ci/run` once it has installed it) it must be.
+fn a_standard_validator_accepts(openapi: &Value) {
+    let python = std::env::var("AUGUR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_validator = std::process::Command::new(&python)
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_validator {
+        assert!(
+            std::env::var("AUGUR_OPENAPI_VALIDATOR").as_deref() != Ok("required"),
+            "openapi-spec-validator is not installed for {python}"
+        );
+        eprintln!("skipped: openapi-spec-validator is not installed for {python}");
+        return;
+    }
+    let file = std::env::temp_dir().join(format!("augur-openapi-{}.json", std::process::id()));
+    std::fs::write(&file, openapi.to_string()).expect("write document");
+    let out = std::process::Command::new(&python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("run the validator");
+    std::fs::remove_file(&file).ok();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator rejects /openapi.json: {}",
+        said.chars().take(600).collect::<String>()
+    );
 }
 
 fn error_code(v: &Value) -> &str {

@@ -326,3 +326,34 @@ fn all_null_optional_columns_are_missing_values() {
     };
     assert_eq!((kept("contacts"), kept("email_events")), (2, 1), "{report}");
 }
+
+#[test]
+fn a_newcomer_in_an_empty_folder_learns_what_to_do() {
+    let dir = Dir::new();
+    for command in ["train", "validate"] {
+        let out = run(dir.augur().arg(command));
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = stderr(&out);
+        assert!(err.contains("embedded demo defaults"), "{command}: {err}");
+        assert!(
+            err.contains("augur demo") && err.contains("--config"),
+            "{command}: {err}"
+        );
+    }
+    // `augur demo` refuses a port in use before it generates or trains anything.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = run(dir
+        .augur()
+        .args(["demo", "--listen", &addr, "--contacts", "200"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on {addr}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !dir.join("data").exists(),
+        "demo data was generated before the port was checked"
+    );
+}

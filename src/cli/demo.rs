@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::settings::Settings;
+use anyhow::Context as _;
 use augur_synth::DemoSpec;
 use clap::Args;
 
@@ -31,6 +32,15 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    // The port is checked before minutes of work, not after.
+    if !args.no_serve {
+        std::net::TcpListener::bind(&args.listen).with_context(|| {
+            format!(
+                "cannot listen on {}: choose a free address with --listen, or train only with --no-serve",
+                args.listen
+            )
+        })?;
+    }
     let config_path = args.dir.join("augur.toml");
     if config_path.is_file() {
         tracing::info!(dir = %args.dir.display(), "using existing demo data");

@@ -43,6 +43,21 @@ impl Settings {
         })
     }
 
+    /// Adds, to an error reading the exports, that the embedded demo defaults were used and what
+    /// to do instead: a newcomer who runs `augur train` in an empty folder learns why it looks
+    /// for `data/demo`.
+    pub fn explain(&self, error: anyhow::Error) -> anyhow::Error {
+        if self.source == ConfigSource::Embedded {
+            error.context(
+                "no configuration given (no --config, AUGUR_CONFIG or ./augur.toml), so the embedded \
+                 demo defaults were used, which read data/demo; run `augur demo` to write and use the \
+                 demo data, or point --config at an augur.toml that names your exports",
+            )
+        } else {
+            error
+        }
+    }
+
     /// What a campaign run reads.
     pub fn campaign(&self) -> augur_campaign::Settings {
         augur_campaign::Settings {

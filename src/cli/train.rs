@@ -38,7 +38,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(args.config.config.as_deref())?;
     tracing::info!(config = %settings.source, "configuration loaded");
     let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
-    let trained = train(&settings.data, as_of, args.horizon_days, &args.models)?;
+    let trained = train(&settings.data, as_of, args.horizon_days, &args.models)
+        .map_err(|e| settings.explain(e))?;
     print_summary(&trained.backtest, &trained.manifest.fallbacks);
     print_location(&args.models, &trained);
     Ok(ExitCode::SUCCESS)

@@ -21,7 +21,7 @@ pub struct ValidateArgs {
 pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(args.config.config.as_deref())?;
     tracing::info!(config = %settings.source, "configuration loaded");
-    let (_, report) = validate(&settings.data)?;
+    let (_, report) = validate(&settings.data).map_err(|e| settings.explain(e))?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -74,6 +74,7 @@ fn json_response(value: &impl Serialize) -> Result<Response, ApiError> {
 
 /// Query of `GET /v1/contacts/{id}`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContactQuery {
     /// Include the 168-hour send-time profile.
     #[serde(default)]
@@ -108,6 +109,7 @@ pub fn full_contact<'a>(
 
 /// Query of `GET /v1/contacts/{id}/recommendations`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecommendationQuery {
     /// How many (1–100, default 10).
     pub k: Option<usize>,
@@ -187,6 +189,7 @@ pub async fn get_recommendations(
 
 /// Query of `GET /v1/contacts/{id}/send-time`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SendTimeQuery {
     /// Window start, RFC 3339 (default: now).
     pub after: Option<String>,

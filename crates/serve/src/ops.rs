@@ -103,6 +103,8 @@ pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>
         crate::contacts::get_send_time, crate::contacts::post_score,
         crate::segments::list, crate::segments::contacts, crate::segments::preview,
     ),
+    // Schemas that only query parameters reference are not collected from the paths.
+    components(schemas(crate::segments::Format)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

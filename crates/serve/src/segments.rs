@@ -89,6 +89,7 @@ pub enum Format {
 
 /// Query of `GET /v1/segments/{name}/contacts`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListingQuery {
     /// `jsonl` (default) or `csv`.
     #[serde(default)]
