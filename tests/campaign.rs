@@ -896,3 +896,58 @@ fn one_contacts_bad_value_or_failing_template_skips_only_that_contact() {
     }
     assert!(found, "no message to {email}");
 }
+
+#[test]
+fn two_plans_started_at_once_share_the_frequency_cap() {
+    let dir = setup(None, "[caps]\nmax_messages = 1\nper_days = 7\n", "");
+    let other = std::fs::read_to_string(dir.join("c.toml"))
+        .expect("campaign")
+        .replace("id = \"now\"", "id = \"other\"");
+    dir.write("d.toml", &other);
+    // Alone, a plan mails (or holds out) this many contacts.
+    let (alone, _) = dry_run(&dir, "alone", &[]);
+    let mailed_alone = number_after(&alone, "messages") + number_after(&alone, "holdout");
+    assert!(mailed_alone > 100, "{alone}");
+
+    let start = |campaign: &str| {
+        dir.augur()
+            .args(["campaign", "plan", "--campaign", campaign])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a plan")
+    };
+    let (a, b) = (start("c.toml"), start("d.toml"));
+    let mut mailed = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("plan");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        mailed += number_after(&text, "messages") + number_after(&text, "holdout");
+    }
+    // With at most one message per contact, the two runs together mail no one twice.
+    assert!(
+        mailed <= mailed_alone,
+        "{mailed} contacts planned by two campaigns under a cap of one, {mailed_alone} mailable"
+    );
+    let sent = augur_ok(&dir, &["campaign", "send"]);
+    let files = std::fs::read_dir(dir.join("outbox/eml"))
+        .expect("eml dir")
+        .count();
+    assert_eq!(number_after(&sent, "Sent"), files);
+    let mut recipients = HashSet::new();
+    for entry in std::fs::read_dir(dir.join("outbox/eml")).expect("eml dir") {
+        let eml = std::fs::read_to_string(entry.expect("entry").path()).expect("eml");
+        let to = eml
+            .split("\r\n")
+            .find(|l| l.starts_with("To:"))
+            .expect("To")
+            .to_string();
+        assert!(recipients.insert(to.clone()), "mailed twice: {to}");
+    }
+}

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
+use crate::spec::CapSpec;
 
 /// Schema; `user_version` says which.
 const SCHEMA: &str = "
@@ -75,6 +76,16 @@ pub struct Run {
     pub reply_to: Option<String>,
     /// Whether consent must be recorded as given (checked again at sending).
     pub require_consent: bool,
+}
+
+/// What [`Outbox::insert_plan`] stored.
+#[derive(Debug, Clone, Default)]
+pub struct Inserted {
+    /// Rows new in the outbox.
+    pub added: usize,
+    /// Indexes of the rows stored as `frequency_cap` because another plan's messages, stored
+    /// since this one was computed, reached the cap.
+    pub capped: Vec<usize>,
 }
 
 /// Where a message is in its life. A plan writes `queued`, `holdout` or `suppressed`; the sender
@@ -321,7 +332,17 @@ impl Outbox {
 
     /// Stores a run and its rows in one transaction; rows already planned for the run are left
     /// as they are. Returns how many rows were new.
-    pub fn insert_plan(&mut self, run: &Run, rows: &[Planned]) -> Result<usize> {
+    ///
+    /// With a `cap`, each queued or held-out row is checked against the cap again inside this
+    /// write transaction, which SQLite runs one at a time: two plans of different campaigns
+    /// started at the same moment cannot both pass it. A row the check catches is stored as
+    /// suppressed (`frequency_cap`); its index is returned in [`Inserted::capped`].
+    pub fn insert_plan(
+        &mut self,
+        run: &Run,
+        rows: &[Planned],
+        cap: Option<CapSpec>,
+    ) -> Result<Inserted> {
         self.write(|tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at)
@@ -330,33 +351,63 @@ impl Outbox {
                         run.sender, run.reply_to, run.require_consent],
             )?;
             let mut added = 0;
+            let mut capped = Vec::new();
+            let mut already = tx.prepare(&format!(
+                "SELECT count(*) FROM messages WHERE contact_id = ?1 AND run_id <> ?2
+                 AND status IN {} AND abs(coalesce(sent_at, send_at) - ?3) < ?4",
+                Status::sql_list(&[
+                    Status::Queued,
+                    Status::Sending,
+                    Status::Sent,
+                    Status::Unknown,
+                    Status::Holdout,
+                ])
+            ))?;
             let mut insert = tx
                 .prepare(
                     "INSERT OR IGNORE INTO messages (run_id, campaign_id, contact_id, email, variant, status, reason,
                      send_at, send_time_source, message_id, subject, html, text, next_attempt_at, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?8, ?14)",
                 )?;
-            for r in rows {
-                let c = r.content.as_ref();
-                added += insert
-                    .execute(params![
-                        run.run_id,
-                        run.campaign_id,
-                        r.contact_id,
-                        r.email,
-                        r.variant,
-                        r.status,
-                        r.reason,
-                        r.send_at,
-                        r.send_time_source,
-                        r.message_id,
-                        c.map(|c| &c.subject),
-                        c.map(|c| &c.html),
-                        c.map(|c| &c.text),
-                        r.expires_at,
-                    ])?;
+            for (i, r) in rows.iter().enumerate() {
+                let over = match cap {
+                    Some(cap) if matches!(r.status, Status::Queued | Status::Holdout) => {
+                        let span = (cap.per_days * 86_400.0) as i64;
+                        let n: i64 = already.query_row(
+                            params![r.contact_id, run.run_id, r.send_at, span],
+                            |row| row.get(0),
+                        )?;
+                        n >= i64::from(cap.max_messages)
+                    }
+                    _ => false,
+                };
+                if over {
+                    capped.push(i);
+                }
+                let c = r.content.as_ref().filter(|_| !over);
+                let (status, reason) = if over {
+                    (Status::Suppressed, Some("frequency_cap"))
+                } else {
+                    (r.status, r.reason)
+                };
+                added += insert.execute(params![
+                    run.run_id,
+                    run.campaign_id,
+                    r.contact_id,
+                    r.email,
+                    r.variant.as_ref().filter(|_| !over),
+                    status,
+                    reason,
+                    r.send_at,
+                    r.send_time_source,
+                    r.message_id.as_ref().filter(|_| !over),
+                    c.map(|c| &c.subject),
+                    c.map(|c| &c.html),
+                    c.map(|c| &c.text),
+                    r.expires_at,
+                ])?;
             }
-            Ok(added)
+            Ok(Inserted { added, capped })
         })
     }
 

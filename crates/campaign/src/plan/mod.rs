@@ -507,6 +507,25 @@ pub fn store_plan(
         reply_to: inputs.campaign.file.sender.reply_to.clone(),
         require_consent: inputs.campaign.file.audience.require_consent,
     };
-    summary.added = outbox.insert_plan(&run, rows)?;
+    let inserted = outbox.insert_plan(&run, rows, inputs.campaign.file.caps)?;
+    if !inserted.capped.is_empty() {
+        // Another plan stored messages for some of these contacts meanwhile: count them as
+        // the outbox holds them.
+        let mut stored = rows.to_vec();
+        for &i in &inserted.capped {
+            let row = &mut stored[i];
+            row.status = Status::Suppressed;
+            row.reason = Some(Suppression::FrequencyCap.name());
+            row.variant = None;
+        }
+        let run_id = std::mem::take(&mut summary.run_id);
+        summary = summarize(
+            run_id,
+            &summary.model_version,
+            &inputs.artifact.snapshot,
+            &stored,
+        );
+    }
+    summary.added = inserted.added;
     Ok(summary)
 }
