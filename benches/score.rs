@@ -19,9 +19,9 @@ fn trained(contacts: u64) -> (tempfile::TempDir, Artifact, augur_data::History) 
     let (dir, config) = common::demo(contacts);
     let (history, _) = augur_data::load(&config).expect("load");
     let options = augur_train::TrainOptions::default();
-    let trained =
+    let mut trained =
         augur_train::train(&history, &options, "bench", "2026-11-28T00:00:00Z").expect("train");
-    augur_train::write_model(&dir.path().join("models"), &trained).expect("write");
+    augur_train::write_model(&dir.path().join("models"), &mut trained).expect("write");
     let artifact = Artifact::load(&dir.path().join("models")).expect("load model");
     (dir, artifact, history)
 }

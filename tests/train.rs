@@ -576,6 +576,9 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
     let version = artifact.manifest.version.clone();
     let file = dir.join("models").join(&version).join("contacts.arrow");
     let bytes = std::fs::read(&file).expect("read");
+    // The manifest's file checks would refuse any change first; without them (a directory from
+    // before they existed) the snapshot's own validation must hold.
+    forget_file_checks(&dir.join("models").join(&version));
     repeat_an_engagement_hour(&file);
     let out = run(dir
         .augur()
@@ -596,6 +599,15 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
 
 /// Rewrites a snapshot's `contacts.arrow` with the first contact that engaged in two hours
 /// engaging twice in its first hour instead.
+/// Removes the file checks from a version's manifest, as directories written before them lack.
+fn forget_file_checks(version_dir: &std::path::Path) {
+    let path = version_dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("manifest")).expect("json");
+    manifest.as_object_mut().expect("object").remove("files");
+    std::fs::write(&path, manifest.to_string()).expect("write manifest");
+}
+
 fn repeat_an_engagement_hour(file: &std::path::Path) {
     use arrow::array::{ListArray, RecordBatch, UInt8Array};
     let reader =
@@ -631,4 +643,79 @@ fn repeat_an_engagement_hour(file: &std::path::Path) {
     .expect("writer");
     writer.write(&damaged).expect("write");
     writer.finish().expect("finish");
+}
+
+#[test]
+fn trainings_at_once_get_their_own_versions_and_mixed_files_are_refused() {
+    let dir = Dir::new();
+    demo(&dir, 600);
+    // Two trainings into one models folder at the same moment (different as-of times, so that
+    // their files differ).
+    let start = |as_of: &str| {
+        dir.augur()
+            .args([
+                "train",
+                "--config",
+                "demo/augur.toml",
+                "--models",
+                "models",
+                "--as-of",
+                as_of,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn a training")
+    };
+    let (a, b) = (start("2026-09-01"), start("2026-10-01"));
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("training");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut versions: Vec<String> = std::fs::read_dir(dir.join("models"))
+        .expect("models")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "current")
+        .collect();
+    versions.sort();
+    assert_eq!(
+        versions.len(),
+        2,
+        "two versions and nothing half-written: {versions:?}"
+    );
+    assert!(versions.iter().all(|v| !v.starts_with('.')), "{versions:?}");
+    for v in &versions {
+        let out = run(dir.augur().args([
+            "score",
+            "--models",
+            &format!("models/{v}"),
+            "--out",
+            "p.parquet",
+        ]));
+        assert_eq!(out.status.code(), Some(0), "{v}: {}", stderr(&out));
+    }
+    // A directory holding another training's file is refused, naming the file.
+    std::fs::copy(
+        dir.join("models").join(&versions[0]).join("contacts.arrow"),
+        dir.join("models").join(&versions[1]).join("contacts.arrow"),
+    )
+    .expect("copy");
+    let out = run(dir.augur().args([
+        "score",
+        "--models",
+        &format!("models/{}", versions[1]),
+        "--out",
+        "p.parquet",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("contacts.arrow") && err.contains("does not belong"),
+        "{err}"
+    );
 }

@@ -70,30 +70,19 @@ pub fn train_loaded(
 ) -> anyhow::Result<Trained> {
     let started = std::time::Instant::now();
     let now = chrono::Utc::now();
-    let version = unused_version(models, &now.format("%Y%m%dT%H%M%SZ").to_string());
+    // A run in the same second gets `-2`, `-3`… when it is written.
+    let version = now.format("%Y%m%dT%H%M%SZ").to_string();
     let options = TrainOptions {
         as_of,
         horizon_days,
         ..TrainOptions::default()
     };
-    let trained =
+    let mut trained =
         augur_train::train(history, &options, &version, &now.to_rfc3339()).context("training")?;
-    let dir = augur_train::write_model(models, &trained)
+    let dir = augur_train::write_model(models, &mut trained)
         .with_context(|| format!("writing {}", models.display()))?;
     tracing::info!(dir = %dir.display(), seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "model written");
     Ok(trained)
-}
-
-/// The version name: the training time, with `-2`, `-3`… when a run in the same second
-/// already wrote that directory (a second run must never write into the first one's files).
-fn unused_version(models: &Path, stamp: &str) -> String {
-    let mut version = stamp.to_string();
-    let mut n = 2;
-    while models.join(&version).exists() {
-        version = format!("{stamp}-{n}");
-        n += 1;
-    }
-    version
 }
 
 /// Says where the model and its report are.

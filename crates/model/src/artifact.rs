@@ -45,6 +45,54 @@ pub struct Manifest {
     pub metrics: serde_json::Value,
     /// Fallbacks used, in words; empty when every model was fitted as intended.
     pub fallbacks: Vec<String>,
+    /// Every other file of the directory with its check, so that a directory whose files do
+    /// not belong together (copied over from another version) is refused. Absent in
+    /// directories written before the checks existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, FileCheck>,
+}
+
+/// What identifies one file of a model directory: its length and a SHA-256 of its length, its
+/// first and its last MiB. Cheap to verify on every load (a snapshot of a million contacts is
+/// hundreds of MB), and different for any two files of two trainings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCheck {
+    /// Length, bytes.
+    pub bytes: u64,
+    /// SHA-256 of the length (little-endian u64), the first and the last MiB, in hex.
+    pub sha256_ends: String,
+}
+
+impl FileCheck {
+    /// The check of the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it cannot be read.
+    pub fn of(path: &Path) -> Result<Self> {
+        use sha2::{Digest, Sha256};
+        use std::io::{Read, Seek, SeekFrom};
+        const END: u64 = 1 << 20;
+        let io = |e| Error::io(path, e);
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let bytes = file.metadata().map_err(io)?.len();
+        let mut hash = Sha256::new();
+        hash.update(bytes.to_le_bytes());
+        let mut buffer = Vec::with_capacity(END as usize);
+        file.by_ref()
+            .take(END)
+            .read_to_end(&mut buffer)
+            .map_err(io)?;
+        hash.update(&buffer);
+        if bytes > END {
+            buffer.clear();
+            file.seek(SeekFrom::Start(bytes.saturating_sub(END).max(END)))
+                .map_err(io)?;
+            file.read_to_end(&mut buffer).map_err(io)?;
+            hash.update(&buffer);
+        }
+        let sha256_ends = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self { bytes, sha256_ends })
+    }
 }
 
 /// A loaded model directory.
@@ -188,6 +236,7 @@ impl Artifact {
                 "model files are inconsistent; retrain with `augur train`",
             ));
         }
+        check_files(&dir, &manifest)?;
         let snapshot = Snapshot::read(&dir, manifest.as_of_seconds, &affinity.product_ids)?;
         Ok(Self {
             dir,
@@ -209,27 +258,126 @@ impl Artifact {
     }
 
     /// Writes a model directory `root/<version>` and points `root/current` at it.
+    /// Writes a model directory under `root` and points `root/current` at it.
+    ///
+    /// Everything is written into a hidden temporary directory first, then renamed into place
+    /// in one step, so that no reader ever sees half a version and two trainings never write
+    /// into one directory: when `manifest.version` is taken (a run in the same second), the
+    /// version becomes `<version>-2`, `-3`… Each file's [`FileCheck`] goes into the manifest.
+    /// `extra` files (the training report) are written beside the models. Returns the
+    /// directory and the manifest as written.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Write`] naming the file that could not be written.
     pub fn write(
         root: &Path,
         manifest: &Manifest,
-        churn: &ChurnModel,
-        affinity: &AffinityModel,
-        send_time: &SendTimeModel,
+        models: &Models<'_>,
         snapshot: &Snapshot,
-    ) -> Result<PathBuf> {
-        let dir = root.join(&manifest.version);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        snapshot.write(&dir, &affinity.product_ids)?;
-        write_json(&dir.join("churn.json"), churn)?;
-        write_json(&dir.join("affinity.json"), affinity)?;
-        write_json(&dir.join("send_time.json"), send_time)?;
-        write_json(&dir.join("metrics.json"), &manifest.metrics)?;
-        // The manifest last: a directory without one is an unfinished run.
-        write_json(&dir.join("manifest.json"), manifest)?;
+        extra: &[(&str, &str)],
+    ) -> Result<(PathBuf, Manifest)> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let tmp = root.join(format!(".partial-{}-{}", manifest.version, unique_suffix()));
+        let written = write_files(&tmp, manifest, models, snapshot, extra)
+            .and_then(|manifest| move_into_place(root, &tmp, manifest));
+        if written.is_err() {
+            std::fs::remove_dir_all(&tmp).ok();
+        }
+        let (dir, manifest) = written?;
         let current = root.join("current");
-        let tmp = root.join(".current.tmp");
-        std::fs::write(&tmp, &manifest.version).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &current).map_err(|e| Error::io(&current, e))?;
-        Ok(dir)
+        let pointer = root.join(format!(".current-{}", unique_suffix()));
+        std::fs::write(&pointer, &manifest.version).map_err(|e| Error::io(&pointer, e))?;
+        std::fs::rename(&pointer, &current).map_err(|e| Error::io(&current, e))?;
+        Ok((dir, manifest))
     }
+}
+
+/// A name part no other process or call uses at the same time: the process id and the time.
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// Writes every file but the manifest into `dir`; returns the manifest with their checks.
+fn write_files(
+    dir: &Path,
+    manifest: &Manifest,
+    models: &Models<'_>,
+    snapshot: &Snapshot,
+    extra: &[(&str, &str)],
+) -> Result<Manifest> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    snapshot.write(dir, &models.affinity.product_ids)?;
+    write_json(&dir.join("churn.json"), models.churn)?;
+    write_json(&dir.join("affinity.json"), models.affinity)?;
+    write_json(&dir.join("send_time.json"), models.send_time)?;
+    write_json(&dir.join("metrics.json"), &manifest.metrics)?;
+    for (name, text) in extra {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    let mut manifest = manifest.clone();
+    manifest.files.clear();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        manifest
+            .files
+            .insert(name.to_string(), FileCheck::of(&path)?);
+    }
+    Ok(manifest)
+}
+
+/// Writes the manifest (last: a directory without one is unfinished) and renames `tmp` to the
+/// first free version name.
+fn move_into_place(root: &Path, tmp: &Path, mut manifest: Manifest) -> Result<(PathBuf, Manifest)> {
+    let stamp = manifest.version.clone();
+    for n in 1..1000 {
+        let version = if n == 1 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        let dir = root.join(&version);
+        if dir.exists() {
+            continue;
+        }
+        manifest.version = version;
+        write_json(&tmp.join("manifest.json"), &manifest)?;
+        // A rename onto a directory that appeared meanwhile fails (it is not empty): try the
+        // next name.
+        if std::fs::rename(tmp, &dir).is_ok() {
+            return Ok((dir, manifest));
+        }
+    }
+    Err(Error::model_dir(
+        root,
+        format!("no free version name after {stamp} (999 taken); remove old versions"),
+    ))
+}
+
+/// Refuses a directory whose files differ from those its manifest recorded.
+fn check_files(dir: &Path, manifest: &Manifest) -> Result<()> {
+    for (name, expected) in &manifest.files {
+        let path = dir.join(name);
+        if name == "manifest.json" {
+            continue;
+        }
+        let found = FileCheck::of(&path)?;
+        if &found != expected {
+            return Err(Error::model_dir(
+                &path,
+                format!(
+                    "does not belong to model {} (its length or content differs from what the manifest recorded); the directory mixes files of different trainings: retrain with `augur train`",
+                    manifest.version
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -99,6 +99,7 @@ pub fn train(
         metrics: serde_json::to_value(&backtest)
             .map_err(|e| Error::serialize("the backtest", &e))?,
         fallbacks,
+        files: BTreeMap::new(),
     };
     let snapshot = augur_model::build_snapshot_with(
         history,
@@ -243,18 +244,24 @@ fn fingerprint(history: &History) -> String {
 
 /// Writes a finished run into `root/<version>` (models, manifest, `report.html`) and moves
 /// `root/current`.
-pub fn write_model(root: &std::path::Path, trained: &Trained) -> Result<std::path::PathBuf> {
-    let dir = Artifact::write(
+///
+/// The version may get a `-2`, `-3`… suffix when its name is taken; `trained.manifest` becomes
+/// the manifest as written (final version, file checks).
+pub fn write_model(root: &std::path::Path, trained: &mut Trained) -> Result<std::path::PathBuf> {
+    let report = crate::report::render(trained);
+    let models = augur_model::Models {
+        churn: &trained.churn,
+        affinity: &trained.affinity,
+        send_time: &trained.send_time,
+    };
+    let (dir, manifest) = Artifact::write(
         root,
         &trained.manifest,
-        &trained.churn,
-        &trained.affinity,
-        &trained.send_time,
+        &models,
         &trained.snapshot,
+        &[("report.html", &report)],
     )?;
-    let path = dir.join("report.html");
-    std::fs::write(&path, crate::report::render(trained))
-        .map_err(|source| Error::Io { path, source })?;
+    trained.manifest = manifest;
     Ok(dir)
 }
 
