@@ -16,6 +16,22 @@ pub fn mailbox(raw: &str) -> Result<Mailbox, String> {
         .map_err(|e| format!("`{raw}` is not an e-mail address ({e})"))
 }
 
+/// `mailbox` with its domain in IDNA ASCII form (RFC 5891, UTS #46): `anna@bücher.example`
+/// becomes `anna@xn--bcher-kva.example`, which every relay delivers; only a non-ASCII local
+/// part still needs SMTPUTF8.
+pub fn with_ascii_domain(mailbox: Mailbox) -> Result<Mailbox, String> {
+    let domain = mailbox.email.domain();
+    if domain.is_ascii() {
+        return Ok(mailbox);
+    }
+    let ascii = idna::domain_to_ascii(domain).map_err(|_| {
+        format!("the domain `{domain}` is not a valid internationalized domain name")
+    })?;
+    let email = lettre::Address::new(mailbox.email.user(), ascii)
+        .map_err(|e| format!("the domain `{domain}` in IDNA form is not usable ({e})"))?;
+    Ok(Mailbox::new(mailbox.name, email))
+}
+
 /// Hex of the first `n` bytes of SHA-256 over the parts, separated by NUL.
 pub(crate) fn digest_hex(parts: &[&str], n: usize) -> String {
     let mut h = Sha256::new();
@@ -213,7 +229,7 @@ pub fn build(
     message_id: &str,
     content: &Rendered,
 ) -> Result<Message, String> {
-    let to = mailbox(to)?;
+    let to = with_ascii_domain(mailbox(to)?)?;
     let (list_unsubscribe, _) = envelope.unsubscribe.header_and_link(campaign, contact);
     let mut builder = Message::builder()
         .from(envelope.from.clone())

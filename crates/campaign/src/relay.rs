@@ -185,6 +185,8 @@ impl Relay {
         let silent = |step: &str| format!("no answer to {step} within {limit:?}");
         let info = conn.server_info();
         let mut options = Vec::new();
+        // Domains are sent in their IDNA form (see `message::with_ascii_domain`): what is left
+        // non-ASCII is a local part, which only SMTPUTF8 carries.
         let non_ascii = envelope
             .from()
             .into_iter()
@@ -193,7 +195,7 @@ impl Relay {
         if non_ascii {
             if !info.supports_feature(Extension::SmtpUtfEight) {
                 return Err(Failure::Permanent(
-                    "the address is not ASCII and the relay does not offer SMTPUTF8".into(),
+                    "the local part of the address is not ASCII, which needs SMTPUTF8, and the relay does not offer it".into(),
                 ));
             }
             options.push(MailParameter::SmtpUtfEight);
