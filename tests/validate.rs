@@ -357,3 +357,63 @@ fn a_newcomer_in_an_empty_folder_learns_what_to_do() {
         "demo data was generated before the port was checked"
     );
 }
+
+#[test]
+fn hive_partition_folders_as_writers_encode_them() {
+    let dir = Dir::new();
+    let part = |rel: &str, ids: Vec<&str>| {
+        write_parquet(
+            &dir.join(rel),
+            vec![
+                (
+                    "contact_id",
+                    Arc::new(StringArray::from(ids.clone())) as arrow::array::ArrayRef,
+                ),
+                (
+                    "email",
+                    Arc::new(StringArray::from(
+                        ids.iter()
+                            .map(|i| format!("{i}@x.example"))
+                            .collect::<Vec<_>>(),
+                    )),
+                ),
+            ],
+        );
+    };
+    // Percent-encoded values, the default-partition marker, and a key beyond the contract.
+    part(
+        "contacts/country=United%20Kingdom/club=gold%2Fplus/part-0.parquet",
+        vec!["a", "b"],
+    );
+    part(
+        "contacts/country=__HIVE_DEFAULT_PARTITION__/club=__HIVE_DEFAULT_PARTITION__/part-0.parquet",
+        vec!["c"],
+    );
+    part(
+        "contacts/country=C%C3%B4te%20d%27Ivoire/club=silver/part-0.parquet",
+        vec!["d"],
+    );
+    let config =
+        augur_data::Config::from_toml("[tables.contacts]\npath = \"contacts\"\n", dir.path())
+            .expect("config");
+    let (history, _) = augur_data::load(&config).expect("load");
+    let contacts = &history.contacts;
+    assert_eq!(contacts.len(), 4);
+    let at = |id: &str| contacts.ids.get(id).expect("contact") as usize;
+    assert_eq!(contacts.country[at("a")], Some("GB"));
+    assert_eq!(
+        contacts.country[at("c")],
+        None,
+        "the default partition is a missing value"
+    );
+    assert_eq!(contacts.country[at("d")], Some("CI"));
+    let Some(augur_data::AttributeColumn::Text(club)) = contacts.attributes.get("club") else {
+        panic!(
+            "the extra partition key is an attribute: {:?}",
+            contacts.attributes.keys()
+        );
+    };
+    assert_eq!(club[at("a")].as_deref(), Some("gold/plus"));
+    assert_eq!(club[at("c")], None);
+    assert_eq!(club[at("d")].as_deref(), Some("silver"));
+}

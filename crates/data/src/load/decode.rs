@@ -124,16 +124,20 @@ fn decode_batch(
             }
             FieldSource::Column(i) => batch.column(*i).clone(),
             FieldSource::Partition(value) => {
-                Arc::new(StringArray::from(vec![value.as_str(); rows]))
+                Arc::new(StringArray::from(vec![value.as_deref(); rows]))
             }
         };
         fields.push(typed(array.as_ref(), field.ty, times)?);
     }
-    let attributes = file
+    let mut attributes: Vec<(String, AttributeType, ArrayRef)> = file
         .attributes
         .iter()
         .map(|(name, i, ty)| (name.clone(), *ty, batch.column(*i).clone()))
         .collect();
+    for (name, value) in &file.partition_attributes {
+        let column: ArrayRef = Arc::new(StringArray::from(vec![value.as_deref(); rows]));
+        attributes.push((name.clone(), AttributeType::Text, column));
+    }
     Ok(Decoded {
         rows,
         fields,

@@ -19,8 +19,9 @@ use crate::time::TimeReader;
 pub(crate) enum FieldSource {
     /// Position of the column in the projected batch.
     Column(usize),
-    /// A hive partition value (`key=value` folder), constant for the file.
-    Partition(String),
+    /// A hive partition value (`key=value` folder), constant for the file; `None` for the
+    /// writers' default-partition marker (a missing value).
+    Partition(Option<String>),
     /// Not in this file (an optional field).
     Absent,
 }
@@ -43,6 +44,9 @@ pub(crate) struct FileSource {
     pub fields: Vec<FieldSource>,
     /// Attribute columns: name, position in the projected batch, type.
     pub attributes: Vec<(String, usize, AttributeType)>,
+    /// Hive partition keys that are no contract field (contacts only): text attributes,
+    /// constant for the file.
+    pub partition_attributes: Vec<(String, Option<String>)>,
 }
 
 impl FileSource {
@@ -86,16 +90,27 @@ pub(crate) fn list_files(path: &Path, table: TableKind) -> Result<Vec<PathBuf>> 
     Ok(files)
 }
 
-/// `key=value` folders between the table root and the file.
-fn partition_values(root: &Path, file: &Path) -> BTreeMap<String, String> {
+/// The folder name Hive, Spark and Arrow writers give to rows whose partition value is null.
+const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// `key=value` folders between the table root and the file, as writers encode them: key and
+/// value percent-decoded (`city=S%C3%A3o%20Paulo`), the default-partition marker read as a
+/// missing value.
+fn partition_values(root: &Path, file: &Path) -> BTreeMap<String, Option<String>> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let rel = file.strip_prefix(root).unwrap_or(file);
     rel.parent()
         .into_iter()
         .flat_map(Path::components)
         .filter_map(|c| {
             let c = c.as_os_str().to_string_lossy();
-            c.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+            let (key, value) = c.split_once('=')?;
+            let value = (value != DEFAULT_PARTITION && !value.is_empty()).then(|| decode(value));
+            Some((decode(key), value))
         })
         .collect()
 }
@@ -195,6 +210,22 @@ pub(crate) fn open_file(
         .into_iter()
         .map(|(name, root, ty)| (name, position(root), ty))
         .collect();
+    // Partition keys that name no field and no column of the file are attributes like any
+    // other column (contacts only: the other tables have no attributes).
+    let partition_attributes = if table == TableKind::Contacts {
+        let fields: Vec<&str> = table
+            .fields()
+            .iter()
+            .map(|f| config.column_for(f.name))
+            .collect();
+        partitions
+            .iter()
+            .filter(|(key, _)| !fields.contains(&key.as_str()) && schema.index_of(key).is_err())
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let projection = ProjectionMask::roots(metadata.parquet_schema(), sorted.iter().copied());
     Ok(FileSource {
         path: path.to_path_buf(),
@@ -202,6 +233,7 @@ pub(crate) fn open_file(
         projection,
         fields: sources,
         attributes,
+        partition_attributes,
     })
 }
 
