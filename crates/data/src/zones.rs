@@ -82,8 +82,13 @@ const ALIASES: &[(&str, &str)] = &[
     ("españa", "ES"),
 ];
 
-/// Reads a country code (`de`, `DEU` is not accepted) or English name (`Germany`, `EIRE`) into
-/// its ISO 3166-1 alpha-2 code.
+/// Reads a country as exports spell it into its ISO 3166-1 alpha-2 code: a code (`de`, `DEU`,
+/// `276`), the ISO short name in either order (`Korea, Republic of`, `Republic of Korea`), the
+/// official name (`The United Kingdom of Great Britain and Northern Ireland`), a common variant
+/// (`South Korea`, `Holland`, `EIRE`, `Türkiye`), with or without diacritics, articles,
+/// parentheses and punctuation (`Côte d'Ivoire`, `Cote dIvoire`, `Bolivia (Plurinational State
+/// of)`, `Netherlands (the)`). Names come from the tz database, the `celes` crate's ISO 3166
+/// table and its aliases, and the variants listed here.
 pub fn normalize_country(raw: &str) -> Option<&'static str> {
     let trimmed = raw.trim();
     if trimmed.len() == 2 {
@@ -92,18 +97,130 @@ pub fn normalize_country(raw: &str) -> Option<&'static str> {
             return Some(COUNTRIES[i].0);
         }
     }
-    let lower = trimmed.to_lowercase();
-    if let Some((_, code)) = ALIASES.iter().find(|(name, _)| *name == lower) {
-        return COUNTRIES
-            .iter()
-            .find(|(c, _, _)| c == code)
-            .map(|(c, _, _)| *c);
+    // Exports repeat a handful of spellings over millions of rows: each is resolved once per
+    // thread.
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<String, Option<&'static str>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
     }
-    COUNTRIES
+    if let Some(code) = SEEN.with(|seen| seen.borrow().get(trimmed).copied()) {
+        return code;
+    }
+    let code = spellings(trimmed)
         .iter()
-        .find(|(_, name, _)| name.to_lowercase() == lower)
-        .map(|(code, _, _)| *code)
+        .find_map(|name| by_squashed_name(name));
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        seen.insert(trimmed.to_string(), code);
+    });
+    code
 }
+
+/// The forms a name may be looked up in: as written, and reordered where ISO writes the
+/// qualifier after a comma or in parentheses (`Korea, Republic of` → `Republic of Korea`;
+/// `Bolivia (Plurinational State of)` → `Bolivia` and `Plurinational State of Bolivia`).
+fn spellings(raw: &str) -> Vec<String> {
+    let mut out = vec![raw.to_string()];
+    if let Some((head, qualifier)) = raw.split_once(',') {
+        out.push(format!("{} {}", qualifier.trim(), head.trim()));
+        out.push(head.to_string());
+    }
+    if let Some((head, rest)) = raw.split_once('(') {
+        let inner = rest.trim_end_matches(')');
+        out.push(format!("{} {}", inner.trim(), head.trim()));
+        out.push(head.to_string());
+    }
+    out
+}
+
+/// `text` with diacritics transliterated, `&` read as `and`, and only its lowercase ASCII
+/// letters and digits kept: `Côte d'Ivoire` → `cotedivoire`.
+fn squash(text: &str) -> String {
+    deunicode::deunicode(text)
+        .replace('&', " and ")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The tz database's names and the variants listed here, squashed, to their codes; built once.
+fn names() -> &'static std::collections::HashMap<String, &'static str> {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<String, &'static str>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut map: std::collections::HashMap<String, &'static str> = COUNTRIES
+            .iter()
+            .map(|(code, name, _)| (squash(name), *code))
+            .collect();
+        for (alias, code) in ALIASES {
+            if let Ok(i) = COUNTRIES.binary_search_by(|(c, _, _)| (*c).cmp(code)) {
+                map.insert(squash(alias), COUNTRIES[i].0);
+            }
+        }
+        map
+    })
+}
+
+/// A country by its squashed name (see [`squash`]), with or without a leading article.
+fn by_squashed_name(name: &str) -> Option<&'static str> {
+    use std::str::FromStr as _;
+    let squashed = squash(name);
+    let bare = squashed
+        .strip_prefix("the")
+        .filter(|s| s.len() > 3)
+        .unwrap_or(&squashed);
+    let known = |name: &str| -> Option<&'static str> {
+        if let Some(code) = names().get(name) {
+            return Some(code);
+        }
+        let found = celes::Country::from_str(name)
+            .or_else(|_| celes::Country::from_str(&format!("the{name}")))
+            .ok()?;
+        COUNTRIES
+            .binary_search_by(|(c, _, _)| (*c).cmp(found.alpha2))
+            .ok()
+            .map(|i| COUNTRIES[i].0)
+    };
+    // Official names put the form of state first (`Federal Republic of Germany`, `Kingdom of
+    // Spain`); the whole name is tried first, so `Democratic Republic of the Congo` stays CD.
+    known(bare).or_else(|| {
+        STATE_FORMS
+            .iter()
+            .find_map(|form| bare.strip_prefix(form))
+            .map(|rest| {
+                rest.strip_prefix("the")
+                    .filter(|r| r.len() > 3)
+                    .unwrap_or(rest)
+            })
+            .and_then(known)
+    })
+}
+
+/// Forms of state that official names begin with, squashed, longest first.
+const STATE_FORMS: &[&str] = &[
+    "federaldemocraticrepublicof",
+    "democraticsocialistrepublicof",
+    "bolivarianrepublicof",
+    "federalrepublicof",
+    "islamicrepublicof",
+    "socialistrepublicof",
+    "peoplesrepublicof",
+    "unitedrepublicof",
+    "democraticrepublicof",
+    "plurinationalstateof",
+    "independentstateof",
+    "commonwealthof",
+    "principalityof",
+    "grandduchyof",
+    "republicof",
+    "kingdomof",
+    "sultanateof",
+    "stateof",
+];
 
 /// The most populous zone of a country (alpha-2 code).
 pub fn country_zone(code: &str) -> Option<Tz> {
@@ -139,6 +256,60 @@ mod tests {
         assert_eq!(normalize_country("EIRE"), Some("IE"));
         assert_eq!(normalize_country("France"), Some("FR"));
         assert_eq!(normalize_country("Unspecified"), None);
+    }
+
+    #[test]
+    fn names_as_exports_spell_them() {
+        for (raw, code) in [
+            ("Korea, Republic of", "KR"),
+            ("Republic of Korea", "KR"),
+            ("South Korea", "KR"),
+            ("Korea, Democratic People's Republic of", "KP"),
+            ("United Kingdom of Great Britain and Northern Ireland", "GB"),
+            (
+                "The United Kingdom of Great Britain and Northern Ireland",
+                "GB",
+            ),
+            ("United States of America", "US"),
+            ("United States", "US"),
+            ("Côte d'Ivoire", "CI"),
+            ("Cote d'Ivoire", "CI"),
+            ("COTE DIVOIRE", "CI"),
+            ("Bolivia (Plurinational State of)", "BO"),
+            ("Netherlands (the)", "NL"),
+            ("The Netherlands", "NL"),
+            ("Iran, Islamic Republic of", "IR"),
+            ("Russian Federation", "RU"),
+            ("Viet Nam", "VN"),
+            ("Türkiye", "TR"),
+            ("Czechia", "CZ"),
+            ("Réunion", "RE"),
+            ("Reunion", "RE"),
+            ("Curaçao", "CW"),
+            ("Saint Kitts and Nevis", "KN"),
+            ("St Kitts & Nevis", "KN"),
+            ("Bosnia and Herzegovina", "BA"),
+            ("Federal Republic of Germany", "DE"),
+            ("DEU", "DE"),
+            ("Åland Islands", "AX"),
+            ("Aland Islands", "AX"),
+            ("Taiwan, Province of China", "TW"),
+            ("Tanzania, United Republic of", "TZ"),
+            ("Moldova, Republic of", "MD"),
+            ("Lao People's Democratic Republic", "LA"),
+            ("Syrian Arab Republic", "SY"),
+            ("Brunei Darussalam", "BN"),
+            ("Micronesia (Federated States of)", "FM"),
+            ("Congo, The Democratic Republic of the", "CD"),
+            ("Holy See (Vatican City State)", "VA"),
+            ("Palestine, State of", "PS"),
+            ("Macao", "MO"),
+            ("North Macedonia", "MK"),
+            ("Eswatini", "SZ"),
+            ("Cabo Verde", "CV"),
+        ] {
+            assert_eq!(normalize_country(raw), Some(code), "{raw}");
+        }
     }
 
     #[test]
