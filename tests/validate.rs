@@ -417,3 +417,31 @@ fn hive_partition_folders_as_writers_encode_them() {
     assert_eq!(club[at("c")], None);
     assert_eq!(club[at("d")].as_deref(), Some("silver"));
 }
+
+#[test]
+fn augurs_own_sent_events_do_not_move_the_end_of_history() {
+    let dir = Dir::new();
+    good_orders(&dir, "orders.parquet");
+    write_parquet(
+        &dir.join("email.parquet"),
+        vec![
+            ("contact_id", Arc::new(StringArray::from(vec!["a", "a"]))),
+            ("event", Arc::new(StringArray::from(vec!["open", "sent"]))),
+            (
+                "occurred_at",
+                Arc::new(StringArray::from(vec![
+                    "2024-01-01T12:00:00Z",
+                    "2026-11-30T08:00:00Z",
+                ])),
+            ),
+        ],
+    );
+    let config = augur_data::Config::from_toml(
+        "[tables.orders]\npath = \"orders.parquet\"\n[tables.email_events]\npath = \"email.parquet\"\n",
+        dir.path(),
+    )
+    .expect("config");
+    let (history, _) = augur_data::load(&config).expect("load");
+    let last_order = augur_data::parse_iso("2024-01-02T10:00:00Z", augur_data::Tz::UTC);
+    assert_eq!(history.event_span().map(|(_, last)| last), last_order);
+}

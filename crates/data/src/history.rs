@@ -28,10 +28,27 @@ pub struct History {
 
 impl History {
     /// First and last instant of any event (orders, e-mail, web), if there are events.
+    ///
+    /// `sent` e-mail events are the sender's own records, not anything a contact did: they are
+    /// left out, so that the messages `augur campaign send` appends (stamped with the time of
+    /// sending) do not move the default as-of time of the next training to now.
     pub fn event_span(&self) -> Option<(i64, i64)> {
-        let tables = [&self.orders.at, &self.email_events.at, &self.web_events.at];
-        let first = tables.iter().filter_map(|at| at.first()).min().copied()?;
-        let last = tables.iter().filter_map(|at| at.last()).max().copied()?;
+        let email = &self.email_events;
+        let by_contact = |i: &usize| email.kind[*i] != EmailEventKind::Sent;
+        let email_first = (0..email.len()).find(by_contact).map(|i| email.at[i]);
+        let email_last = (0..email.len()).rev().find(by_contact).map(|i| email.at[i]);
+        let firsts = [
+            self.orders.at.first().copied(),
+            email_first,
+            self.web_events.at.first().copied(),
+        ];
+        let lasts = [
+            self.orders.at.last().copied(),
+            email_last,
+            self.web_events.at.last().copied(),
+        ];
+        let first = firsts.into_iter().flatten().min()?;
+        let last = lasts.into_iter().flatten().max()?;
         Some((first, last))
     }
 }
