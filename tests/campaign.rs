@@ -983,3 +983,17 @@ fn internationalized_domains_are_sent_in_idna_form_without_smtputf8() {
     }));
     assert!(sent.contains("not ASCII, which needs SMTPUTF8"), "{sent}");
 }
+
+#[test]
+fn a_report_before_anything_is_delivered_says_so() {
+    let dir = setup(None, "", "");
+    augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    let out = augur_ok(
+        &dir,
+        &["campaign", "report", "--campaign", "now", "--out", "report"],
+    );
+    assert!(out.contains("nothing delivered yet"), "{out}");
+    assert!(!out.contains("95 % CI"), "an interval of nothing: {out}");
+    let html = std::fs::read_to_string(dir.join("report/report.html")).expect("html");
+    assert!(html.contains("nothing delivered yet"));
+}

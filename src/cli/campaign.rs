@@ -324,6 +324,9 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
             g.revenue_per_email
         );
     }
+    if let Some(note) = &report.uplift_note {
+        outln!("  uplift: {note}");
+    }
     for u in &report.uplift {
         outln!(
             "  uplift {}: conversion {:.2} % vs holdout {:.2} % = {:+.2} pp, 95 % CI [{:+.2}, {:+.2}] pp, p = {:.3}",

@@ -80,10 +80,38 @@ pub struct CampaignReport {
     pub attribution_days: f64,
     /// Per group, variants first (by name), holdout last.
     pub groups: Vec<GroupStats>,
-    /// Each variant against the holdout (empty without a holdout).
+    /// Each variant against the holdout, for variants with messages delivered and conversions
+    /// in either group (empty otherwise; `uplift_note` says why).
     pub uplift: Vec<Uplift>,
+    /// Why there is no uplift to show, when there is none.
+    pub uplift_note: Option<String>,
     /// Messages by outbox state.
     pub outbox: BTreeMap<String, u64>,
+}
+
+/// Why a report has no uplift, in words: no holdout, nothing delivered yet, or no conversion in
+/// either group yet (an interval of [+0.00, +0.00] would say nothing).
+fn uplift_note(
+    groups: &[GroupStats],
+    holdout: Option<&GroupStats>,
+    uplift: &[Uplift],
+) -> Option<String> {
+    if !uplift.is_empty() {
+        return None;
+    }
+    let sent: u64 = groups
+        .iter()
+        .filter(|g| g.group != "holdout")
+        .map(|g| g.sent)
+        .sum();
+    Some(if holdout.is_none() {
+        "no holdout: the campaign keeps no control group, so there is no uplift to measure".into()
+    } else if sent == 0 {
+        "nothing delivered yet: uplift is measured once messages are sent (augur campaign send)"
+            .into()
+    } else {
+        "no conversion yet in the variants or the holdout within the attribution window".into()
+    })
 }
 
 /// Standard normal CDF (Abramowitz & Stegun 7.1.26, error below 1.5e-7).
@@ -236,11 +264,12 @@ pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<Camp
             0.0
         };
     }
-    let uplift = holdout
+    let uplift: Vec<Uplift> = holdout
         .iter()
         .flat_map(|h| {
             list.iter()
-                .filter(|g| g.group != "holdout")
+                .filter(|g| g.group != "holdout" && g.sent > 0)
+                .filter(move |g| g.converted + h.converted > 0)
                 .filter_map(move |g| {
                     let (d, ci95, p_value) =
                         two_proportions(g.converted, g.audience, h.converted, h.audience)?;
@@ -255,10 +284,12 @@ pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<Camp
                 })
         })
         .collect();
+    let uplift_note = uplift_note(&list, holdout.as_ref(), &uplift);
     Ok(CampaignReport {
         campaign: campaign.to_string(),
         attribution_days: config.campaigns.attribution_days,
         groups: list,
+        uplift_note,
         uplift,
         outbox: states,
     })
@@ -348,6 +379,12 @@ pub fn write_report(report: &CampaignReport, dir: &Path) -> Result<()> {
         ));
     }
     let mut uplift = String::new();
+    if let Some(note) = &report.uplift_note {
+        uplift.push_str(&format!(
+            "<tr><td colspan=\"6\">{}</td></tr>\n",
+            escape(note)
+        ));
+    }
     for u in &report.uplift {
         uplift.push_str(&format!(
             "<tr><td>{}</td><td>{:.2} %</td><td>{:.2} %</td><td>{:+.2} pp</td><td>[{:+.2}, {:+.2}] pp</td><td>{:.3}</td></tr>\n",
