@@ -818,7 +818,7 @@ fn clients_that_never_finish_their_header_cannot_take_the_service() {
 fn hostile_requests_get_quick_json_answers() {
     use std::io::Write as _;
     let dir = trained(300);
-    let server = Server::start(&dir, &[]);
+    let server = Server::start(&dir, &[("AUGUR_SERVE__MAX_RULE_WORK", "1000")]);
     let addr = server.base.trim_start_matches("http://").to_string();
     // A body declared over serve.max_body_bytes is refused at once, before it is sent.
     let mut s = std::net::TcpStream::connect(&addr).expect("connect");
@@ -881,5 +881,32 @@ fn hostile_requests_get_quick_json_answers() {
             .unwrap_or_default()
             .contains("9999"),
         "{body}"
+    );
+
+    // A rule built to burn CPU is refused before any work: its nodes times the contacts are
+    // over serve.max_rule_work (here 1,000; 300 contacts).
+    let conditions: Vec<String> = (0..10)
+        .map(|i| format!(r#"{{"field": "top_category", "eq": "c{i}"}}"#))
+        .collect();
+    let costly = format!(r#"{{"rule": {{"any": [{}]}}}}"#, conditions.join(", "));
+    let started = std::time::Instant::now();
+    let (status, body) = server.post("/v1/segments/preview", KEY, &costly);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("serve.max_rule_work"),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let (status, _) = server.post(
+        "/v1/segments/preview",
+        KEY,
+        r#"{"rule": {"field": "top_category", "in": ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"]}}"#,
+    );
+    assert_eq!(
+        status, 200,
+        "the same test as one `in` list is within the budget"
     );
 }

@@ -30,6 +30,24 @@ impl Matcher {
     pub fn fields(&self) -> &[usize] {
         &self.fields
     }
+
+    /// Nodes of the compiled tree: what matching one record costs at most, in tests. A service
+    /// budgets a rule from its client by `nodes() × records` before running it.
+    pub fn nodes(&self) -> usize {
+        self.root.nodes()
+    }
+}
+
+impl Node {
+    fn nodes(&self) -> usize {
+        match self {
+            Self::All(children) | Self::Any(children) => {
+                1 + children.iter().map(Self::nodes).sum::<usize>()
+            }
+            Self::Not(child) => 1 + child.nodes(),
+            _ => 1,
+        }
+    }
 }
 
 /// The compiled rule tree; depth is bounded by [`crate::MAX_DEPTH`], so evaluating it

@@ -42,6 +42,9 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// A client must send a whole request header within this time, or its connection closes.
     pub header_read_timeout_seconds: f64,
+    /// Most work one segment preview may ask for: the rule's nodes times the model's contacts
+    /// (about 10 ns each); a larger rule is refused with 422 before any work.
+    pub max_rule_work: usize,
 }
 
 impl Default for ServeConfig {
@@ -61,6 +64,7 @@ impl Default for ServeConfig {
             shutdown_delay_seconds: 0.0,
             max_connections: 4096,
             header_read_timeout_seconds: 10.0,
+            max_rule_work: 500_000_000,
         }
     }
 }
@@ -87,6 +91,7 @@ impl ServeConfig {
             ),
             ("serve.max_page", serve.max_page),
             ("serve.max_connections", serve.max_connections),
+            ("serve.max_rule_work", serve.max_rule_work),
         ] {
             if value == 0 {
                 return Err(invalid(setting, "must be at least 1".into()));

@@ -286,6 +286,19 @@ pub struct PreviewBody {
     pub sample: Option<usize>,
 }
 
+/// Contacts matched between two checks whether the request is still wanted.
+const PREVIEW_CHUNK: usize = 16_384;
+
+/// Sets its flag when dropped: a request's future is dropped when its client goes away or its
+/// time runs out, and blocking work it started watches the flag.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A sampled contact.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SampleRow {
@@ -325,12 +338,33 @@ pub async fn preview(
         )));
     }
     let loaded = state.current.load_full();
+    let budget = state.config.max_rule_work;
+    // Set when this request ends early (the client went away, or its time ran out and the
+    // timeout layer dropped it): the work stops at the next chunk instead of running on.
+    let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _stop_on_drop = StopOnDrop(abandoned.clone());
     let preview = tokio::task::spawn_blocking(move || {
         let matcher = body.rule.compile(&loaded.fields.schema)?;
         let snapshot = &loaded.artifact.snapshot;
+        let work = matcher.nodes().saturating_mul(snapshot.len());
+        if work > budget {
+            return Err(ApiError::invalid(format!(
+                "the rule's {} conditions over {} contacts are more work than serve.max_rule_work ({budget}); \
+                 combine conditions on one field into an `in` list",
+                matcher.nodes(),
+                snapshot.len()
+            )));
+        }
         let models = loaded.artifact.models();
         let hits = |c: &usize| matcher.matches(&loaded.fields.record(snapshot, &models, *c));
-        let count = (0..snapshot.len()).into_par_iter().filter(hits).count();
+        let mut count = 0;
+        for start in (0..snapshot.len()).step_by(PREVIEW_CHUNK) {
+            if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ApiError::overloaded("the request ended before the preview finished"));
+            }
+            let end = (start + PREVIEW_CHUNK).min(snapshot.len());
+            count += (start..end).into_par_iter().filter(hits).count();
+        }
         let sample = (0..snapshot.len())
             .filter(hits)
             .take(sample)

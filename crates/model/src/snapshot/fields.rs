@@ -71,6 +71,8 @@ impl Fields {
             snapshot,
             models,
             c,
+            top_category: std::cell::OnceCell::new(),
+            send_time: std::cell::OnceCell::new(),
         }
     }
 }
@@ -117,12 +119,34 @@ fn fixed_fields() -> Vec<(String, Kind, Source)> {
     fields
 }
 
-/// One contact, read field by field as a rule asks.
+/// One contact, read field by field as a rule asks. The derived values (top category, the
+/// send-time summary) are computed at most once per contact, however many conditions read them:
+/// a rule of a thousand `top_category` tests costs a thousand string comparisons, not a
+/// thousand sorts of the contact's interests.
 pub struct ContactRecord<'a> {
     fields: &'a Fields,
     snapshot: &'a Snapshot,
     models: &'a Models<'a>,
     c: usize,
+    top_category: std::cell::OnceCell<Option<&'a str>>,
+    send_time: std::cell::OnceCell<super::SendTimeSummary>,
+}
+
+impl<'a> ContactRecord<'a> {
+    fn send_time(&self) -> &super::SendTimeSummary {
+        self.send_time
+            .get_or_init(|| self.snapshot.send_time_summary(self.models, self.c))
+    }
+
+    fn top_category(&self) -> Option<&'a str> {
+        *self.top_category.get_or_init(|| {
+            let s = self.snapshot;
+            s.category_affinity(self.c)
+                .first()
+                .and_then(|(k, _)| s.products.categories.get(*k as usize))
+                .map(String::as_str)
+        })
+    }
 }
 
 fn number(v: Option<f64>) -> Value<'static> {
@@ -138,27 +162,16 @@ impl Record for ContactRecord<'_> {
         };
         match *source {
             Source::ChurnRisk => number(s.churn_risk(c)),
-            Source::SendTimeConfidence => {
-                number(Some(s.send_time_summary(self.models, c).confidence))
-            }
-            Source::BestSendHour => number(
-                s.send_time_summary(self.models, c)
-                    .best_hours
-                    .first()
-                    .map(|h| *h as f64),
-            ),
+            Source::SendTimeConfidence => number(Some(self.send_time().confidence)),
+            Source::BestSendHour => number(self.send_time().best_hours.first().map(|h| *h as f64)),
             Source::Fact(i) => number(s.fact(i, c)),
             Source::Flag(i) => s.flag(i, c).map_or(Value::Missing, Value::Bool),
             Source::ContactId => Value::Text(s.contacts.name(c as u32)),
             Source::ChurnTier => Value::Text(s.churn_tier(c)),
             Source::Country => s.country[c].map_or(Value::Missing, Value::Text),
             Source::Timezone => Value::Text(s.timezone[c].name()),
-            Source::SendTimeFallback => Value::Text(s.send_time_summary(self.models, c).source),
-            Source::TopCategory => s
-                .category_affinity(c)
-                .first()
-                .and_then(|(k, _)| s.products.categories.get(*k as usize))
-                .map_or(Value::Missing, |name| Value::Text(name)),
+            Source::SendTimeFallback => Value::Text(self.send_time().source),
+            Source::TopCategory => self.top_category().map_or(Value::Missing, Value::Text),
             Source::Attribute(i) => match self
                 .fields
                 .attributes
