@@ -295,6 +295,7 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
         let tier = col(&batch, "churn_tier").as_string::<i32>();
         let best = col(&batch, "best_send_hour_of_week").as_primitive::<Int32Type>();
         let recs = col(&batch, "recommendations").as_list::<i32>();
+        let explanations = col(&batch, "churn_explanations").as_list::<i32>();
         for i in (0..batch.num_rows()).step_by(37) {
             let (status, c) = server.get_json(&format!("/v1/contacts/{}", ids.value(i)));
             assert_eq!(status, 200);
@@ -322,6 +323,36 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
                 .collect();
             assert_eq!(got, expected);
             assert!(c["segments"].is_array());
+            // Each reason code has its sentence beside it, the same as `augur score` writes.
+            let strings = |v: &Value| -> Vec<String> {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|s| s.as_str().unwrap_or_default().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (codes, sentences) = (
+                strings(&c["churn"]["reasons"]),
+                strings(&c["churn"]["explanations"]),
+            );
+            assert_eq!(codes.len(), sentences.len(), "{c}");
+            let written: Vec<String> = explanations
+                .value(i)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string())
+                .collect();
+            assert_eq!(sentences, written);
+            // (A contact that never bought has one reason, already a sentence.)
+            for (code, sentence) in codes.iter().zip(&sentences).filter(|_| !risk.is_null(i)) {
+                assert_ne!(code, sentence, "a sentence, not the code");
+                assert!(
+                    !sentence.ends_with(" high") && !sentence.ends_with(" low"),
+                    "{sentence}"
+                );
+            }
             compared += 1;
         }
     }

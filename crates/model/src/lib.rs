@@ -14,6 +14,7 @@ mod artifact;
 mod btyd;
 mod churn;
 mod error;
+mod explain;
 mod features;
 mod score;
 mod send_time;

@@ -352,7 +352,12 @@ fn contact_parts<'a>(
         contact_id: snapshot.contacts.name(c as u32),
         model_version: loaded.version(),
         as_of: &loaded.artifact.manifest.as_of,
-        churn: has(Part::Churn).then(|| views::churn(snapshot.churn(&models, c))),
+        churn: has(Part::Churn).then(|| {
+            views::churn(
+                snapshot.churn(&models, c),
+                snapshot.churn_explanations(&models, c),
+            )
+        }),
         recommendations: has(Part::Recommendations)
             .then(|| views::recommendations(&models, &snapshot.recommend(&models, c, request))),
         category_affinity: has(Part::CategoryAffinity).then(|| views::categories(snapshot, c)),

@@ -18,6 +18,9 @@ pub struct Churn {
     pub tier: &'static str,
     /// The features that raise the risk most (or why it is not scored).
     pub reasons: Vec<&'static str>,
+    /// The same reasons as sentences, in the same order: what the contact did, in its own
+    /// numbers (e.g. `no order for 7 months, 3× longer than usual`).
+    pub explanations: Vec<String>,
 }
 
 /// A recommended product.
@@ -95,11 +98,15 @@ pub fn hour_name(h: usize) -> &'static str {
 }
 
 /// The churn part of an answer.
-pub fn churn((risk, tier, reasons): (Option<f64>, &'static str, Vec<&'static str>)) -> Churn {
+pub fn churn(
+    (risk, tier, reasons): (Option<f64>, &'static str, Vec<&'static str>),
+    explanations: Vec<String>,
+) -> Churn {
     Churn {
         risk,
         tier,
         reasons,
+        explanations,
     }
 }
 

@@ -58,6 +58,7 @@ struct Part {
     churn_risk: Vec<Option<f64>>,
     churn_tier: Vec<&'static str>,
     churn_reasons: Lists<&'static str>,
+    churn_explanations: Lists<String>,
     recommendations: Lists<(u32, f32)>,
     category_affinity: Lists<(u32, f32)>,
     best_send_hour: Vec<i32>,
@@ -89,6 +90,8 @@ impl<'a> Scoring<'a> {
             } else {
                 part.churn_reasons.push([NOT_SCORED_REASON]);
             }
+            part.churn_explanations
+                .push(snapshot.churn_explanations(models, c));
             let recommendations = snapshot.recommend(models, c, self.request);
             part.recommendations
                 .push(recommendations.iter().map(|&(p, s)| (p, s as f32)));
@@ -283,6 +286,17 @@ fn chunk_batch(
                 Arc::new(StringArray::from_iter_values(concat(parts, |p| {
                     &p.churn_reasons.values
                 }))),
+            ),
+        ),
+        (
+            "churn_explanations",
+            list(
+                concat(parts, |p| &p.churn_explanations.lengths),
+                Arc::new(StringArray::from_iter_values(
+                    parts
+                        .iter()
+                        .flat_map(|p| p.churn_explanations.values.iter()),
+                )),
             ),
         ),
         ("recommendations", recommendations),

@@ -284,6 +284,22 @@ impl Snapshot {
         }
     }
 
+    /// Contact `c`'s churn reasons as sentences, in the order of [`Snapshot::churn`]'s codes:
+    /// `no order for 7 months, 3× longer than usual` beside `recency_days high`.
+    pub fn churn_explanations(&self, models: &Models<'_>, c: usize) -> Vec<String> {
+        if self.churn_risk(c).is_none() {
+            return vec![NOT_SCORED_REASON.to_string()];
+        }
+        let churn = models.churn;
+        self.churn_reason_codes(c)
+            .map(|j| {
+                let feature = churn.features.get(j).map_or("unknown", String::as_str);
+                let high = churn.weights.get(j).is_some_and(|w| *w > 0.0);
+                crate::explain::sentence(feature, high, self, c)
+            })
+            .collect()
+    }
+
     /// The churn features (indexes into the churn model's features) that raise contact `c`'s
     /// risk most, strongest first.
     pub fn churn_reason_codes(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
