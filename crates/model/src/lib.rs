@@ -25,7 +25,7 @@ pub use affinity::{
     AffinityModel, Catalog, Filters, Item, Mode, Profile, RANK_FEATURE_COUNT, RANK_FEATURES,
     Ranker, Rankers, Request, Signals, profiles,
 };
-pub use artifact::{Artifact, FORMAT_VERSION, Manifest, resolve_model_dir, write_json};
+pub use artifact::{Artifact, FORMAT_VERSION, FileCheck, Manifest, resolve_model_dir, write_json};
 pub use btyd::{BgNbd, Rfa};
 pub use churn::ChurnModel;
 pub use error::{Error, Result};
