@@ -3,6 +3,8 @@
 #
 #   benches/quality/run.sh                # augur on the Complete Journey and CDNOW
 #   PYTHON=/tmp/peersenv/bin/python benches/quality/run.sh   # and the peers, scored alike
+#   AUGUR=/path/to/other/augur PEERS=0 benches/quality/run.sh # another build of augur alone, to
+#                                                             # compare builds in one session
 #
 # Trains augur as of the eval protocol's instant (the Complete Journey: 2017-10-01, 90-day
 # holdout; CDNOW: 1997-10-01, 39-week holdout), scores every contact with `augur score`, and
@@ -21,8 +23,10 @@ if [ ! -d "$shared/data/completejourney" ]; then
   echo "../shared/data is not here: nothing to measure" >&2
   exit 0
 fi
-cargo build --release --quiet
-augur="$root/target/release/augur"
+if [ -z "${AUGUR:-}" ]; then
+  cargo build --release --quiet
+fi
+augur=${AUGUR:-$root/target/release/augur}
 have_python() { "$python" -c 'import pandas, pyarrow, sklearn' 2>/dev/null; }
 
 echo "== The Complete Journey: augur (as of 2017-10-01, 90-day holdout)"
@@ -75,7 +79,7 @@ else
   echo "(no Python with pandas, pyarrow and scikit-learn: CDNOW needs it to convert the text file)"
 fi
 
-if have_python && "$python" -c 'import lifetimes, implicit' 2>/dev/null; then
+if [ "${PEERS:-1}" != 0 ] && have_python && "$python" -c 'import lifetimes, implicit' 2>/dev/null; then
   echo "== The Complete Journey: the peers (../shared/eval/peers.py)"
   (cd "$shared/eval" && "$python" peers.py completejourney)
 else

@@ -365,9 +365,6 @@ fn move_into_place(root: &Path, tmp: &Path, mut manifest: Manifest) -> Result<(P
 fn check_files(dir: &Path, manifest: &Manifest) -> Result<()> {
     for (name, expected) in &manifest.files {
         let path = dir.join(name);
-        if name == "manifest.json" {
-            continue;
-        }
         let found = FileCheck::of(&path)?;
         if &found != expected {
             return Err(Error::model_dir(

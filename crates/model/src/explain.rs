@@ -4,8 +4,8 @@
 
 use crate::snapshot::{FACTS, Snapshot};
 
-/// A contact's facts a sentence may quote.
-struct Facts {
+/// A contact's facts a sentence may quote, read once per contact.
+pub(crate) struct Facts {
     orders: Option<f64>,
     spend: Option<f64>,
     days_since_last_order: Option<f64>,
@@ -19,7 +19,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(snapshot: &Snapshot, c: usize) -> Self {
+    pub(crate) fn of(snapshot: &Snapshot, c: usize) -> Self {
         let fact = |name: &str| {
             FACTS
                 .iter()
@@ -76,10 +76,10 @@ fn times(n: f64) -> String {
     }
 }
 
-/// The sentence for the churn feature `feature` pushing contact `c`'s risk up, `high` when a
-/// high value does. Unknown features get the code itself.
-pub(crate) fn sentence(feature: &str, high: bool, snapshot: &Snapshot, c: usize) -> String {
-    let f = Facts::of(snapshot, c);
+/// The sentence for the churn feature `feature` pushing a contact's risk up (`high` when a high
+/// value does), quoting the contact's facts `f`. A feature without a sentence of its own reads
+/// as words.
+pub(crate) fn sentence(feature: &str, high: bool, f: &Facts) -> String {
     let recency = || {
         f.days_since_last_order.map_or_else(
             || "no recent order".to_string(),

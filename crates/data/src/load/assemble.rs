@@ -355,20 +355,20 @@ impl Loader {
         );
         let times = at.times();
         for row in 0..b.rows {
-            if let Some(kinds) = &self.email_kinds {
-                let raw = event.str(row).unwrap_or("");
-                let kind = mapped(&self.email_values, raw).or_else(|| EmailEventKind::parse(raw));
-                if !kind.is_some_and(|k| kinds.contains(&k)) {
-                    continue;
-                }
+            // The event is read once: it decides both whether a narrowed load keeps the row
+            // and, below, the row's kind.
+            let raw = event.str(row).unwrap_or("");
+            let kind = mapped(&self.email_values, raw).or_else(|| EmailEventKind::parse(raw));
+            if let Some(kinds) = &self.email_kinds
+                && !kind.is_some_and(|k| kinds.contains(&k))
+            {
+                continue;
             }
             let Some(contact_key) = contact.str(row).and_then(canonical_id) else {
                 report.drop_row(DropReason::MissingContactId, || format!("row {row}"));
                 continue;
             };
-            let raw = event.str(row).unwrap_or("");
-            let Some(kind) = mapped(&self.email_values, raw).or_else(|| EmailEventKind::parse(raw))
-            else {
+            let Some(kind) = kind else {
                 report.drop_row(DropReason::UnknownEventType, || raw.to_string());
                 continue;
             };

@@ -291,11 +291,12 @@ impl Snapshot {
             return vec![NOT_SCORED_REASON.to_string()];
         }
         let churn = models.churn;
+        let facts = crate::explain::Facts::of(self, c);
         self.churn_reason_codes(c)
             .map(|j| {
                 let feature = churn.features.get(j).map_or("unknown", String::as_str);
                 let high = churn.weights.get(j).is_some_and(|w| *w > 0.0);
-                crate::explain::sentence(feature, high, self, c)
+                crate::explain::sentence(feature, high, &facts)
             })
             .collect()
     }
