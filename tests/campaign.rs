@@ -958,6 +958,57 @@ fn two_plans_started_at_once_share_the_frequency_cap() {
 }
 
 #[test]
+fn the_sender_checks_the_frequency_cap_again_when_a_message_falls_due() {
+    // A capped campaign is planned first; a campaign without a cap is planned after it, for an
+    // hour earlier. Neither plan sees a reason to hold back, so only the sender can keep the cap:
+    // the uncapped messages go first, and the capped ones due after them are suppressed.
+    let dir = setup(None, "[caps]\nmax_messages = 1\nper_days = 7\n", "");
+    let capped = augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    let capped_messages = number_after(&capped, "messages");
+    assert!(capped_messages > 100, "{capped}");
+    let uncapped = std::fs::read_to_string(dir.join("c.toml"))
+        .expect("campaign")
+        .replace("id = \"now\"", "id = \"earlier\"")
+        .replace("[caps]\nmax_messages = 1\nper_days = 7\n", "");
+    dir.write("d.toml", &uncapped);
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let second = augur_ok(
+        &dir,
+        &[
+            "campaign",
+            "plan",
+            "--campaign",
+            "d.toml",
+            "--at",
+            &hour_ago,
+        ],
+    );
+    assert!(
+        !second.contains("frequency_cap"),
+        "the plan without a cap checks none: {second}"
+    );
+    let uncapped_messages = number_after(&second, "messages");
+
+    let out = augur_ok(&dir, &["campaign", "send"]);
+    assert_eq!(number_after(&out, "Sent"), uncapped_messages, "{out}");
+    assert_eq!(
+        number_after(&out, "suppressed at sending"),
+        capped_messages,
+        "every contact had a message (or a holdout) of the earlier run: {out}"
+    );
+    let mut recipients = HashSet::new();
+    for entry in std::fs::read_dir(dir.join("outbox/eml")).expect("eml dir") {
+        let eml = std::fs::read_to_string(entry.expect("entry").path()).expect("eml");
+        let to = eml
+            .split("\r\n")
+            .find(|l| l.starts_with("To:"))
+            .expect("To")
+            .to_string();
+        assert!(recipients.insert(to.clone()), "mailed twice: {to}");
+    }
+}
+
+#[test]
 fn internationalized_domains_are_sent_in_idna_form_without_smtputf8() {
     let (port, log) = smtp_server();
     let dir = setup(Some(port), "", "");

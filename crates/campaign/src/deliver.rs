@@ -81,7 +81,7 @@ pub struct SendReport {
     pub retried: usize,
     /// Permanent failures.
     pub failed: usize,
-    /// Not sent: the contact opted out after planning.
+    /// Not sent: the contact opted out after planning, or its frequency cap was used up.
     pub suppressed: usize,
     /// Not sent before the window closed.
     pub expired: usize,
@@ -197,7 +197,12 @@ pub async fn send(
                 }
             }
         }
-        let claimed = outbox.claim_due(now, batch)?;
+        let due = outbox.claim_due(now, batch)?;
+        report.suppressed += due.capped;
+        let claimed = due.claimed;
+        if claimed.is_empty() && due.capped > 0 {
+            continue; // The whole batch was capped; the next may not be.
+        }
         if claimed.is_empty() {
             report.events_logged += log.flush(outbox)?;
             let Until::Drained(deadline) = options.until else {

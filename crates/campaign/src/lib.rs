@@ -29,7 +29,7 @@ pub use config::{CampaignsConfig, Settings, SmtpConfig, SmtpSecurity, UnknownOut
 pub use deliver::{SendOptions, SendReport, Transport, Until, send};
 pub use directory::Directory;
 pub use error::{Error, Result};
-pub use outbox::{Inserted, Outbox, Status};
+pub use outbox::{Claimed, Due, Inserted, Outbox, Status};
 pub use plan::{Inputs, Summary, envelope, plan, preview, run_id, store_plan};
 pub use report::{CampaignReport, report, write_report};
 pub use spec::Campaign;

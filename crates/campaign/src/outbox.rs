@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS runs (
     sender TEXT NOT NULL,
     reply_to TEXT,
     require_consent INTEGER NOT NULL,
-    planned_at INTEGER NOT NULL
+    planned_at INTEGER NOT NULL,
+    cap_max INTEGER,
+    cap_days REAL
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -54,8 +56,26 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_due ON messages (status, send_at);
 CREATE INDEX IF NOT EXISTS messages_contact ON messages (contact_id, send_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 ";
+
+/// From schema 1: runs remember their frequency cap, so the sender checks it again.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE runs ADD COLUMN cap_max INTEGER;
+ALTER TABLE runs ADD COLUMN cap_days REAL;
+PRAGMA user_version = 2;
+";
+
+/// The statuses that count against a frequency cap: messages on their way or gone, and the
+/// holdout (a held-out contact counts as mailed, so that caps treat the control group like the
+/// rest). Queued messages count when a plan is checked, not when the sender checks one due now:
+/// each queued message is checked itself when it falls due.
+const CAPPED_AT_SENDING: [Status; 4] = [
+    Status::Sending,
+    Status::Sent,
+    Status::Unknown,
+    Status::Holdout,
+];
 
 /// A run: one campaign planned for one day.
 #[derive(Debug, Clone)]
@@ -76,6 +96,17 @@ pub struct Run {
     pub reply_to: Option<String>,
     /// Whether consent must be recorded as given (checked again at sending).
     pub require_consent: bool,
+    /// The campaign's frequency cap (checked at planning and again at sending).
+    pub cap: Option<CapSpec>,
+}
+
+/// What [`Outbox::claim_due`] found due.
+#[derive(Debug, Clone, Default)]
+pub struct Due {
+    /// Marked `sending`: the caller sends them and records the outcomes.
+    pub claimed: Vec<Claimed>,
+    /// Marked suppressed (`frequency_cap`) instead: the contact's cap was used up since the plan.
+    pub capped: usize,
 }
 
 /// What [`Outbox::insert_plan`] stored.
@@ -278,16 +309,29 @@ impl Outbox {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
-        if version > 1 {
+        if version > 2 {
             return Err(Error::outbox(
                 path,
                 format!("written by a newer augur (schema {version}); upgrade augur"),
             ));
         }
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self {
+        let mut outbox = Self {
             conn,
             path: path.to_path_buf(),
+        };
+        outbox.migrate()?;
+        Ok(outbox)
+    }
+
+    /// Creates the schema, or brings an older one up to date, in one write transaction: two
+    /// processes opening an old outbox at once migrate it once.
+    fn migrate(&mut self) -> Result<()> {
+        self.write(|tx| {
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version == 1 {
+                tx.execute_batch(MIGRATE_1_TO_2)?;
+            }
+            tx.execute_batch(SCHEMA)
         })
     }
 
@@ -337,18 +381,15 @@ impl Outbox {
     /// write transaction, which SQLite runs one at a time: two plans of different campaigns
     /// started at the same moment cannot both pass it. A row the check catches is stored as
     /// suppressed (`frequency_cap`); its index is returned in [`Inserted::capped`].
-    pub fn insert_plan(
-        &mut self,
-        run: &Run,
-        rows: &[Planned],
-        cap: Option<CapSpec>,
-    ) -> Result<Inserted> {
+    pub fn insert_plan(&mut self, run: &Run, rows: &[Planned]) -> Result<Inserted> {
+        let cap = run.cap;
         self.write(|tx| {
             tx.execute(
-                "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'))",
+                "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at, cap_max, cap_days)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'), ?9, ?10)",
                 params![run.run_id, run.campaign_id, run.planned_for, run.window_end, run.model_version,
-                        run.sender, run.reply_to, run.require_consent],
+                        run.sender, run.reply_to, run.require_consent,
+                        run.cap.map(|c| c.max_messages), run.cap.map(|c| c.per_days)],
             )?;
             let mut added = 0;
             let mut capped = Vec::new();
@@ -497,12 +538,18 @@ impl Outbox {
 
     /// Claims up to `limit` due messages (queued, `send_at` and `next_attempt_at` passed, the
     /// run's window still open), earliest first, marking them `sending` in one commit.
-    pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Vec<Claimed>> {
+    ///
+    /// A message whose run has a frequency cap is checked against it once more: the messages
+    /// the contact got from other runs since the plan (a run planned without a cap, or one
+    /// planned before this one by an older augur) may have used it up. Such a message is marked
+    /// suppressed (`frequency_cap`) instead, and counted in [`Due::capped`].
+    pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Due> {
         self.write(|tx| {
             let mut stmt = tx
                 .prepare(
                     "SELECT m.id, m.run_id, m.campaign_id, m.contact_id, m.email, m.message_id,
-                            m.subject, m.html, m.text, m.attempts, r.sender, r.reply_to, r.require_consent
+                            m.subject, m.html, m.text, m.attempts, r.sender, r.reply_to, r.require_consent,
+                            r.cap_max, r.cap_days
                      FROM messages m JOIN runs r ON r.run_id = m.run_id
                      WHERE m.status = ?3 AND m.send_at <= ?1 AND m.next_attempt_at <= ?1
                        AND m.expires_at > ?1
@@ -510,7 +557,14 @@ impl Outbox {
                 )?;
             let rows = stmt
                 .query_map(params![now, limit as i64, Status::Queued], |r| {
-                    Ok(Claimed {
+                    let cap = match (r.get::<_, Option<u32>>(13)?, r.get::<_, Option<f64>>(14)?) {
+                        (Some(max_messages), Some(per_days)) => Some(CapSpec {
+                            max_messages,
+                            per_days,
+                        }),
+                        _ => None,
+                    };
+                    let claimed = Claimed {
                         id: r.get(0)?,
                         run_id: r.get(1)?,
                         campaign_id: r.get(2)?,
@@ -526,16 +580,44 @@ impl Outbox {
                         sender: r.get(10)?,
                         reply_to: r.get(11)?,
                         require_consent: r.get(12)?,
-                    })
+                    };
+                    Ok((claimed, cap))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut counted = tx.prepare(&format!(
+                "SELECT count(*) FROM messages WHERE contact_id = ?1 AND run_id <> ?2
+                 AND status IN {} AND abs(coalesce(sent_at, send_at) - ?3) < ?4",
+                Status::sql_list(&CAPPED_AT_SENDING)
+            ))?;
             let mut mark = tx.prepare(
                 "UPDATE messages SET status = ?2, attempts = attempts + 1 WHERE id = ?1",
             )?;
-            for c in &rows {
-                mark.execute(params![c.id, Status::Sending])?;
+            let mut suppress = tx.prepare(
+                "UPDATE messages SET status = ?2, reason = 'frequency_cap' WHERE id = ?1",
+            )?;
+            let mut due = Due::default();
+            // One at a time, so a message marked `sending` here counts for the next one.
+            for (c, cap) in rows {
+                let over = match cap {
+                    Some(cap) => {
+                        let span = (cap.per_days * 86_400.0) as i64;
+                        let n: i64 = counted.query_row(
+                            params![c.contact_id, c.run_id, now, span],
+                            |row| row.get(0),
+                        )?;
+                        n >= i64::from(cap.max_messages)
+                    }
+                    None => false,
+                };
+                if over {
+                    suppress.execute(params![c.id, Status::Suppressed])?;
+                    due.capped += 1;
+                } else {
+                    mark.execute(params![c.id, Status::Sending])?;
+                    due.claimed.push(c);
+                }
             }
-            Ok(rows)
+            Ok(due)
         })
     }
 
@@ -738,5 +820,42 @@ mod tests {
             unknown.is_err(),
             "an unknown status is an error, not a default"
         );
+    }
+
+    #[test]
+    fn an_outbox_of_schema_1_is_migrated_and_keeps_its_rows() {
+        let dir = std::env::temp_dir().join(format!("augur-outbox-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("outbox.sqlite");
+        std::fs::remove_file(&path).ok();
+        {
+            let conn = rusqlite::Connection::open(&path).expect("sqlite");
+            let v1 = SCHEMA
+                .replace(",\n    cap_max INTEGER,\n    cap_days REAL", "")
+                .replace("user_version = 2", "user_version = 1");
+            assert!(
+                !v1.contains("cap_max"),
+                "the schema 1 of this test has no caps"
+            );
+            conn.execute_batch(&v1).expect("schema 1");
+            conn.execute(
+                "INSERT INTO runs VALUES ('r', 'c', 0, 1, 'm', 'a@b.example', NULL, 1, 0)",
+                [],
+            )
+            .expect("a run of schema 1");
+        }
+        let outbox = Outbox::open(&path).expect("migrated");
+        let (cap, version): (Option<i64>, i64) = outbox
+            .conn
+            .query_row(
+                "SELECT cap_max, (SELECT user_version FROM pragma_user_version) FROM runs WHERE run_id = 'r'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the run, with a cap column");
+        assert_eq!((cap, version), (None, 2));
+        drop(outbox);
+        Outbox::open(&path).expect("opened again: nothing left to migrate");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

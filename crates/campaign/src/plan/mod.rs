@@ -506,8 +506,9 @@ pub fn store_plan(
         sender: inputs.campaign.file.sender.from.clone(),
         reply_to: inputs.campaign.file.sender.reply_to.clone(),
         require_consent: inputs.campaign.file.audience.require_consent,
+        cap: inputs.campaign.file.caps,
     };
-    let inserted = outbox.insert_plan(&run, rows, inputs.campaign.file.caps)?;
+    let inserted = outbox.insert_plan(&run, rows)?;
     if !inserted.capped.is_empty() {
         // Another plan stored messages for some of these contacts meanwhile: count them as
         // the outbox holds them.
