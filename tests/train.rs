@@ -3,6 +3,7 @@
 //! broken inputs give named fallbacks or clear errors.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
@@ -548,7 +549,13 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
             .num_row_groups();
         assert_eq!(written_groups, groups);
         assert_rows_match_predict(&batch, &artifact);
-        assert!(!batch.with_extension("parquet.partial").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".partial"))
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
     }
     // A shorter unfiltered list is read from the stored one; forcing the computed path (an
     // exclusion of nothing) gives the same products and scores.
@@ -718,4 +725,75 @@ fn trainings_at_once_get_their_own_versions_and_mixed_files_are_refused() {
         err.contains("contacts.arrow") && err.contains("does not belong"),
         "{err}"
     );
+}
+
+/// Leaves what a killed writer leaves in `dir`: a half-written output named `name` and its lock
+/// file, unlocked (the lock died with the process). Returns both paths.
+fn killed_writers_leftovers(dir: &Path, name: &str) -> [std::path::PathBuf; 2] {
+    let output = dir.join(name);
+    if name.starts_with('.') {
+        std::fs::create_dir_all(&output).expect("half a version");
+        std::fs::write(output.join("churn.json"), "{").expect("half a file");
+    } else {
+        std::fs::write(&output, b"PAR1 half").expect("half a file");
+    }
+    let lock = dir.join(format!("{name}.lock"));
+    std::fs::write(&lock, b"").expect("lock file");
+    [output, lock]
+}
+
+#[test]
+fn what_a_killed_score_or_train_left_is_removed_by_the_next_and_a_live_ones_kept() {
+    let dir = Dir::new();
+    demo(&dir, 300);
+    let train = |dir: &Dir| {
+        let out =
+            run(dir
+                .augur()
+                .args(["train", "--config", "demo/augur.toml", "--models", "models"]));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    train(&dir);
+    std::fs::create_dir_all(dir.join("out")).expect("out");
+    let killed_score = killed_writers_leftovers(&dir.join("out"), "a.parquet.4242-1.partial");
+    let killed_train = killed_writers_leftovers(&dir.join("models"), ".v1.4242-1.partial");
+    // Another writer still at work: its lock is held (here by this process).
+    let [live, live_lock] = killed_writers_leftovers(&dir.join("out"), "c.parquet.4343-1.partial");
+    let held = std::fs::File::options()
+        .write(true)
+        .open(&live_lock)
+        .expect("open");
+    held.lock().expect("lock");
+
+    let out = run(dir.augur().args([
+        "score",
+        "--config",
+        "demo/augur.toml",
+        "--models",
+        "models",
+        "--out",
+        "out/b.parquet",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.join("out/b.parquet").exists());
+    for path in &killed_score {
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+    assert!(
+        live.exists() && live_lock.exists(),
+        "a live writer's output was removed"
+    );
+    drop(held);
+
+    train(&dir);
+    for path in &killed_train {
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+    let hidden: Vec<_> = std::fs::read_dir(dir.join("models"))
+        .expect("models")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::affinity::AffinityModel;
 use crate::churn::ChurnModel;
 use crate::error::{Error, Result};
+use crate::partial::{Partial, unique_suffix};
 use crate::send_time::SendTimeModel;
 use crate::snapshot::{Models, Snapshot};
 
@@ -276,28 +277,16 @@ impl Artifact {
         snapshot: &Snapshot,
         extra: &[(&str, &str)],
     ) -> Result<(PathBuf, Manifest)> {
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let tmp = root.join(format!(".partial-{}-{}", manifest.version, unique_suffix()));
-        let written = write_files(&tmp, manifest, models, snapshot, extra)
-            .and_then(|manifest| move_into_place(root, &tmp, manifest));
-        if written.is_err() {
-            std::fs::remove_dir_all(&tmp).ok();
-        }
-        let (dir, manifest) = written?;
+        // Removed when dropped, unless moved into place.
+        let mut tmp = Partial::in_dir(root, &format!(".{}", manifest.version))?;
+        let manifest = write_files(&tmp.path, manifest, models, snapshot, extra)?;
+        let (dir, manifest) = move_into_place(root, &mut tmp, manifest)?;
         let current = root.join("current");
         let pointer = root.join(format!(".current-{}", unique_suffix()));
         std::fs::write(&pointer, &manifest.version).map_err(|e| Error::io(&pointer, e))?;
         std::fs::rename(&pointer, &current).map_err(|e| Error::io(&current, e))?;
         Ok((dir, manifest))
     }
-}
-
-/// A name part no other process or call uses at the same time: the process id and the time.
-fn unique_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
 }
 
 /// Writes every file but the manifest into `dir`; returns the manifest with their checks.
@@ -335,7 +324,11 @@ fn write_files(
 
 /// Writes the manifest (last: a directory without one is unfinished) and renames `tmp` to the
 /// first free version name.
-fn move_into_place(root: &Path, tmp: &Path, mut manifest: Manifest) -> Result<(PathBuf, Manifest)> {
+fn move_into_place(
+    root: &Path,
+    tmp: &mut Partial,
+    mut manifest: Manifest,
+) -> Result<(PathBuf, Manifest)> {
     let stamp = manifest.version.clone();
     for n in 1..1000 {
         let version = if n == 1 {
@@ -348,10 +341,10 @@ fn move_into_place(root: &Path, tmp: &Path, mut manifest: Manifest) -> Result<(P
             continue;
         }
         manifest.version = version;
-        write_json(&tmp.join("manifest.json"), &manifest)?;
+        write_json(&tmp.path.join("manifest.json"), &manifest)?;
         // A rename onto a directory that appeared meanwhile fails (it is not empty): try the
         // next name.
-        if std::fs::rename(tmp, &dir).is_ok() {
+        if tmp.commit_if_free(&dir) {
             return Ok((dir, manifest));
         }
     }

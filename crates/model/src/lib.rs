@@ -16,6 +16,7 @@ mod churn;
 mod error;
 mod explain;
 mod features;
+mod partial;
 mod score;
 mod send_time;
 mod send_window;

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::affinity::Request;
 use crate::error::{Error, Result};
+use crate::partial::Partial;
 use crate::send_time::HOURS;
 use crate::snapshot::{Models, NOT_SCORED_REASON, Snapshot};
 
@@ -143,7 +144,8 @@ pub fn write_scores_in_row_groups(
         request,
     };
     let n = snapshot.len();
-    let partial = PartialFile::beside(path);
+    // Removed when dropped, unless renamed into place; a killed run's is removed by the next.
+    let partial = Partial::beside(path)?;
     let partial_path = &partial.path;
     // Encoding and writing a chunk takes about as long as scoring the next one, so a writer
     // thread takes each chunk while the next is scored; one chunk waits at most. `None` says
@@ -197,37 +199,6 @@ pub fn write_scores_in_row_groups(
     })?;
     partial.commit(path)?;
     Ok(n)
-}
-
-/// A file being written under a temporary name beside its final path; removed unless committed.
-struct PartialFile {
-    path: std::path::PathBuf,
-    committed: std::cell::Cell<bool>,
-}
-
-impl PartialFile {
-    fn beside(path: &std::path::Path) -> Self {
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(".partial");
-        Self {
-            path: path.with_file_name(name),
-            committed: std::cell::Cell::new(false),
-        }
-    }
-
-    fn commit(&self, to: &std::path::Path) -> Result<()> {
-        std::fs::rename(&self.path, to).map_err(|e| Error::io(to, e))?;
-        self.committed.set(true);
-        Ok(())
-    }
-}
-
-impl Drop for PartialFile {
-    fn drop(&mut self) {
-        if !self.committed.get() {
-            std::fs::remove_file(&self.path).ok();
-        }
-    }
 }
 
 /// A list column from per-row lengths and the values in order (items nullable, as Arrow's list
