@@ -941,3 +941,102 @@ fn hostile_requests_get_quick_json_answers() {
         "the same test as one `in` list is within the budget"
     );
 }
+
+/// Reads one HTTP/1.1 answer from `s`: its status and its body (by `content-length`).
+fn read_answer(s: &mut std::net::TcpStream) -> (u16, String) {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).expect("an answer");
+        assert!(
+            n == 1,
+            "closed before a whole head: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_string();
+    let status = head[9..12].parse().expect("status");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().expect("length"))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).expect("body");
+    (status, String::from_utf8_lossy(&body).to_string())
+}
+
+#[test]
+fn heads_too_long_too_large_or_malformed_get_json_answers() {
+    use std::io::Write as _;
+    let dir = trained(300);
+    let server = Server::start(&dir, &[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let ask = |request: &[u8]| {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        // The server may answer (and stop reading) before a large request is all written.
+        let _ = s.write_all(request);
+        read_answer(&mut s)
+    };
+    let expect = |(status, body): (u16, String), want: u16, code: &str| {
+        assert_eq!(status, want, "{body}");
+        let json: Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(error_code(&json), code, "{json}");
+        assert!(
+            !json["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+        );
+    };
+    for target_len in [20_000, 100_000] {
+        let request = format!(
+            "GET /v1/segments?x={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a".repeat(target_len)
+        );
+        expect(ask(request.as_bytes()), 414, "uri_too_long");
+    }
+    let many = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("X-Field-{i}: 1\r\n"))
+            .collect::<String>()
+    );
+    expect(ask(many.as_bytes()), 431, "headers_too_large");
+    for value_len in [40_000, 600_000] {
+        let large = format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Large: {}\r\n\r\n",
+            "b".repeat(value_len)
+        );
+        expect(ask(large.as_bytes()), 431, "headers_too_large");
+    }
+    expect(
+        ask(b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+        400,
+        "bad_request",
+    );
+
+    // A later request on a kept-alive connection is held to the same limits.
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("first");
+    assert_eq!(read_answer(&mut s).0, 200);
+    let long = format!(
+        "GET /healthz?x={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    s.write_all(long.as_bytes()).expect("second");
+    expect(read_answer(&mut s), 414, "uri_too_long");
+    // …and a request within them on the same connection is answered as usual.
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("third");
+    assert_eq!(read_answer(&mut s).0, 200);
+}

@@ -85,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             config.max_body_bytes,
             refuse_declared_oversize,
         ))
+        .layer(axum::middleware::from_fn(listen::refuse_oversized_head))
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -6,6 +6,13 @@
 //! at most `serve.max_connections` are open at once (one more is closed at once, so the service
 //! keeps the descriptors it needs to answer), and on shutdown the listener closes while the
 //! connections finish their requests in flight.
+//!
+//! The first request head of each connection is read here ([`head`]), so that a head hyper would
+//! refuse with an empty body gets the documented JSON error.
+
+mod head;
+
+pub(crate) use head::refuse_oversized_head;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +43,14 @@ pub(crate) async fn accept_until(
 ) -> GracefulShutdown {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    // Dropped when the listener closes: connections still waiting for their first request
+    // close with it (no request of theirs is in flight).
+    let (listening, closed) = tokio::sync::watch::channel(());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        // Above augur's own limit, so that [`refuse_oversized_head`] answers first.
+        .max_headers(2 * head::MAX_HEADERS);
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -63,14 +75,29 @@ pub(crate) async fn accept_until(
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (http, watcher) = (http.clone(), graceful.watcher());
+        let timeout = limits.header_read_timeout;
+        let mut closed = closed.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended");
+            let mut stream = stream;
+            let first = tokio::select! {
+                first = tokio::time::timeout(timeout, head::read_first(&mut stream)) => first,
+                _ = closed.changed() => return,
+            };
+            match first {
+                Ok(head::FirstHead::Ready(read)) => {
+                    let io = TokioIo::new(head::Replayed::new(read, stream));
+                    if let Err(e) = watcher.watch(http.serve_connection(io, service)).await {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                }
+                Ok(head::FirstHead::Refused(error)) => head::refuse(stream, &error).await,
+                Ok(head::FirstHead::Gone) | Err(_) => {}
             }
             drop(permit);
         });
     }
     drop(listener);
+    drop(listening);
     graceful
 }

@@ -1,0 +1,282 @@
+//! The first request head of each connection, read and checked before hyper sees it.
+//!
+//! hyper answers a head it cannot take on its own — 400 for a malformed one, 414 for a target
+//! over 64 KiB, 431 for too many or too large header fields — with an empty body, and the
+//! connection ends there. Reading the first head here gives those answers the documented JSON
+//! error shape and augur's own, lower limits ([`MAX_TARGET_BYTES`], [`MAX_HEAD_BYTES`],
+//! [`MAX_HEADERS`]). Later requests on a kept-alive connection are checked against the same
+//! limits by [`refuse_oversized_head`]; only heads beyond hyper's own buffer there still get
+//! hyper's empty answer.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::http::StatusCode;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::error::ApiError;
+
+/// The longest request target (path and query), bytes (RFC 9112 §3 recommends at least 8,000).
+pub(crate) const MAX_TARGET_BYTES: usize = 8 * 1024;
+/// The longest request head (request line and header fields), bytes.
+pub(crate) const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// The most header fields in one request.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// What the first head of a connection turned out to be.
+pub(crate) enum FirstHead {
+    /// A head within the limits: the bytes read so far (the head and maybe some body), for
+    /// hyper to read first.
+    Ready(Vec<u8>),
+    /// A head refused with this answer.
+    Refused(ApiError),
+    /// The client closed the connection or it failed before a whole head arrived.
+    Gone,
+}
+
+/// Reads from `stream` until a whole request head is in, or the head breaks a limit.
+pub(crate) async fn read_first(stream: &mut TcpStream) -> FirstHead {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return FirstHead::Gone,
+            Ok(_) => {}
+        }
+        match check(&buf) {
+            Verdict::Partial => {}
+            Verdict::Complete => return FirstHead::Ready(buf),
+            Verdict::Refused(error) => return FirstHead::Refused(error),
+        }
+    }
+}
+
+enum Verdict {
+    Partial,
+    Complete,
+    Refused(ApiError),
+}
+
+/// Checks the head at the start of `buf`, complete or not.
+fn check(buf: &[u8]) -> Verdict {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let parsed = request.parse(buf);
+    if request.path.is_some_and(|p| p.len() > MAX_TARGET_BYTES) {
+        return Verdict::Refused(target_too_long());
+    }
+    match parsed {
+        Ok(httparse::Status::Complete(_)) => Verdict::Complete,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD_BYTES => {
+            // A request line still without its end, longer than any acceptable one.
+            if request.path.is_none() && buf.len() > MAX_TARGET_BYTES + 64 {
+                Verdict::Refused(target_too_long())
+            } else {
+                Verdict::Partial
+            }
+        }
+        Ok(httparse::Status::Partial) if request.path.is_none() => {
+            Verdict::Refused(target_too_long())
+        }
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+            Verdict::Refused(head_too_large())
+        }
+        Err(e) => Verdict::Refused(ApiError::bad_request(format!(
+            "malformed HTTP/1.1 request head: {e}"
+        ))),
+    }
+}
+
+fn target_too_long() -> ApiError {
+    ApiError::new(
+        StatusCode::URI_TOO_LONG,
+        "uri_too_long",
+        format!(
+            "the request target is longer than {MAX_TARGET_BYTES} bytes; send long inputs in a POST body"
+        ),
+    )
+}
+
+fn head_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers_too_large",
+        format!("the request head is over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} header fields"),
+    )
+}
+
+/// Writes `error` as a whole HTTP/1.1 answer and closes the connection. The request's unread
+/// bytes are drained for a moment first: closing a socket with unread input resets it, and the
+/// client might lose the answer.
+pub(crate) async fn refuse(mut stream: TcpStream, error: &ApiError) {
+    let body = error.body().to_string();
+    let answer = format!(
+        "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        error.status,
+        body.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0u8; 8192];
+        let mut left = 1 << 20;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), drain)
+        .await
+        .ok();
+}
+
+/// Refuses a later request on a kept-alive connection whose head breaks the limits that
+/// [`read_first`] applies to the first.
+pub(crate) async fn refuse_oversized_head(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_TARGET_BYTES {
+        return target_too_long().into_response();
+    }
+    let headers = request.headers();
+    // Each field as it arrived: name, ": ", value, CRLF.
+    let head: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers.len() > MAX_HEADERS || head + target > MAX_HEAD_BYTES {
+        return head_too_large().into_response();
+    }
+    next.run(request).await
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+#[derive(Debug)]
+pub(crate) struct Replayed {
+    read: Vec<u8>,
+    at: usize,
+    stream: TcpStream,
+}
+
+impl Replayed {
+    /// `read`, then the rest of `stream`.
+    pub(crate) fn new(read: Vec<u8>, stream: TcpStream) -> Self {
+        Self {
+            read,
+            at: 0,
+            stream,
+        }
+    }
+}
+
+impl AsyncRead for Replayed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.read.len() {
+            let n = buf.remaining().min(this.read.len() - this.at);
+            buf.put_slice(&this.read[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.read.len() {
+                this.read = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replayed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(head: &[u8]) -> Option<StatusCode> {
+        match check(head) {
+            Verdict::Refused(e) => Some(e.status),
+            Verdict::Partial | Verdict::Complete => None,
+        }
+    }
+
+    #[test]
+    fn heads_within_the_limits_pass_and_others_get_their_status() {
+        assert!(matches!(
+            check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Verdict::Complete
+        ));
+        assert!(matches!(
+            check(b"GET /healthz HTTP/1.1\r\nHo"),
+            Verdict::Partial
+        ));
+        let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_TARGET_BYTES));
+        assert_eq!(
+            refused(long_target.as_bytes()),
+            Some(StatusCode::URI_TOO_LONG)
+        );
+        // Refused before the request line ends.
+        let unfinished = format!("GET /{}", "a".repeat(MAX_TARGET_BYTES + 100));
+        assert_eq!(
+            refused(unfinished.as_bytes()),
+            Some(StatusCode::URI_TOO_LONG)
+        );
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "X-A: 1\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert_eq!(
+            refused(many.as_bytes()),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+        let large = format!("GET / HTTP/1.1\r\nX-A: {}", "b".repeat(MAX_HEAD_BYTES));
+        assert_eq!(
+            refused(large.as_bytes()),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+        assert_eq!(
+            refused(b"G\x01T / HTTP/1.1\r\n\r\n"),
+            Some(StatusCode::BAD_REQUEST)
+        );
+    }
+}
