@@ -360,11 +360,18 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
 
     // Recommendations with filters.
     let mut category_of: HashMap<String, String> = HashMap::new();
+    let mut listed: HashMap<String, (String, f64)> = HashMap::new();
     for b in read_parquet(&dir.join("demo/products.parquet")) {
         let id = col(&b, "product_id").as_string::<i32>();
         let cat = col(&b, "category").as_string::<i32>();
+        let name = col(&b, "name").as_string::<i32>();
+        let price = col(&b, "price").as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
             category_of.insert(id.value(i).to_string(), cat.value(i).to_string());
+            listed.insert(
+                id.value(i).to_string(),
+                (name.value(i).to_string(), price.value(i)),
+            );
         }
     }
     let (_, segments) = server.get_json("/v1/segments");
@@ -372,6 +379,20 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
     let buyer: Value = serde_json::from_str(page.lines().next().expect("a buyer")).expect("jsonl");
     let buyer = buyer["contact_id"].as_str().expect("id").to_string();
     let (_, c) = server.get_json(&format!("/v1/contacts/{buyer}"));
+    // A contact's recommendations say what each product is, as the products table does.
+    let recommended = c["recommendations"].as_array().expect("recommendations");
+    assert!(!recommended.is_empty(), "{c}");
+    for p in recommended {
+        let id = p["product_id"].as_str().expect("id");
+        let (name, price) = &listed[id];
+        assert_eq!(p["name"].as_str(), Some(name.as_str()), "{p}");
+        assert_eq!(
+            p["category"].as_str(),
+            Some(category_of[id].as_str()),
+            "{p}"
+        );
+        assert_eq!(p["price"].as_f64(), Some(*price), "{p}");
+    }
     let top = c["category_affinity"][0]["category"]
         .as_str()
         .expect("category")
@@ -385,6 +406,7 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
     assert!(!products.is_empty() && products.len() <= 4);
     for p in products {
         assert_eq!(category_of[p["product_id"].as_str().expect("id")], top);
+        assert_eq!(p["category"].as_str(), Some(top.as_str()), "{p}");
     }
 
     // Send time inside the window, outside quiet hours.

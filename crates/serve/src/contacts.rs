@@ -183,7 +183,7 @@ pub async fn get_recommendations(
     json_response(&Recommendations {
         contact_id: &id,
         model_version: loaded.version(),
-        recommendations: views::recommendations(&models, &recs),
+        recommendations: views::recommendations(&models, catalog, &recs),
     })
 }
 
@@ -358,8 +358,10 @@ fn contact_parts<'a>(
                 snapshot.churn_explanations(&models, c),
             )
         }),
-        recommendations: has(Part::Recommendations)
-            .then(|| views::recommendations(&models, &snapshot.recommend(&models, c, request))),
+        recommendations: has(Part::Recommendations).then(|| {
+            let recs = snapshot.recommend(&models, c, request);
+            views::recommendations(&models, &snapshot.products, &recs)
+        }),
         category_affinity: has(Part::CategoryAffinity).then(|| views::categories(snapshot, c)),
         send_time: (has(Part::SendTime) || has(Part::SendTimeProfile))
             .then(|| views::send_time(snapshot, &models, c, has(Part::SendTimeProfile))),

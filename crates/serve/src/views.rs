@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use augur_model::HOURS;
-use augur_model::{Models, Snapshot};
+use augur_model::{Models, ProductCatalog, Snapshot};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -28,6 +28,12 @@ pub struct Churn {
 pub struct Recommendation<'a> {
     /// Product id.
     pub product_id: &'a str,
+    /// Display name (null when the products table gives none).
+    pub name: Option<&'a str>,
+    /// Category (null when the product has none).
+    pub category: Option<&'a str>,
+    /// Price in the shop's currency, as the products table or the latest order gives it.
+    pub price: Option<f64>,
     /// Affinity score (higher is better; comparable within one contact). Stored as a 32-bit
     /// float, as in `augur score`'s output.
     pub score: f32,
@@ -111,11 +117,25 @@ pub fn churn(
 }
 
 /// The recommendations part of an answer.
-pub fn recommendations<'a>(models: &Models<'a>, recs: &[(u32, f64)]) -> Vec<Recommendation<'a>> {
+pub fn recommendations<'a>(
+    models: &Models<'a>,
+    catalog: &'a ProductCatalog,
+    recs: &[(u32, f64)],
+) -> Vec<Recommendation<'a>> {
     recs.iter()
-        .map(|(p, s)| Recommendation {
-            product_id: models.affinity.product_ids[*p as usize].as_str(),
-            score: *s as f32,
+        .map(|&(p, s)| {
+            let p = p as usize;
+            Recommendation {
+                product_id: models.affinity.product_ids[p].as_str(),
+                name: catalog.name.get(p).and_then(Option::as_deref),
+                category: catalog
+                    .category
+                    .get(p)
+                    .and_then(|&c| catalog.categories.get(c as usize))
+                    .map(String::as_str),
+                price: catalog.price.get(p).copied().flatten(),
+                score: s as f32,
+            }
         })
         .collect()
 }

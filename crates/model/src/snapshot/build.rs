@@ -143,12 +143,16 @@ pub fn build_snapshot_with(
         .map(|p| model_index.get(p).copied().unwrap_or(NONE))
         .collect();
     let mut catalog = ProductCatalog {
+        name: vec![None; affinity.product_ids.len()],
+        price: vec![None; affinity.product_ids.len()],
         in_stock: vec![true; affinity.product_ids.len()],
         category: vec![NONE; affinity.product_ids.len()],
         categories: Vec::new(),
     };
     for (p, &m) in to_model.iter().enumerate() {
         if m != NONE {
+            catalog.name[m as usize].clone_from(&history.products.name[p]);
+            catalog.price[m as usize] = history.products.price[p].filter(|v| v.is_finite());
             catalog.in_stock[m as usize] = history.products.in_stock[p];
             catalog.category[m as usize] = history.products.category[p];
         }

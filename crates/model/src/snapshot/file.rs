@@ -210,6 +210,14 @@ impl Snapshot {
                     Arc::new(StringArray::from_iter_values(product_ids)),
                 ),
                 (
+                    "name".into(),
+                    Arc::new(StringArray::from_iter(p.name.iter().map(Option::as_deref))),
+                ),
+                (
+                    "price".into(),
+                    Arc::new(Float64Array::from(p.price.clone())),
+                ),
+                (
                     "in_stock".into(),
                     Arc::new(BooleanArray::from(p.in_stock.clone())),
                 ),
@@ -368,6 +376,24 @@ impl Snapshot {
             }
         }
         let catalog = ProductCatalog {
+            // Absent from model directories written before they were kept.
+            name: match products.batch.column_by_name("name") {
+                None => vec![None; categories.len()],
+                Some(_) => products
+                    .strings("name")?
+                    .iter()
+                    .map(|v| v.map(Box::from))
+                    .collect(),
+            },
+            price: match products.batch.column_by_name("price") {
+                None => vec![None; categories.len()],
+                Some(column) => column
+                    .as_primitive_opt::<arrow::datatypes::Float64Type>()
+                    .ok_or_else(|| products.invalid("price", "is not float64"))?
+                    .iter()
+                    .map(|v| v.filter(|v| v.is_finite()))
+                    .collect(),
+            },
             in_stock: products
                 .column("in_stock")?
                 .as_boolean_opt()

@@ -142,6 +142,11 @@ pub struct SendTimeSummary {
 /// Availability and category of each product of the affinity model (same index).
 #[derive(Debug, Clone, Default)]
 pub struct ProductCatalog {
+    /// Display name, as the products table gives it.
+    pub name: Vec<Option<Box<str>>>,
+    /// Price in the shop's currency (the table's, else the latest positive unit price seen in
+    /// orders).
+    pub price: Vec<Option<f64>>,
     /// In stock.
     pub in_stock: Vec<bool>,
     /// Index into `categories`, or [`augur_data::NONE`].
