@@ -144,6 +144,14 @@ fn train_beats_baselines_and_score_writes_every_contact() {
             && report.contains("Send-time profile")
     );
     assert!(!report.contains("chart not drawn"), "a chart failed");
+    // Every chart and every metric table says how to read it.
+    assert_eq!(
+        report.matches("<figcaption>").count(),
+        report.matches("<svg").count()
+    );
+    assert!(report.matches("class=\"note\"").count() >= 4);
+    assert!(report.contains("lower is better") && report.contains("higher is better"));
+    assert!(report.contains("share of the week") && report.contains("hour of day (local)"));
 
     score(&dir);
     // 3,000 contacts: several parallel parts of one row group.
