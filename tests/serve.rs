@@ -11,7 +11,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int32Type};
 use serde_json::{Value, json};
 
-use crate::util::{Dir, col, read_parquet, run};
+use crate::util::{Dir, col, read_parquet, run, stderr, stdout};
 
 const KEY: &str = "test-api-key-0123456789";
 const ADMIN: &str = "test-admin-key-0123456789";
@@ -197,6 +197,7 @@ fn every_route_is_served_and_documented(server: &Server) {
     }
     parameters_are_where_clients_put_them(&openapi);
     a_standard_validator_accepts(&openapi);
+    a_generated_client_calls_every_route(server, &openapi);
 }
 
 /// Every `in: path` parameter names a `{placeholder}` of its route, and every placeholder is
@@ -266,6 +267,58 @@ fn a_standard_validator_accepts(openapi: &Value) {
         out.status.success(),
         "openapi-spec-validator rejects /openapi.json: {}",
         said.chars().take(600).collect::<String>()
+    );
+}
+
+/// A Python client generated from the document by `openapi-python-client` calls every route and
+/// parses every answer into its generated models (`tests/openapi_client.py`), when the generator
+/// is installed; with `AUGUR_OPENAPI_CLIENT=required` (set by `.ci/run` once it has installed
+/// it) it must be.
+fn a_generated_client_calls_every_route(server: &Server, openapi: &Value) {
+    let python = std::env::var("AUGUR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_generator = std::process::Command::new(&python)
+        .args(["-c", "import openapi_python_client, httpx, attrs"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_generator {
+        assert!(
+            std::env::var("AUGUR_OPENAPI_CLIENT").as_deref() != Ok("required"),
+            "openapi-python-client is not installed for {python}"
+        );
+        eprintln!("skipped: openapi-python-client is not installed for {python}");
+        return;
+    }
+    let dir = Dir::new();
+    dir.write("openapi.json", &openapi.to_string());
+    let generated = run(std::process::Command::new(&python)
+        .current_dir(dir.path())
+        .args(["-m", "openapi_python_client", "generate"])
+        .args([
+            "--path",
+            "openapi.json",
+            "--output-path",
+            "client/augur_client",
+        ])
+        .args(["--meta", "none"]));
+    assert!(
+        generated.status.success() && dir.join("client/augur_client/client.py").exists(),
+        "openapi-python-client could not generate a client: {}{}",
+        stdout(&generated),
+        stderr(&generated)
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi_client.py");
+    let called = run(std::process::Command::new(&python)
+        .arg(script)
+        .arg(dir.join("client"))
+        .args([server.base.as_str(), KEY, ADMIN]));
+    let said = format!("{}{}", stdout(&called), stderr(&called));
+    assert!(
+        called.status.success(),
+        "the generated client failed:\n{said}"
+    );
+    assert!(
+        said.contains(&format!("{} routes called", augur_serve::routes::ALL.len())),
+        "the generated client did not call every route:\n{said}"
     );
 }
 

@@ -82,7 +82,7 @@ pub struct ContactQuery {
 }
 
 /// Everything predicted for one contact.
-#[utoipa::path(get, path = "/v1/contacts/{id}", params(("id" = String, Path, description = "Contact id"), ContactQuery),
+#[utoipa::path(get, tag = "contacts", path = "/v1/contacts/{id}", params(("id" = String, Path, description = "Contact id"), ContactQuery),
     responses((status = 200, body = Contact<'_>), (status = 404, description = "unknown contact")), security(("api_key" = [])))]
 pub async fn get_contact(
     State(state): State<Arc<AppState>>,
@@ -143,7 +143,7 @@ fn comma_list(raw: Option<&str>) -> impl Iterator<Item = &str> {
 }
 
 /// Ranked products for one contact, with mode and filters.
-#[utoipa::path(get, path = "/v1/contacts/{id}/recommendations", params(("id" = String, Path, description = "Contact id"), RecommendationQuery),
+#[utoipa::path(get, tag = "contacts", path = "/v1/contacts/{id}/recommendations", params(("id" = String, Path, description = "Contact id"), RecommendationQuery),
     responses((status = 200, body = Recommendations<'_>), (status = 404, description = "unknown contact"), (status = 422, description = "bad k or category")), security(("api_key" = [])))]
 pub async fn get_recommendations(
     State(state): State<Arc<AppState>>,
@@ -232,7 +232,7 @@ pub struct SendTime {
 }
 
 /// The best instant to send to one contact inside a window.
-#[utoipa::path(get, path = "/v1/contacts/{id}/send-time", params(("id" = String, Path, description = "Contact id"), SendTimeQuery),
+#[utoipa::path(get, tag = "contacts", path = "/v1/contacts/{id}/send-time", params(("id" = String, Path, description = "Contact id"), SendTimeQuery),
     responses((status = 200, body = SendTime), (status = 404, description = "unknown contact"), (status = 422, description = "bad window, or no sendable instant in it")), security(("api_key" = [])))]
 pub async fn get_send_time(
     State(state): State<Arc<AppState>>,
@@ -396,7 +396,7 @@ pub struct Scores<'a> {
 }
 
 /// Predictions for many contacts at once; unknown ids are listed, not fatal.
-#[utoipa::path(post, path = "/v1/score", request_body = ScoreBody,
+#[utoipa::path(post, tag = "contacts", path = "/v1/score", request_body = ScoreBody,
     responses((status = 200, body = Scores<'_>), (status = 413, description = "more ids than serve.max_batch"), (status = 422, description = "bad body")), security(("api_key" = [])))]
 pub async fn post_score(
     State(state): State<Arc<AppState>>,

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Alive (the process answers).
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, tag = "operations", path = "/healthz", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -38,7 +38,7 @@ pub struct Ready {
 }
 
 /// Ready: a model with contacts is loaded and the service is not shutting down (503 otherwise).
-#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Ready), (status = 503, body = Ready, description = "shutting down, or the model holds no contact")))]
+#[utoipa::path(get, tag = "operations", path = "/readyz", responses((status = 200, body = Ready), (status = 503, body = Ready, description = "shutting down, or the model holds no contact")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Ready>) {
     let loaded = state.current.load();
     let reason = state.not_ready_because();
@@ -58,7 +58,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, tag = "operations", path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(
@@ -80,7 +80,7 @@ pub struct Reloaded {
 
 /// Loads the model `models/current` names now and swaps it in atomically; requests in flight
 /// finish on the old one.
-#[utoipa::path(post, path = "/v1/admin/reload", responses((status = 200, body = Reloaded), (status = 403, description = "not an admin key")), security(("admin_key" = [])))]
+#[utoipa::path(post, tag = "operations", path = "/v1/admin/reload", responses((status = 200, body = Reloaded), (status = 403, description = "not an admin key")), security(("admin_key" = [])))]
 pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>, ApiError> {
     let reloaded = state.reload().await.map_err(|e| {
         ApiError::internal(format!(
@@ -105,6 +105,11 @@ pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>
     ),
     // Schemas that only query parameters reference are not collected from the paths.
     components(schemas(crate::segments::Format)),
+    tags(
+        (name = "contacts", description = "One contact's or a batch's predictions: churn, recommendations, send time, segments."),
+        (name = "segments", description = "Predictive segments: the list, their members, and ad-hoc previews."),
+        (name = "operations", description = "Health, readiness, metrics, this document and model reloads."),
+    ),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -125,7 +130,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// This document (OpenAPI 3.1).
-#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "the OpenAPI document of the service")))]
+#[utoipa::path(get, tag = "operations", path = "/openapi.json", responses((status = 200, description = "the OpenAPI document of the service")))]
 pub async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }

@@ -49,7 +49,7 @@ pub struct SegmentList {
 }
 
 /// Every segment with its rule and size.
-#[utoipa::path(get, path = "/v1/segments", responses((status = 200, body = SegmentList)), security(("api_key" = [])))]
+#[utoipa::path(get, tag = "segments", path = "/v1/segments", responses((status = 200, body = SegmentList)), security(("api_key" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<SegmentList>, ApiError> {
     let loaded = state.current.load_full();
     let list = tokio::task::spawn_blocking(move || {
@@ -189,7 +189,7 @@ fn parse_cursor(raw: &str, loaded: &Loaded) -> Result<usize, ApiError> {
 }
 
 /// The contacts of a segment: streamed whole, or one page at a time with `limit` and `cursor`.
-#[utoipa::path(get, path = "/v1/segments/{name}/contacts", params(("name" = String, Path, description = "Segment name"), ListingQuery),
+#[utoipa::path(get, tag = "segments", path = "/v1/segments/{name}/contacts", params(("name" = String, Path, description = "Segment name"), ListingQuery),
     responses((status = 200, description = "JSON lines or CSV: contact_id, churn_risk, churn_tier; `x-next-cursor` when more pages follow"),
         (status = 404, description = "unknown segment"), (status = 409, description = "cursor from an older model")), security(("api_key" = [])))]
 pub async fn contacts(
@@ -324,7 +324,7 @@ pub struct Preview {
 }
 
 /// Count and sample of an ad-hoc rule, before naming it in the configuration.
-#[utoipa::path(post, path = "/v1/segments/preview", request_body = PreviewBody,
+#[utoipa::path(post, tag = "segments", path = "/v1/segments/preview", request_body = PreviewBody,
     responses((status = 200, body = Preview), (status = 422, description = "the rule does not parse or names an unknown field")), security(("api_key" = [])))]
 pub async fn preview(
     State(state): State<Arc<AppState>>,
