@@ -154,28 +154,14 @@ pub fn fit(
         model.scale[c] = scale[j];
         model.weights[c] = fitted.params()[j];
     }
-    // linfa orders binary labels; make sure the score rises with churn.
-    if correlation_sign(&model, train) < 0.0 {
+    // linfa's positive class is the larger one: the staying buyers wherever churners are the
+    // minority. Turn the score around then, so that it rises with churn.
+    if !fitted.labels().pos.class {
         model.weights.iter_mut().for_each(|w| *w = -*w);
         model.intercept = -model.intercept;
     }
     model.calibration = platt(&model, calibrate)?;
     Ok(model)
-}
-
-fn correlation_sign(model: &ChurnModel, ex: &Examples) -> f64 {
-    let (mut pos, mut neg, mut np, mut nn) = (0.0, 0.0, 0.0, 0.0);
-    for (row, &c) in ex.rows.iter().zip(&ex.churned).take(10_000) {
-        let z = model.linear(row);
-        if c {
-            pos += z;
-            np += 1.0;
-        } else {
-            neg += z;
-            nn += 1.0;
-        }
-    }
-    pos / f64::max(np, 1.0) - neg / f64::max(nn, 1.0)
 }
 
 /// One-dimensional logistic fit of labels on the linear score: `(a, b)` of `σ(a·z + b)`.
@@ -192,6 +178,13 @@ fn platt(model: &ChurnModel, ex: &Examples) -> Result<(f64, f64)> {
         .fit(&Dataset::new(x, y))
         .map_err(|e| Error::Fit(format!("churn calibration: {e}")))?;
     let (a, b) = (fitted.params()[0], fitted.intercept());
+    // Fitted for linfa's positive class, the larger one: for churn when churners are the
+    // minority, turn it around.
+    let (a, b) = if fitted.labels().pos.class {
+        (a, b)
+    } else {
+        (-a, -b)
+    };
     // A non-positive slope would invert the ranking: keep the uncalibrated score instead.
     Ok(if a > 0.0 && a.is_finite() && b.is_finite() {
         (a, b)
@@ -322,7 +315,54 @@ pub fn stacked_examples(
 
 #[cfg(test)]
 mod tests {
-    use super::subsample;
+    use super::*;
+
+    /// Examples whose churn probability rises with feature 0, at a base rate of `rate`.
+    fn examples(n: usize, rate: f64, seed: u64) -> Examples {
+        let mut ex = Examples::default();
+        let mut state = seed;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let offset = (rate / (1.0 - rate)).ln();
+        for i in 0..n {
+            let x = uniform() * 4.0 - 2.0;
+            let p = 1.0 / (1.0 + (-(1.5 * x + offset)).exp());
+            let mut row = [0.0; CHURN_FEATURES.len()];
+            row[0] = x;
+            ex.rows.push(row);
+            ex.churned.push(uniform() < p);
+            ex.contacts.push(i as u32);
+        }
+        ex
+    }
+
+    #[test]
+    fn risk_rises_with_churn_and_is_recalibrated_whichever_class_is_larger() {
+        // The calibration examples (the newest cutoff) churn at another rate than the stacked
+        // training examples: Platt scaling moves the probabilities to it.
+        for (rate, newest_rate) in [(0.08, 0.15), (0.5, 0.35), (0.85, 0.7)] {
+            let (train, calibrate) = (examples(6000, rate, 1), examples(4000, newest_rate, 2));
+            let model = fit(&train, &calibrate, &[0], 1.0, 90.0, None).expect("fit");
+            let mut low = [0.0; CHURN_FEATURES.len()];
+            let mut high = low;
+            (low[0], high[0]) = (-1.5, 1.5);
+            assert!(
+                model.probability(&high) > model.probability(&low),
+                "rate {rate}: risk must rise with the churn driver"
+            );
+            let predicted: f64 = predict(&model, &calibrate).iter().sum::<f64>() / 4000.0;
+            let observed = calibrate.churned.iter().filter(|c| **c).count() as f64 / 4000.0;
+            assert!(
+                (predicted - observed).abs() < 0.02,
+                "rate {rate}: mean predicted {predicted:.3}, observed {observed:.3}, calibration {:?}",
+                model.calibration
+            );
+        }
+    }
 
     #[test]
     fn subsample_keeps_every_row_up_to_the_cap_then_exactly_the_cap_spread_out() {
