@@ -36,12 +36,37 @@ pub(crate) enum FirstHead {
 }
 
 /// Reads from `stream` until a whole request head is in, or the head breaks a limit.
+///
+/// The head is parsed once, when its end has arrived (or a limit is passed): a client that
+/// sends it a byte at a time costs a scan of each byte, not a parse of the whole buffer per
+/// byte.
 pub(crate) async fn read_first(stream: &mut TcpStream) -> FirstHead {
     let mut buf = Vec::with_capacity(1024);
+    let mut line_ended = false;
     loop {
+        let before = buf.len();
         match stream.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return FirstHead::Gone,
             Ok(_) => {}
+        }
+        // Only the new bytes, and the two before them a terminator may have started in.
+        let fresh = &buf[before.saturating_sub(2)..];
+        if !line_ended {
+            match fresh.iter().position(|&b| b == b'\n') {
+                Some(end) if before.saturating_sub(2) + end > MAX_TARGET_BYTES + 64 => {
+                    return FirstHead::Refused(target_too_long());
+                }
+                Some(_) => line_ended = true,
+                None if buf.len() > MAX_TARGET_BYTES + 64 => {
+                    return FirstHead::Refused(target_too_long());
+                }
+                None => continue,
+            }
+        }
+        // The head ends at an empty line: CRLF CRLF, or bare LFs, which parsers accept too.
+        let ended = find(fresh, b"\n\r\n").is_some() || find(fresh, b"\n\n").is_some();
+        if !ended && buf.len() <= MAX_HEAD_BYTES {
+            continue;
         }
         match check(&buf) {
             Verdict::Partial => {}
@@ -49,6 +74,11 @@ pub(crate) async fn read_first(stream: &mut TcpStream) -> FirstHead {
             Verdict::Refused(error) => return FirstHead::Refused(error),
         }
     }
+}
+
+/// Where `needle` starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 enum Verdict {
