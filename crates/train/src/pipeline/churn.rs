@@ -20,6 +20,8 @@ pub(super) struct ChurnPart {
     pub model: ChurnModel,
     /// The label length actually used, days.
     pub horizon_used: f64,
+    /// The L2 strength of the served regression.
+    pub alpha: f64,
     pub backtest: BTreeMap<String, ChurnMetrics>,
     pub curves: ChurnCurves,
     /// Which features are served and why.
@@ -42,6 +44,7 @@ pub(super) fn fit_churn(
     let plan = churn::plan(first, as_of, horizon);
     let mut backtest_churn = BTreeMap::new();
     let mut churn_curves = ChurnCurves::default();
+    let mut chosen_alpha = BASELINE_ALPHA;
     let (churn_model, horizon_used) = match &plan {
         Some(plan) => {
             if plan.horizon < horizon {
@@ -58,46 +61,46 @@ pub(super) fn fit_churn(
                 first,
                 as_of - plan.horizon,
                 plan.horizon,
-                options.churn_alpha,
+                BASELINE_ALPHA,
                 &all_columns,
             )?;
-            served_churn = Some(columns.1);
             let served_columns = columns.0;
-            // The backtest's fits and the final fit read the history independently: they run
-            // side by side (the logistic fits are most of the churn work).
-            let (backtest, fitted) = rayon::join(
-                || {
-                    churn_backtest(
-                        history,
-                        plan,
-                        &[
-                            ("augur", &served_columns),
-                            ("recency", &[0]),
-                            ("rfm_logistic", &RFM_COLUMNS),
-                        ],
-                        options.churn_alpha,
-                        horizon_days,
+            // The backtest fits every L2 strength for augur; the one that ranks the held-out
+            // window best is the one the final model is fitted with.
+            let backtest = churn_backtest(
+                history,
+                plan,
+                &[
+                    ("augur", &served_columns, &options.churn_alphas),
+                    ("recency", &[0], &[BASELINE_ALPHA]),
+                    ("rfm_logistic", &RFM_COLUMNS, &[BASELINE_ALPHA]),
+                ],
+                horizon_days,
+            )?;
+            let alpha = match &backtest {
+                Some(bt) => bt.chosen_alpha,
+                None => BASELINE_ALPHA,
+            };
+            chosen_alpha = alpha;
+            served_churn = Some(match &backtest {
+                Some(bt) if options.churn_alphas.len() > 1 => {
+                    format!(
+                        "{}; L2 strength {alpha} chosen on the held-out window ({})",
+                        columns.1, bt.alpha_aucs
                     )
-                },
-                || -> Result<std::result::Result<ChurnModel, usize>> {
-                    let (train, newest, btyd) =
-                        churn::stacked_examples(history, &plan.cutoffs, plan.horizon);
-                    if !train.enough() {
-                        return Ok(Err(train.len()));
-                    }
-                    churn::fit(
-                        &train,
-                        &newest,
-                        &served_columns,
-                        options.churn_alpha,
-                        horizon_days,
-                        btyd,
-                    )
-                    .map(Ok)
-                },
-            );
-            match backtest? {
-                Some((metrics, curves)) => (backtest_churn, churn_curves) = (metrics, curves),
+                }
+                _ => columns.1,
+            });
+            let fitted = (|| -> Result<std::result::Result<ChurnModel, usize>> {
+                let (train, newest, btyd) =
+                    churn::stacked_examples(history, &plan.cutoffs, plan.horizon);
+                if !train.enough() {
+                    return Ok(Err(train.len()));
+                }
+                churn::fit(&train, &newest, &served_columns, alpha, horizon_days, btyd).map(Ok)
+            })();
+            match backtest {
+                Some(bt) => (backtest_churn, churn_curves) = (bt.metrics, bt.curves),
                 None => fallbacks
                     .push("churn: too few buyers before the held-out window for a backtest".into()),
             }
@@ -128,6 +131,7 @@ pub(super) fn fit_churn(
         plan,
         model: churn_model,
         horizon_used,
+        alpha: chosen_alpha,
         backtest: backtest_churn,
         curves: churn_curves,
         served: served_churn,
@@ -159,9 +163,14 @@ fn churn_columns(
     };
     let horizon_days = plan.horizon as f64 / DAY as f64;
     // Only the two regressions being compared are fitted.
-    let candidates: [(&str, &[usize]); 2] =
-        [("augur", all_columns), ("rfm_logistic", &RFM_COLUMNS)];
-    let Some((metrics, curves)) = churn_backtest(history, &plan, &candidates, alpha, horizon_days)?
+    let alphas = [alpha];
+    let candidates: [(&str, &[usize], &[f64]); 2] = [
+        ("augur", all_columns, &alphas),
+        ("rfm_logistic", &RFM_COLUMNS, &alphas),
+    ];
+    let Some(ChurnBacktest {
+        metrics, curves, ..
+    }) = churn_backtest(history, &plan, &candidates, horizon_days)?
     else {
         return Ok((
             all_columns.to_vec(),
@@ -205,15 +214,29 @@ fn auc_variance(a: f64, positives: usize, negatives: usize) -> f64 {
     ((a * (1.0 - a) + (n1 - 1.0) * (q1 - a * a) + (n2 - 1.0) * (q2 - a * a)) / (n1 * n2)).max(0.0)
 }
 
-/// The churn backtest: each candidate (name, feature columns) fitted at the backtest cutoffs
-/// (side by side) and scored on the held-out window; `None` when too few buyers for one.
+/// The L2 strength of the baselines (a data scientist's default) and of the feature selection.
+const BASELINE_ALPHA: f64 = 1.0;
+
+/// What [`churn_backtest`] measured.
+struct ChurnBacktest {
+    /// Each candidate's metrics on the held-out window (augur's at its chosen strength).
+    metrics: BTreeMap<String, ChurnMetrics>,
+    curves: ChurnCurves,
+    /// The L2 strength of augur's best ROC AUC on the window (the smallest of equals).
+    chosen_alpha: f64,
+    /// Every strength tried with its ROC AUC, in words.
+    alpha_aucs: String,
+}
+
+/// The churn backtest: each candidate (name, feature columns, L2 strengths) fitted at the
+/// backtest cutoffs, every strength side by side, and scored on the held-out window; a
+/// candidate with several strengths reports its best. `None` when too few buyers for one.
 fn churn_backtest(
     history: &History,
     plan: &ChurnPlan,
-    candidates: &[(&str, &[usize])],
-    alpha: f64,
+    candidates: &[(&str, &[usize], &[f64])],
     horizon_days: f64,
-) -> Result<Option<(BTreeMap<String, ChurnMetrics>, ChurnCurves)>> {
+) -> Result<Option<ChurnBacktest>> {
     use rayon::prelude::*;
     let (train, newest, btyd) =
         churn::stacked_examples(history, &plan.backtest_cutoffs, plan.horizon);
@@ -221,22 +244,49 @@ fn churn_backtest(
     if !(train.enough() && eval.enough()) {
         return Ok(None);
     }
-    let predictions = candidates
+    let fits: Vec<(&str, &[usize], f64)> = candidates
+        .iter()
+        .flat_map(|&(name, columns, alphas)| alphas.iter().map(move |&a| (name, columns, a)))
+        .collect();
+    let predictions = fits
         .par_iter()
-        .map(|&(name, columns)| {
+        .map(|&(name, columns, alpha)| {
             let m = churn::fit(&train, &newest, columns, alpha, horizon_days, btyd)?;
-            Ok((name.to_string(), churn::predict(&m, &eval)))
+            let p = churn::predict(&m, &eval);
+            let metrics = ChurnMetrics::compute(&p, &eval.churned);
+            Ok((name, alpha, metrics, p))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut metrics = BTreeMap::new();
-    for (name, p) in &predictions {
-        metrics.insert(name.clone(), ChurnMetrics::compute(p, &eval.churned));
+    let mut best: BTreeMap<&str, (f64, ChurnMetrics, Vec<f64>)> = BTreeMap::new();
+    let mut alpha_aucs = Vec::new();
+    // In fit order (strengths ascending as given): a strictly better AUC replaces the kept one.
+    for (name, alpha, metrics, p) in predictions {
+        if name == "augur" {
+            alpha_aucs.push(format!("{alpha}: {:.4}", metrics.roc_auc));
+        }
+        let better = best
+            .get(name)
+            .is_none_or(|(_, kept, _)| metrics.roc_auc > kept.roc_auc);
+        if better {
+            best.insert(name, (alpha, metrics, p));
+        }
     }
-    let curves = ChurnCurves {
-        models: predictions,
-        labels: eval.churned,
-    };
-    Ok(Some((metrics, curves)))
+    let chosen_alpha = best.get("augur").map_or(BASELINE_ALPHA, |(a, _, _)| *a);
+    let mut metrics = BTreeMap::new();
+    let mut models = Vec::new();
+    for (name, (_, m, p)) in best {
+        metrics.insert(name.to_string(), m);
+        models.push((name.to_string(), p));
+    }
+    Ok(Some(ChurnBacktest {
+        metrics,
+        curves: ChurnCurves {
+            models,
+            labels: eval.churned,
+        },
+        chosen_alpha,
+        alpha_aucs: format!("ROC AUC by strength: {}", alpha_aucs.join(", ")),
+    }))
 }
 
 /// The churn model when labels cannot be had: BG/NBD fitted on the buyers if there are enough,

@@ -211,7 +211,7 @@ fn hyperparameters(
     let (rankers, ranker_choices) = (&affinity.model.rankers, &affinity.ranker_choices);
     let send = &send_time.model;
     serde_json::json!({
-        "churn": { "model": "logistic_regression", "alpha": options.churn_alpha, "features": augur_model::CHURN_FEATURES, "cutoffs": cutoffs, "calibration": "platt", "max_training_rows": MAX_TRAINING_ROWS, "max_iterations": MAX_ITERATIONS },
+        "churn": { "model": "logistic_regression", "alpha": churn.alpha, "alphas_tried": options.churn_alphas, "features": augur_model::CHURN_FEATURES, "cutoffs": cutoffs, "calibration": "platt", "max_training_rows": MAX_TRAINING_ROWS, "max_iterations": MAX_ITERATIONS },
         "affinity": { "item_to_item": "ease", "ease_products": EASE_PRODUCTS, "ease_neighbors": EASE_NEIGHBORS, "ease_lambda_share": LAMBDA_SHARE, "signals": signals, "rank_features": augur_model::RANK_FEATURES, "rankers": rankers, "ranker_choices": ranker_choices },
         "send_time": { "clusters": send.clusters.len(), "kappa_cluster": send.kappa_cluster, "kappa_population": send.kappa_population, "weights": send.weights },
     })
