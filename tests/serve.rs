@@ -941,6 +941,10 @@ fn hostile_requests_get_quick_json_answers() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"too_large\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "the unread body ends the connection, and the answer says so: {answer}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 
     // A known route with the wrong method: 405 in the documented error shape.
@@ -981,6 +985,13 @@ fn hostile_requests_get_quick_json_answers() {
         "/v1/contacts/{id}/send-time?after=9999-12-31T23:00:00Z&within=7d"
     ));
     assert_eq!(status, 422, "{body}");
+    // So is one before 1972, when some zones' offsets had seconds RFC 3339 cannot write.
+    for early in ["1800-06-01T00:00:00Z", "0000-01-01T00:00:00Z"] {
+        let (status, body) = server.get_json(&format!(
+            "/v1/contacts/{id}/send-time?after={early}&within=24h"
+        ));
+        assert_eq!(status, 422, "{early}: {body}");
+    }
     assert!(
         body["error"]["message"]
             .as_str()
@@ -1096,6 +1107,56 @@ fn heads_too_long_too_large_or_malformed_get_json_answers() {
         400,
         "bad_request",
     );
+
+    // Framing that hyper would refuse with an empty body, and the Host that RFC 9112 requires.
+    for head in [
+        "POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 39\r\nContent-Length: 3\r\n\r\n",
+        "POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: +39\r\n\r\n",
+        "POST /v1/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+        "POST /v1/score HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a b/c\r\n\r\n",
+    ] {
+        expect(ask(head.as_bytes()), 400, "bad_request");
+    }
+    // A TLS hello or binary junk is refused at once, not after the header timeout.
+    let started = std::time::Instant::now();
+    expect(
+        ask(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+        400,
+        "bad_request",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // The head limit counts the request line too: a whole head one byte over it is refused.
+    let filler = 32 * 1024 - "GET /healthz HTTP/1.1\r\nX-A: \r\n\r\n".len() + 1;
+    let just_over = format!(
+        "GET /healthz HTTP/1.1\r\nX-A: {}\r\n\r\n",
+        "b".repeat(filler)
+    );
+    expect(ask(just_over.as_bytes()), 431, "headers_too_large");
+    // A client that half-closes after a whole request still gets its answer.
+    for _ in 0..20 {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        s.shutdown(std::net::Shutdown::Write).expect("half-close");
+        assert_eq!(read_answer(&mut s).0, 200, "no answer after a half-close");
+    }
+    // Bare line feeds end a head as well, as HTTP parsers accept them.
+    assert_eq!(ask(b"GET /healthz HTTP/1.1\nHost: x\n\n").0, 200);
+    // A head sent a byte at a time is answered once it is whole.
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" {
+        s.write_all(&[*byte]).expect("a byte");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(read_answer(&mut s).0, 200);
 
     // A later request on a kept-alive connection is held to the same limits.
     let mut s = std::net::TcpStream::connect(&addr).expect("connect");

@@ -121,7 +121,10 @@ fn train_beats_baselines_and_score_writes_every_contact() {
     // The L2 strength served is one of those the backtest tried.
     let churn = &manifest["hyperparameters"]["churn"];
     let tried = churn["alphas_tried"].as_array().expect("strengths tried");
-    assert!(tried.len() > 1 && tried.contains(&churn["alpha"]), "{churn}");
+    assert!(
+        tried.len() > 1 && tried.contains(&churn["alpha"]),
+        "{churn}"
+    );
     let m = &manifest["metrics"];
     let auc = |name: &str| m["churn"][name]["roc_auc"].as_f64().expect("auc");
     assert!(

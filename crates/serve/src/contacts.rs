@@ -8,6 +8,7 @@ use augur_model::{Filters, Mode, Request};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use chrono::Datelike as _;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -265,6 +266,13 @@ pub async fn get_send_time(
     if after + within > last {
         return Err(ApiError::invalid(format!(
             "after: `{after}` plus `within` ends past the year 9999; ask for an instant before {last}",
+        )));
+    }
+    // Before 1972 some zones' offsets had seconds (local mean time), which an RFC 3339 local
+    // instant cannot express, and no send is planned in the past anyway.
+    if after.year() < 1972 {
+        return Err(ApiError::invalid(format!(
+            "after: `{after}` is before 1972; ask for an instant from 1972 on"
         )));
     }
     let quiet = query

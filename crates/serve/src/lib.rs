@@ -107,10 +107,18 @@ async fn refuse_declared_oversize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
-        Some(n) if n > max as u64 => ApiError::too_large(format!(
-            "the body declares {n} bytes; serve.max_body_bytes allows {max}"
-        ))
-        .into_response(),
+        Some(n) if n > max as u64 => {
+            // The body is never read, so the connection cannot carry another request: say so.
+            let mut response = ApiError::too_large(format!(
+                "the body declares {n} bytes; serve.max_body_bytes allows {max}"
+            ))
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
         _ => next.run(request).await,
     }
 }

@@ -52,6 +52,22 @@ pub(crate) async fn read_first(stream: &mut TcpStream) -> FirstHead {
         // Only the new bytes, and the two before them a terminator may have started in.
         let fresh = &buf[before.saturating_sub(2)..];
         if !line_ended {
+            // A request line holds no control character but its closing CR LF: a TLS hello or
+            // binary junk is refused at once, not after the header timeout.
+            let line = &fresh[..fresh
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(fresh.len())];
+            let bad = line.iter().enumerate().any(|(i, &b)| {
+                (b < 0x20 && b != b'\r' && b != b'\t')
+                    || b == 0x7f
+                    || (b == b'\r' && i + 1 < line.len())
+            });
+            if bad {
+                return FirstHead::Refused(ApiError::bad_request(
+                    "malformed HTTP/1.1 request line: a control character",
+                ));
+            }
             match fresh.iter().position(|&b| b == b'\n') {
                 Some(end) if before.saturating_sub(2) + end > MAX_TARGET_BYTES + 64 => {
                     return FirstHead::Refused(target_too_long());
@@ -96,7 +112,13 @@ fn check(buf: &[u8]) -> Verdict {
         return Verdict::Refused(target_too_long());
     }
     match parsed {
-        Ok(httparse::Status::Complete(_)) => Verdict::Complete,
+        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD_BYTES => {
+            Verdict::Refused(head_too_large())
+        }
+        Ok(httparse::Status::Complete(_)) => match framing_and_host(&request) {
+            Ok(()) => Verdict::Complete,
+            Err(why) => Verdict::Refused(ApiError::bad_request(why)),
+        },
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD_BYTES => {
             // A request line still without its end, longer than any acceptable one.
             if request.path.is_none() && buf.len() > MAX_TARGET_BYTES + 64 {
@@ -115,6 +137,56 @@ fn check(buf: &[u8]) -> Verdict {
             "malformed HTTP/1.1 request head: {e}"
         ))),
     }
+}
+
+/// What hyper would refuse in a parsed head with an empty 400, and RFC 9112 requires refusing:
+/// a body length that is not one plain number (§6.3), a transfer coding that does not end in
+/// `chunked` or comes with HTTP/1.0 (§6.1), and a missing, repeated or malformed `Host` in an
+/// HTTP/1.1 request (§3.2).
+fn framing_and_host(request: &httparse::Request<'_, '_>) -> Result<(), String> {
+    let http11 = request.version == Some(1);
+    let values = |name: &'static str| {
+        request
+            .headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let lengths: Vec<&[u8]> = values("content-length").collect();
+    if lengths
+        .iter()
+        .any(|v| v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit))
+        || lengths.windows(2).any(|w| w[0] != w[1])
+    {
+        return Err(
+            "Content-Length must be one number of bytes (repeated, only with the same value)"
+                .into(),
+        );
+    }
+    for coding in values("transfer-encoding") {
+        let last = coding
+            .rsplit(|b| *b == b',')
+            .next()
+            .map(<[u8]>::trim_ascii)
+            .unwrap_or_default();
+        if !http11 || !last.eq_ignore_ascii_case(b"chunked") {
+            return Err("Transfer-Encoding must end in `chunked`, in an HTTP/1.1 request".into());
+        }
+    }
+    if http11 {
+        let hosts: Vec<&[u8]> = values("host").collect();
+        let valid = |h: &[u8]| {
+            h.is_empty()
+                || axum::http::uri::Authority::try_from(h)
+                    .is_ok_and(|a| a.as_str().len() == h.len())
+        };
+        if hosts.len() != 1 || !valid(hosts[0]) {
+            return Err(
+                "an HTTP/1.1 request needs exactly one valid Host header (RFC 9112 §3.2)".into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn target_too_long() -> ApiError {
@@ -170,21 +242,33 @@ pub(crate) async fn refuse_oversized_head(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
+    let uri = request.uri();
+    // The target as sent: absolute form (scheme and authority) or origin form.
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_TARGET_BYTES {
         return target_too_long().into_response();
     }
     let headers = request.headers();
-    // Each field as it arrived: name, ": ", value, CRLF.
-    let head: usize = headers
+    // As it arrived: the request line (method, target, `HTTP/1.1`, spaces and CRLF), each field
+    // (name, ": ", value, CRLF), and the empty line.
+    let line = request.method().as_str().len() + 1 + target + 1 + 8 + 2;
+    let fields: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    if headers.len() > MAX_HEADERS || head + target > MAX_HEAD_BYTES {
+    if headers.len() > MAX_HEADERS || line + fields + 2 > MAX_HEAD_BYTES {
         return head_too_large().into_response();
+    }
+    if request.version() == axum::http::Version::HTTP_11 {
+        let hosts = headers.get_all(axum::http::header::HOST).iter().count();
+        if hosts != 1 {
+            return ApiError::bad_request(
+                "an HTTP/1.1 request needs exactly one valid Host header (RFC 9112 §3.2)",
+            )
+            .into_response();
+        }
     }
     next.run(request).await
 }

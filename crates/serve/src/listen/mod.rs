@@ -49,6 +49,8 @@ pub(crate) async fn accept_until(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // A client that half-closes after a whole request still gets its answer.
+        .half_close(true)
         // Above augur's own limit, so that [`refuse_oversized_head`] answers first.
         .max_headers(2 * head::MAX_HEADERS);
     tokio::pin!(stop);
