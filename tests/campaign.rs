@@ -155,6 +155,20 @@ fn augur_ok(dir: &Dir, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// Asserts that no address got two of the `.eml` files the sender wrote.
+fn no_one_mailed_twice(dir: &Dir) {
+    let mut recipients = HashSet::new();
+    for entry in std::fs::read_dir(dir.join("outbox/eml")).expect("eml dir") {
+        let eml = std::fs::read_to_string(entry.expect("entry").path()).expect("eml");
+        let to = eml
+            .split("\r\n")
+            .find(|l| l.starts_with("To:"))
+            .expect("To")
+            .to_string();
+        assert!(recipients.insert(to.clone()), "mailed twice: {to}");
+    }
+}
+
 /// The number after `label` in `text`.
 fn number_after(text: &str, label: &str) -> usize {
     let at = text
@@ -945,16 +959,7 @@ fn two_plans_started_at_once_share_the_frequency_cap() {
         .expect("eml dir")
         .count();
     assert_eq!(number_after(&sent, "Sent"), files);
-    let mut recipients = HashSet::new();
-    for entry in std::fs::read_dir(dir.join("outbox/eml")).expect("eml dir") {
-        let eml = std::fs::read_to_string(entry.expect("entry").path()).expect("eml");
-        let to = eml
-            .split("\r\n")
-            .find(|l| l.starts_with("To:"))
-            .expect("To")
-            .to_string();
-        assert!(recipients.insert(to.clone()), "mailed twice: {to}");
-    }
+    no_one_mailed_twice(&dir);
 }
 
 #[test]
@@ -996,16 +1001,7 @@ fn the_sender_checks_the_frequency_cap_again_when_a_message_falls_due() {
         capped_messages,
         "every contact had a message (or a holdout) of the earlier run: {out}"
     );
-    let mut recipients = HashSet::new();
-    for entry in std::fs::read_dir(dir.join("outbox/eml")).expect("eml dir") {
-        let eml = std::fs::read_to_string(entry.expect("entry").path()).expect("eml");
-        let to = eml
-            .split("\r\n")
-            .find(|l| l.starts_with("To:"))
-            .expect("To")
-            .to_string();
-        assert!(recipients.insert(to.clone()), "mailed twice: {to}");
-    }
+    no_one_mailed_twice(&dir);
 }
 
 #[test]

@@ -234,22 +234,36 @@ fn parameters_are_where_clients_put_them(openapi: &Value) {
     }
 }
 
+/// The Python (`AUGUR_TEST_PYTHON`, else `python3`) when it can import `modules`; `None`, saying
+/// the check is skipped, when it cannot, unless `required_by` is set to `required` (as `.ci/run`
+/// does once it has installed `package`), which makes a missing package a failure.
+fn python_with(modules: &str, package: &str, required_by: &str) -> Option<String> {
+    let python = std::env::var("AUGUR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let importable = std::process::Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if importable {
+        return Some(python);
+    }
+    assert!(
+        std::env::var(required_by).as_deref() != Ok("required"),
+        "{package} is not installed for {python}"
+    );
+    eprintln!("skipped: {package} is not installed for {python}");
+    None
+}
+
 /// The document passes `openapi-spec-validator` (Python), when it is installed; with
 /// `AUGUR_OPENAPI_VALIDATOR=required` (set by `.ci/run` once it has installed it) it must be.
 fn a_standard_validator_accepts(openapi: &Value) {
-    let python = std::env::var("AUGUR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_validator = std::process::Command::new(&python)
-        .args(["-c", "import openapi_spec_validator"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_validator {
-        assert!(
-            std::env::var("AUGUR_OPENAPI_VALIDATOR").as_deref() != Ok("required"),
-            "openapi-spec-validator is not installed for {python}"
-        );
-        eprintln!("skipped: openapi-spec-validator is not installed for {python}");
+    let Some(python) = python_with(
+        "openapi_spec_validator",
+        "openapi-spec-validator",
+        "AUGUR_OPENAPI_VALIDATOR",
+    ) else {
         return;
-    }
+    };
     let file = std::env::temp_dir().join(format!("augur-openapi-{}.json", std::process::id()));
     std::fs::write(&file, openapi.to_string()).expect("write document");
     let out = std::process::Command::new(&python)
@@ -275,19 +289,13 @@ fn a_standard_validator_accepts(openapi: &Value) {
 /// is installed; with `AUGUR_OPENAPI_CLIENT=required` (set by `.ci/run` once it has installed
 /// it) it must be.
 fn a_generated_client_calls_every_route(server: &Server, openapi: &Value) {
-    let python = std::env::var("AUGUR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_generator = std::process::Command::new(&python)
-        .args(["-c", "import openapi_python_client, httpx, attrs"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_generator {
-        assert!(
-            std::env::var("AUGUR_OPENAPI_CLIENT").as_deref() != Ok("required"),
-            "openapi-python-client is not installed for {python}"
-        );
-        eprintln!("skipped: openapi-python-client is not installed for {python}");
+    let Some(python) = python_with(
+        "openapi_python_client, httpx, attrs",
+        "openapi-python-client",
+        "AUGUR_OPENAPI_CLIENT",
+    ) else {
         return;
-    }
+    };
     let dir = Dir::new();
     dir.write("openapi.json", &openapi.to_string());
     let generated = run(std::process::Command::new(&python)

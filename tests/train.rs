@@ -90,16 +90,21 @@ fn assert_rows_match_predict(path: &std::path::Path, artifact: &augur_model::Art
 
 /// `augur score` of the demo with the model in `models`, into `p.parquet`.
 fn score(dir: &Dir) {
-    let out = run(dir.augur().args([
+    score_into(dir, "p.parquet");
+}
+
+/// `augur score` of the demo with the model in `models`, into `out`.
+fn score_into(dir: &Dir, out: &str) {
+    let run = run(dir.augur().args([
         "score",
         "--config",
         "demo/augur.toml",
         "--models",
         "models",
         "--out",
-        "p.parquet",
+        out,
     ]));
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
 }
 
 fn metrics(dir: &Dir, models: &str) -> serde_json::Value {
@@ -564,13 +569,7 @@ fn the_snapshot_on_disk_predicts_what_the_history_predicts() {
             .num_row_groups();
         assert_eq!(written_groups, groups);
         assert_rows_match_predict(&batch, &artifact);
-        let left: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains(".partial"))
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "temporary files left: {left:?}");
+        no_file_left_like(dir.path(), |name| name.contains(".partial"));
     }
     // A shorter unfiltered list is read from the stored one; forcing the computed path (an
     // exclusion of nothing) gives the same products and scores.
@@ -780,16 +779,7 @@ fn what_a_killed_score_or_train_left_is_removed_by_the_next_and_a_live_ones_kept
         .expect("open");
     held.lock().expect("lock");
 
-    let out = run(dir.augur().args([
-        "score",
-        "--config",
-        "demo/augur.toml",
-        "--models",
-        "models",
-        "--out",
-        "out/b.parquet",
-    ]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    score_into(&dir, "out/b.parquet");
     assert!(dir.join("out/b.parquet").exists());
     for path in &killed_score {
         assert!(!path.exists(), "{} left behind", path.display());
@@ -804,11 +794,16 @@ fn what_a_killed_score_or_train_left_is_removed_by_the_next_and_a_live_ones_kept
     for path in &killed_train {
         assert!(!path.exists(), "{} left behind", path.display());
     }
-    let hidden: Vec<_> = std::fs::read_dir(dir.join("models"))
-        .expect("models")
+    no_file_left_like(&dir.join("models"), |name| name.starts_with('.'));
+}
+
+/// Asserts that no file in `folder` has a name `temporary` says is a writer's temporary one.
+fn no_file_left_like(folder: &Path, temporary: impl Fn(&str) -> bool) {
+    let left: Vec<_> = std::fs::read_dir(folder)
+        .expect("folder")
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| temporary(&e.file_name().to_string_lossy()))
         .map(|e| e.path())
         .collect();
-    assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }
