@@ -1128,6 +1128,9 @@ fn heads_too_long_too_large_or_malformed_get_json_answers() {
     ] {
         expect(ask(head.as_bytes()), 400, "bad_request");
     }
+    // A request line made long by its method is a bad request, not a long target.
+    let long_method = format!("{} / HTTP/1.1\r\nHost: x\r\n\r\n", "M".repeat(9_000));
+    expect(ask(long_method.as_bytes()), 400, "bad_request");
     // A TLS hello or binary junk is refused at once, not after the header timeout.
     let started = std::time::Instant::now();
     expect(

@@ -70,11 +70,11 @@ pub(crate) async fn read_first(stream: &mut TcpStream) -> FirstHead {
             }
             match fresh.iter().position(|&b| b == b'\n') {
                 Some(end) if before.saturating_sub(2) + end > MAX_TARGET_BYTES + 64 => {
-                    return FirstHead::Refused(target_too_long());
+                    return FirstHead::Refused(line_too_long(&buf));
                 }
                 Some(_) => line_ended = true,
                 None if buf.len() > MAX_TARGET_BYTES + 64 => {
-                    return FirstHead::Refused(target_too_long());
+                    return FirstHead::Refused(line_too_long(&buf));
                 }
                 None => continue,
             }
@@ -188,6 +188,22 @@ fn framing_and_host(request: &httparse::Request<'_, '_>) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The answer to a request line over the limit: 414 when the target makes it long, 400 when
+/// the method does (no method this service answers is longer than [`MAX_METHOD_BYTES`]).
+fn line_too_long(buf: &[u8]) -> ApiError {
+    let method = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
+    if method > MAX_METHOD_BYTES {
+        ApiError::bad_request(format!(
+            "the request method is longer than {MAX_METHOD_BYTES} bytes; the routes take GET and POST"
+        ))
+    } else {
+        target_too_long()
+    }
+}
+
+/// The longest method token accepted in a request line that is over the length limit.
+const MAX_METHOD_BYTES: usize = 64;
 
 fn target_too_long() -> ApiError {
     ApiError::new(
@@ -374,6 +390,15 @@ mod tests {
         assert_eq!(
             refused(unfinished.as_bytes()),
             Some(StatusCode::URI_TOO_LONG)
+        );
+        let long_method = format!("{} / HTTP/1.1\r\n", "M".repeat(MAX_TARGET_BYTES + 100));
+        assert_eq!(
+            line_too_long(long_method.as_bytes()).status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            line_too_long(unfinished.as_bytes()).status,
+            StatusCode::URI_TOO_LONG
         );
         let many = format!(
             "GET / HTTP/1.1\r\n{}\r\n",
