@@ -1005,6 +1005,49 @@ fn the_sender_checks_the_frequency_cap_again_when_a_message_falls_due() {
 }
 
 #[test]
+fn an_overdue_message_sent_in_the_same_batch_counts_against_the_cap() {
+    // The uncapped campaign's messages are 13½ hours overdue, the cap spans half a day: what
+    // counts is when a message goes out, not when it was planned to.
+    let dir = setup(None, "[caps]\nmax_messages = 1\nper_days = 0.5\n", "");
+    edit_config(&dir, "connections = 4", "connections = 5000");
+    let uncapped = std::fs::read_to_string(dir.join("c.toml"))
+        .expect("campaign")
+        .replace("id = \"now\"", "id = \"overdue\"")
+        .replace("[caps]\nmax_messages = 1\nper_days = 0.5\n", "");
+    dir.write("d.toml", &uncapped);
+    let at =
+        |hours_ago: i64| (chrono::Utc::now() - chrono::Duration::minutes(hours_ago)).to_rfc3339();
+    let overdue = augur_ok(
+        &dir,
+        &[
+            "campaign",
+            "plan",
+            "--campaign",
+            "d.toml",
+            "--at",
+            &at(13 * 60 + 30),
+        ],
+    );
+    let capped = augur_ok(
+        &dir,
+        &["campaign", "plan", "--campaign", "c.toml", "--at", &at(60)],
+    );
+    let capped_messages = number_after(&capped, "messages");
+    assert!(capped_messages > 100, "{capped}");
+    let out = augur_ok(&dir, &["campaign", "send"]);
+    // Contacts held out of the overdue run were not mailed by it (and its holdout is older
+    // than the cap's half day): they get the capped message. Everyone else gets one message.
+    let suppressed = number_after(&out, "suppressed at sending");
+    assert!(suppressed > capped_messages / 2, "{out}");
+    assert_eq!(
+        number_after(&out, "Sent") + suppressed,
+        number_after(&overdue, "messages") + capped_messages,
+        "{out}"
+    );
+    no_one_mailed_twice(&dir);
+}
+
+#[test]
 fn internationalized_domains_are_sent_in_idna_form_without_smtputf8() {
     let (port, log) = smtp_server();
     let dir = setup(Some(port), "", "");

@@ -302,8 +302,17 @@ impl Outbox {
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(err)?;
         // WAL with FULL sync: a committed `sending` mark survives a power cut, not just a kill.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+        // Switching a new (or older) database to WAL needs it to itself for a moment and does
+        // not wait for the busy timeout: another process opening it at once is waited for here.
+        let mut tries = 0;
+        while let Err(e) = conn.pragma_update(None, "journal_mode", "WAL") {
+            let busy = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
+            if !busy || tries >= 300 {
+                return Err(err(e));
+            }
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         let version: i64 = conn
@@ -530,7 +539,9 @@ impl Outbox {
         };
         self.conn
             .execute(
-                "UPDATE messages SET status = ?1, reason = ?2 WHERE status IN (?3, ?4)",
+                "UPDATE messages SET status = ?1, reason = ?2,
+                 sent_at = CASE WHEN ?1 = 'queued' THEN NULL ELSE sent_at END
+                 WHERE status IN (?3, ?4)",
                 params![to, reason, Status::Sending, from],
             )
             .map_err(|e| self.err(e))
@@ -589,8 +600,10 @@ impl Outbox {
                  AND status IN {} AND abs(coalesce(sent_at, send_at) - ?3) < ?4",
                 Status::sql_list(&CAPPED_AT_SENDING)
             ))?;
+            // `sent_at` holds the claim time while the outcome is open: a message on its way
+            // counts against caps from now, not from its planned time (it may be overdue).
             let mut mark = tx.prepare(
-                "UPDATE messages SET status = ?2, attempts = attempts + 1 WHERE id = ?1",
+                "UPDATE messages SET status = ?2, attempts = attempts + 1, sent_at = ?3 WHERE id = ?1",
             )?;
             let mut suppress = tx.prepare(
                 "UPDATE messages SET status = ?2, reason = 'frequency_cap' WHERE id = ?1",
@@ -613,7 +626,7 @@ impl Outbox {
                     suppress.execute(params![c.id, Status::Suppressed])?;
                     due.capped += 1;
                 } else {
-                    mark.execute(params![c.id, Status::Sending])?;
+                    mark.execute(params![c.id, Status::Sending, now])?;
                     due.claimed.push(c);
                 }
             }
@@ -627,17 +640,23 @@ impl Outbox {
             let mut sent = tx.prepare(
                 "UPDATE messages SET status = ?3, sent_at = ?2, reason = NULL WHERE id = ?1",
             )?;
+            // Not sent after all: the claim time goes. An unknown outcome keeps it, the best
+            // guess of when the relay may have accepted the message.
             let mut retry = tx.prepare(
-                "UPDATE messages SET status = ?4, next_attempt_at = ?2, reason = ?3 WHERE id = ?1",
+                "UPDATE messages SET status = ?4, next_attempt_at = ?2, reason = ?3, sent_at = NULL WHERE id = ?1",
             )?;
+            let mut not_sent = tx
+                .prepare("UPDATE messages SET status = ?2, reason = ?3, sent_at = NULL WHERE id = ?1")?;
             let mut other =
                 tx.prepare("UPDATE messages SET status = ?2, reason = ?3 WHERE id = ?1")?;
             for (id, outcome) in outcomes {
                 match outcome {
                     Outcome::Sent(at) => sent.execute(params![id, at, Status::Sent]),
                     Outcome::Retry(at, why) => retry.execute(params![id, at, why, Status::Queued]),
-                    Outcome::Failed(why) => other.execute(params![id, Status::Failed, why]),
-                    Outcome::Suppressed(why) => other.execute(params![id, Status::Suppressed, why]),
+                    Outcome::Failed(why) => not_sent.execute(params![id, Status::Failed, why]),
+                    Outcome::Suppressed(why) => {
+                        not_sent.execute(params![id, Status::Suppressed, why])
+                    }
                     Outcome::Unknown(why) => other.execute(params![id, Status::Unknown, why]),
                 }?;
             }

@@ -37,8 +37,9 @@ impl Partial {
         sweep(dir);
         let path = dir.join(format!("{stem}.{}{SUFFIX}", unique_suffix()));
         let lock_path = lock_of(&path);
-        let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        // A folder that cannot take the lock file cannot take the output either: name the folder.
+        let lock = File::create(&lock_path).map_err(|e| Error::io(dir, e))?;
+        lock.lock().map_err(|e| Error::io(dir, e))?;
         Ok(Self {
             path,
             lock_path,
@@ -99,11 +100,17 @@ pub(crate) fn sweep(dir: &Path) {
         let Some(output) = name
             .to_str()
             .and_then(|n| n.strip_suffix(".lock"))
-            .filter(|n| n.ends_with(SUFFIX))
+            .filter(|n| is_ours(n))
         else {
             continue;
         };
         let lock_path = entry.path();
+        // Only an empty regular file is a lock of ours (opening a FIFO would block).
+        let is_lock =
+            std::fs::symlink_metadata(&lock_path).is_ok_and(|m| m.is_file() && m.len() == 0);
+        if !is_lock {
+            continue;
+        }
         let Ok(lock) = File::options().write(true).open(&lock_path) else {
             continue;
         };
@@ -115,6 +122,19 @@ pub(crate) fn sweep(dir: &Path) {
             std::fs::remove_file(&lock_path).ok();
         }
     }
+}
+
+/// Whether `name` has the shape of a temporary output's name: `<stem>.<pid>-<nanos>.partial`.
+fn is_ours(name: &str) -> bool {
+    name.strip_suffix(SUFFIX)
+        .and_then(|n| n.rsplit_once('.'))
+        .and_then(|(_, unique)| unique.split_once('-'))
+        .is_some_and(|(pid, nanos)| {
+            !pid.is_empty()
+                && !nanos.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit())
+                && nanos.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 /// Removes a file or a directory tree, whichever `path` is.
@@ -160,13 +180,25 @@ mod tests {
         std::fs::create_dir_all(&dead).expect("dead dir");
         std::fs::write(dead.join("x"), b"x").expect("dead file");
         std::fs::write(lock_of(&dead), b"").expect("dead lock");
-        // Files of the user's that look alike but have no lock are never touched.
+        // Files of the user's that look alike are never touched: no lock, a lock that is not
+        // empty, or a name without the process id and time.
         std::fs::write(dir.join("notes.partial"), b"mine").expect("user file");
+        std::fs::write(dir.join("report.9-9.partial"), b"mine").expect("user file");
+        std::fs::write(dir.join("report.9-9.partial.lock"), b"mine").expect("user lock");
+        std::fs::create_dir_all(dir.join("dl.partial")).expect("user dir");
+        std::fs::write(dir.join("dl.partial.lock"), b"").expect("user lock");
 
         sweep(&dir);
         assert!(live.path.exists(), "a locked output is in use");
         assert!(!dead.exists() && !lock_of(&dead).exists());
-        assert!(dir.join("notes.partial").exists());
+        for mine in [
+            "notes.partial",
+            "report.9-9.partial",
+            "report.9-9.partial.lock",
+            "dl.partial",
+        ] {
+            assert!(dir.join(mine).exists(), "{mine} was removed");
+        }
 
         let target = dir.join("a.parquet");
         live.commit(&target).expect("commit");
@@ -176,7 +208,7 @@ mod tests {
             .flatten()
             .map(|e| e.file_name())
             .collect();
-        assert_eq!(left.len(), 2, "the target and the user's file: {left:?}");
+        assert_eq!(left.len(), 6, "the target and the user's files: {left:?}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
