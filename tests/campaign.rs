@@ -155,6 +155,15 @@ fn augur_ok(dir: &Dir, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// `augur campaign plan` of `campaign` as of `minutes` ago: its output.
+fn plan_minutes_ago(dir: &Dir, campaign: &str, minutes: i64) -> String {
+    let at = (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339();
+    augur_ok(
+        dir,
+        &["campaign", "plan", "--campaign", campaign, "--at", &at],
+    )
+}
+
 /// Asserts that no address got two of the `.eml` files the sender wrote.
 fn no_one_mailed_twice(dir: &Dir) {
     let mut recipients = HashSet::new();
@@ -976,18 +985,7 @@ fn the_sender_checks_the_frequency_cap_again_when_a_message_falls_due() {
         .replace("id = \"now\"", "id = \"earlier\"")
         .replace("[caps]\nmax_messages = 1\nper_days = 7\n", "");
     dir.write("d.toml", &uncapped);
-    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let second = augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "plan",
-            "--campaign",
-            "d.toml",
-            "--at",
-            &hour_ago,
-        ],
-    );
+    let second = plan_minutes_ago(&dir, "d.toml", 60);
     assert!(
         !second.contains("frequency_cap"),
         "the plan without a cap checks none: {second}"
@@ -1015,23 +1013,8 @@ fn an_overdue_message_sent_in_the_same_batch_counts_against_the_cap() {
         .replace("id = \"now\"", "id = \"overdue\"")
         .replace("[caps]\nmax_messages = 1\nper_days = 0.5\n", "");
     dir.write("d.toml", &uncapped);
-    let at =
-        |hours_ago: i64| (chrono::Utc::now() - chrono::Duration::minutes(hours_ago)).to_rfc3339();
-    let overdue = augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "plan",
-            "--campaign",
-            "d.toml",
-            "--at",
-            &at(13 * 60 + 30),
-        ],
-    );
-    let capped = augur_ok(
-        &dir,
-        &["campaign", "plan", "--campaign", "c.toml", "--at", &at(60)],
-    );
+    let overdue = plan_minutes_ago(&dir, "d.toml", 13 * 60 + 30);
+    let capped = plan_minutes_ago(&dir, "c.toml", 60);
     let capped_messages = number_after(&capped, "messages");
     assert!(capped_messages > 100, "{capped}");
     let out = augur_ok(&dir, &["campaign", "send"]);
