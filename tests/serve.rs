@@ -330,6 +330,16 @@ fn a_generated_client_calls_every_route(server: &Server, openapi: &Value) {
     );
 }
 
+/// The texts of row `i` of a list-of-strings column.
+fn texts_at(column: &arrow::array::ListArray, i: usize) -> Vec<String> {
+    column
+        .value(i)
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.unwrap_or_default().to_string())
+        .collect()
+}
+
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error shape>")
 }
@@ -370,12 +380,7 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
                 c["send_time"]["best_hours_of_week"][0].as_i64(),
                 Some(i64::from(best.value(i)))
             );
-            let expected: Vec<String> = recs
-                .value(i)
-                .as_string::<i32>()
-                .iter()
-                .map(|s| s.unwrap_or_default().to_string())
-                .collect();
+            let expected = texts_at(recs, i);
             let got: Vec<String> = c["recommendations"]
                 .as_array()
                 .expect("recommendations")
@@ -399,12 +404,7 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
                 strings(&c["churn"]["explanations"]),
             );
             assert_eq!(codes.len(), sentences.len(), "{c}");
-            let written: Vec<String> = explanations
-                .value(i)
-                .as_string::<i32>()
-                .iter()
-                .map(|s| s.unwrap_or_default().to_string())
-                .collect();
+            let written = texts_at(explanations, i);
             assert_eq!(sentences, written);
             // (A contact that never bought has one reason, already a sentence.)
             for (code, sentence) in codes.iter().zip(&sentences).filter(|_| !risk.is_null(i)) {

@@ -181,9 +181,7 @@ fn framing_and_host(request: &httparse::Request<'_, '_>) -> Result<(), String> {
                     .is_ok_and(|a| a.as_str().len() == h.len())
         };
         if hosts.len() != 1 || !valid(hosts[0]) {
-            return Err(
-                "an HTTP/1.1 request needs exactly one valid Host header (RFC 9112 §3.2)".into(),
-            );
+            return Err(HOST_RULE.into());
         }
     }
     Ok(())
@@ -204,6 +202,9 @@ fn line_too_long(buf: &[u8]) -> ApiError {
 
 /// The longest method token accepted in a request line that is over the length limit.
 const MAX_METHOD_BYTES: usize = 64;
+
+/// The answer to a missing, repeated or malformed `Host`.
+const HOST_RULE: &str = "an HTTP/1.1 request needs exactly one valid Host header (RFC 9112 §3.2)";
 
 fn target_too_long() -> ApiError {
     ApiError::new(
@@ -280,10 +281,7 @@ pub(crate) async fn refuse_oversized_head(
     if request.version() == axum::http::Version::HTTP_11 {
         let hosts = headers.get_all(axum::http::header::HOST).iter().count();
         if hosts != 1 {
-            return ApiError::bad_request(
-                "an HTTP/1.1 request needs exactly one valid Host header (RFC 9112 §3.2)",
-            )
-            .into_response();
+            return ApiError::bad_request(HOST_RULE).into_response();
         }
     }
     next.run(request).await
