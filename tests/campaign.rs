@@ -57,7 +57,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// A test directory with the fixture, `augur.toml` delivering to `smtp_port` (if given), and
 /// a campaign file `c.toml` (id `now`, everyone who can be mailed, sent as soon as planned).
-fn setup(smtp_port: Option<u16>, campaign_extra: &str, config_extra: &str) -> Dir {
+pub(crate) fn setup(smtp_port: Option<u16>, campaign_extra: &str, config_extra: &str) -> Dir {
     let dir = Dir::new();
     copy_tree(&fixture().join("demo"), &dir.join("demo"));
     copy_tree(&fixture().join("models"), &dir.join("models"));
@@ -149,7 +149,7 @@ fn dry_run(dir: &Dir, out: &str, extra: &[&str]) -> (String, Vec<PlanRow>) {
     (text, plan_rows(&dir.join(out).join("plan.parquet")))
 }
 
-fn augur_ok(dir: &Dir, args: &[&str]) -> String {
+pub(crate) fn augur_ok(dir: &Dir, args: &[&str]) -> String {
     let out = run(dir.augur().args(args));
     assert_eq!(out.status.code(), Some(0), "augur {args:?} failed");
     stdout(&out)
@@ -179,7 +179,7 @@ fn no_one_mailed_twice(dir: &Dir) {
 }
 
 /// The number after `label` in `text`.
-fn number_after(text: &str, label: &str) -> usize {
+pub(crate) fn number_after(text: &str, label: &str) -> usize {
     let at = text
         .find(label)
         .unwrap_or_else(|| panic!("no `{label}` in:\n{text}"))

@@ -3,8 +3,10 @@
 mod smtp;
 mod util;
 
+mod abtest;
 mod campaign;
 mod demo_data;
+mod list_health;
 mod quality;
 mod retail;
 mod serve;

@@ -8,7 +8,7 @@ use augur_campaign::Campaign;
 use augur_campaign::Directory;
 use augur_campaign::Outbox;
 use augur_campaign::Settings as CampaignSettings;
-use augur_campaign::{Inputs, Summary};
+use augur_campaign::{Dimension, Inputs, Summary, Verdict};
 use augur_campaign::{SendOptions, SendReport, Transport, Until};
 use augur_model::Artifact;
 use chrono::{DateTime, Utc};
@@ -34,6 +34,23 @@ pub enum CampaignCommand {
     Run(PlanArgs),
     /// Per variant and holdout: sends, engagement, orders, revenue and uplift.
     Report(ReportArgs),
+    /// Decide the campaign's A/B tests that are due and plan the rest with each winner.
+    Decide(DecideArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The campaign file.
+    #[arg(long)]
+    pub campaign: PathBuf,
+    /// Model directory (a version, or a parent with `current`).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Decide as of this instant (RFC 3339 or a date; default: now).
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +97,17 @@ pub struct ReportArgs {
     /// Directory for report.json and report.html (default: <outbox dir>/reports/<id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Figures per group instead: variant, segment, churn_tier, country or send_time_source
+    /// (as of the plan), each with the uplift over its own holdout; writes by-<group>.json.
+    #[arg(long, value_parser = dimension)]
+    pub by: Option<Dimension>,
+}
+
+fn dimension(raw: &str) -> Result<Dimension, String> {
+    Dimension::parse(raw).ok_or_else(|| {
+        let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.name()).collect();
+        format!("use one of {}", names.join(", "))
+    })
 }
 
 pub fn run(args: &CampaignArgs) -> anyhow::Result<ExitCode> {
@@ -103,6 +131,9 @@ pub fn run(args: &CampaignArgs) -> anyhow::Result<ExitCode> {
             if a.dry_run {
                 return Ok(ExitCode::SUCCESS);
             }
+            if summary.awaiting_test > 0 {
+                send_through_test(a, &config, &summary.run_id)?;
+            }
             let outbox = Outbox::open(&config.campaigns.outbox)?;
             let end = outbox.window_end(&summary.run_id)?;
             drop(outbox);
@@ -110,7 +141,15 @@ pub fn run(args: &CampaignArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Report(a) => {
-            report(a)?;
+            match a.by {
+                Some(by) => report_by(a, by)?,
+                None => report(a)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Decide(a) => {
+            let config = Settings::load(a.config.config.as_deref())?.campaign();
+            decide(&config, &a.campaign, &a.models, at(a.at.as_deref())?)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -175,6 +214,202 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(CampaignSettings, Summary)> {
     Ok((config, summary))
 }
 
+/// How often `campaign run` looks at an undecided A/B test.
+const TEST_CHECK_SECONDS: i64 = 15 * 60;
+
+/// `campaign run` of a campaign with an A/B test: sends the test's messages, and decides the
+/// test as soon as it can (every [`TEST_CHECK_SECONDS`], from `decide_after` to `decide_by`),
+/// sending meanwhile whatever falls due.
+fn send_through_test(
+    args: &PlanArgs,
+    config: &CampaignSettings,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    loop {
+        let now = Utc::now();
+        let verdicts = decide(config, &args.campaign, &args.models, now)?;
+        let next = verdicts.iter().find_map(|v| match v {
+            Verdict::TooEarly {
+                run_id: r,
+                decide_after,
+            } if r == run_id => Some(*decide_after),
+            Verdict::Waiting {
+                run_id: r,
+                decide_by,
+                ..
+            } if r == run_id => Some((now.timestamp() + TEST_CHECK_SECONDS).min(*decide_by)),
+            _ => None,
+        });
+        let Some(next) = next else {
+            return Ok(());
+        };
+        send(config, Until::Drained(Some(next)), false)?;
+        let wait = next - Utc::now().timestamp();
+        if wait > 0 {
+            std::thread::sleep(std::time::Duration::from_secs(wait.unsigned_abs()));
+        }
+    }
+}
+
+/// Decides the campaign's due A/B tests as of `at` and prints each verdict.
+fn decide(
+    config: &CampaignSettings,
+    campaign: &Path,
+    models: &Path,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<Verdict>> {
+    let campaign = Campaign::load(campaign)?;
+    let artifact = Artifact::load(models)?;
+    let directory = Directory::load(&config.data)?;
+    let mut outbox = Outbox::open(&config.campaigns.outbox)?;
+    let inputs = Inputs {
+        config,
+        artifact: &artifact,
+        campaign: &campaign,
+        directory: &directory,
+        at,
+    };
+    let verdicts = augur_campaign::decide(&inputs, &mut outbox)?;
+    if verdicts.is_empty() {
+        outln!(
+            "Campaign {} has no A/B test in the outbox (plan it with a [test] section first).",
+            campaign.id()
+        );
+    }
+    for v in &verdicts {
+        print_verdict(v);
+    }
+    Ok(verdicts)
+}
+
+fn instant(seconds: i64) -> String {
+    DateTime::<Utc>::from_timestamp(seconds, 0)
+        .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
+}
+
+fn print_verdict(v: &Verdict) {
+    match v {
+        Verdict::TooEarly {
+            run_id,
+            decide_after,
+        } => outln!(
+            "Test of {run_id}: too early; the first decision is due at {}",
+            instant(*decide_after)
+        ),
+        Verdict::Waiting {
+            run_id,
+            decide_by,
+            evidence,
+        } => {
+            outln!(
+                "Test of {run_id}: no clear winner yet; waiting until {} at the latest",
+                instant(*decide_by)
+            );
+            print_evidence(Some(evidence));
+        }
+        Verdict::Decided {
+            run_id,
+            winner,
+            why,
+            already,
+            planned,
+            evidence,
+            ..
+        } => {
+            if *already {
+                outln!("Test of {run_id}: decided before: `{winner}` ({why}); nothing changed");
+            } else {
+                outln!(
+                    "Test of {run_id}: `{winner}` is sent to the rest ({why}); {planned} messages planned, each at its contact's best hour"
+                );
+            }
+            print_evidence(evidence.as_ref());
+        }
+    }
+}
+
+fn print_evidence(evidence: Option<&augur_campaign::Evidence>) {
+    let Some(e) = evidence else {
+        return;
+    };
+    outln!(
+        "  {} as of {} (a winner needs {} recipients per variant and P(best) ≥ {}):",
+        e.metric,
+        instant(e.at),
+        e.min_per_variant,
+        e.confidence
+    );
+    for v in &e.variants {
+        outln!(
+            "  variant {:<12} recipients {:>7}  successes {:>6}  estimate {:>9.4}  P(best) {:.3}",
+            v.variant,
+            v.recipients,
+            v.successes,
+            v.estimate,
+            v.probability_best
+        );
+    }
+}
+
+fn report_by(args: &ReportArgs, by: Dimension) -> anyhow::Result<()> {
+    let config = Settings::load(args.config.config.as_deref())?.campaign();
+    let outbox = Outbox::open(&config.campaigns.outbox)?;
+    let b = augur_campaign::breakdown(&config, &outbox, &args.campaign, by)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| outbox_dir(&config).join("reports").join(&args.campaign));
+    let path = augur_campaign::write_breakdown(&b, &out)?;
+    outln!(
+        "Campaign {} by {} (orders within {} days of sending; {}):",
+        b.campaign,
+        b.by,
+        b.attribution_days,
+        b.note
+    );
+    outln!(
+        "  {:<20} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7}  uplift over the group's holdout",
+        "group",
+        "audience",
+        "holdout",
+        "sent",
+        "open %",
+        "click %",
+        "conv %",
+        "rev/email",
+        "unsub %",
+        "compl %"
+    );
+    for g in b.groups.iter().chain(std::iter::once(&b.total)) {
+        let uplift = match (&g.uplift, &g.uplift_note) {
+            (Some(u), _) => format!(
+                "{:+.2} pp [{:+.2}, {:+.2}], p = {:.3}",
+                100.0 * u.difference,
+                100.0 * u.ci95[0],
+                100.0 * u.ci95[1],
+                u.p_value
+            ),
+            (None, Some(note)) => note.clone(),
+            (None, None) => String::new(),
+        };
+        outln!(
+            "  {:<20} {:>8} {:>8} {:>7} {:>7.2} {:>7.2} {:>7.2} {:>9.3} {:>7.2} {:>7.2}  {uplift}",
+            g.group,
+            g.audience,
+            g.holdout,
+            g.sent,
+            100.0 * g.open_rate,
+            100.0 * g.click_rate,
+            100.0 * g.conversion_rate,
+            g.revenue_per_email,
+            100.0 * g.unsubscribe_rate,
+            100.0 * g.complaint_rate
+        );
+    }
+    outln!("Figures: {}", path.display());
+    Ok(())
+}
+
 fn outbox_dir(config: &CampaignSettings) -> PathBuf {
     config
         .campaigns
@@ -206,6 +441,12 @@ fn print_plan(s: &Summary, dry_run: bool, seconds: f64) {
     }
     for (variant, n) in &s.variants {
         outln!("  variant {variant:<17} {n:>9}");
+    }
+    if s.awaiting_test > 0 {
+        outln!(
+            "  awaiting the test      {:>9}  (planned with the winner by `augur campaign decide`)",
+            s.awaiting_test
+        );
     }
     for (source, n) in &s.send_time_sources {
         outln!("  send time from {source:<10} {n:>9}");
@@ -338,6 +579,23 @@ fn report(args: &ReportArgs) -> anyhow::Result<()> {
             100.0 * u.ci95[1],
             u.p_value
         );
+    }
+    for t in &report.tests {
+        match (&t.winner, t.clear) {
+            (Some(w), Some(true)) => outln!("  test of {}: `{w}` won on {}", t.run_id, t.metric),
+            (Some(w), _) => outln!(
+                "  test of {}: no clear winner on {}; the default `{w}` was sent",
+                t.run_id,
+                t.metric
+            ),
+            (None, _) => outln!(
+                "  test of {}: undecided; decided on {} between {} and {}",
+                t.run_id,
+                t.metric,
+                instant(t.decide_after),
+                instant(t.decide_by)
+            ),
+        }
     }
     outln!("Report: {}", out.join("report.html").display());
     Ok(())

@@ -7,6 +7,7 @@ mod campaign;
 mod demo;
 mod demo_data;
 mod progress;
+mod report;
 mod score;
 mod serve;
 mod settings;
@@ -69,6 +70,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Predictive campaigns: plan a run into the outbox, send it over SMTP, report on it.
     Campaign(campaign::CampaignArgs),
+    /// Reports on the e-mail programme as a whole: `augur report list` for list health.
+    Report(report::ReportArgs),
 }
 
 /// The configuration file argument shared by subcommands that read exports.
@@ -112,5 +115,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score(args) => score::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Campaign(args) => campaign::run(&args),
+        Command::Report(args) => report::run(&args),
     }
 }

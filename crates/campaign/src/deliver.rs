@@ -197,6 +197,13 @@ pub async fn send(
                 }
             }
         }
+        // A deadline ends the run even with a backlog: `campaign run` has a test to decide.
+        if let Until::Drained(Some(deadline)) = options.until
+            && now >= deadline
+        {
+            report.events_logged += log.flush(outbox)?;
+            break;
+        }
         let due = outbox.claim_due(now, batch)?;
         report.suppressed += due.capped;
         let claimed = due.claimed;

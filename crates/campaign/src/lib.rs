@@ -6,16 +6,22 @@
 //! Flow: [`Campaign::load`] → [`plan()`] (audience, suppression, holdout, variants,
 //! send times, rendering) → [`Outbox`] (SQLite) → [`send()`] (SMTP or `.eml`
 //! files; `sent` rows appended to the e-mail events by `events::SentLog`) →
-//! [`report()`].
+//! [`report()`]. A campaign with an A/B `[test]` keeps most of its audience waiting until
+//! [`decide()`] picks the winner; [`breakdown()`] reads the results per segment, tier, country,
+//! variant or send-time source.
 
 // Errors carry the file, template or setting at fault; they are built once per failure.
 #![allow(clippy::result_large_err)]
 
+mod abtest;
+mod attribution;
+mod breakdown;
 mod config;
 mod deliver;
 mod directory;
 mod error;
 mod events;
+mod health;
 mod message;
 mod outbox;
 mod plan;
@@ -24,15 +30,21 @@ mod render;
 mod report;
 mod schedule;
 mod spec;
+mod stats;
 
+pub use abtest::{Evidence, VariantEvidence, Verdict, decide};
+pub use breakdown::{
+    Breakdown, Dimension, GroupFigures, MIN_UPLIFT_GROUP, breakdown, write_breakdown,
+};
 pub use config::{CampaignsConfig, Settings, SmtpConfig, SmtpSecurity, UnknownOutcome};
 pub use deliver::{SendOptions, SendReport, Transport, Until, send};
 pub use directory::Directory;
 pub use error::{Error, Result};
+pub use health::{ListHealth, Week, list_health, write_list_health};
 pub use outbox::{Claimed, Due, Inserted, Outbox, Status};
-pub use plan::{Inputs, Summary, envelope, plan, preview, run_id, store_plan};
-pub use report::{CampaignReport, report, write_report};
-pub use spec::Campaign;
+pub use plan::{Inputs, Summary, envelope, plan, plan_awaiting, preview, run_id, store_plan};
+pub use report::{CampaignReport, TestSummary, report, write_report};
+pub use spec::{Campaign, Metric};
 
 /// The example campaigns and their templates (`crates/campaign/campaigns/`), as relative path and
 /// text, so the demo can write them next to its data.

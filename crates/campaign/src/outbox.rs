@@ -51,12 +51,29 @@ CREATE TABLE IF NOT EXISTS messages (
     next_attempt_at INTEGER NOT NULL DEFAULT 0,
     sent_at INTEGER,
     events_file TEXT,
+    churn_tier TEXT,
+    country TEXT,
+    segments TEXT,
     UNIQUE (run_id, contact_id)
 );
 CREATE INDEX IF NOT EXISTS messages_due ON messages (status, send_at);
 CREATE INDEX IF NOT EXISTS messages_contact ON messages (contact_id, send_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS ab_tests (
+    run_id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    decide_after INTEGER NOT NULL,
+    decide_by INTEGER NOT NULL,
+    confidence REAL NOT NULL,
+    min_per_variant INTEGER NOT NULL,
+    default_variant TEXT NOT NULL,
+    decided_at INTEGER,
+    winner TEXT,
+    clear INTEGER,
+    evidence TEXT
+);
+PRAGMA user_version = 3;
 ";
 
 /// From schema 1: runs remember their frequency cap, so the sender checks it again.
@@ -64,6 +81,16 @@ const MIGRATE_1_TO_2: &str = "
 ALTER TABLE runs ADD COLUMN cap_max INTEGER;
 ALTER TABLE runs ADD COLUMN cap_days REAL;
 PRAGMA user_version = 2;
+";
+
+/// From schema 2: messages remember the contact's churn tier, country and segments as of the
+/// plan, for reports by group; A/B tests that pick their winner get a table (created by
+/// [`SCHEMA`]).
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE messages ADD COLUMN churn_tier TEXT;
+ALTER TABLE messages ADD COLUMN country TEXT;
+ALTER TABLE messages ADD COLUMN segments TEXT;
+PRAGMA user_version = 3;
 ";
 
 /// The statuses that count against a frequency cap: messages on their way or gone, and the
@@ -98,6 +125,60 @@ pub struct Run {
     pub require_consent: bool,
     /// The campaign's frequency cap (checked at planning and again at sending).
     pub cap: Option<CapSpec>,
+    /// The campaign's A/B test, when it has one: the rest of the audience waits for its winner.
+    pub test: Option<TestRecord>,
+}
+
+/// An A/B test as the outbox keeps it: how and when its winner is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRecord {
+    /// The metric that decides (`human_opens`, `clicks`, `orders`, `revenue_per_email`).
+    pub metric: String,
+    /// Earliest decision (UTC seconds).
+    pub decide_after: i64,
+    /// Latest decision: without a clear winner by then, the default is sent.
+    pub decide_by: i64,
+    /// Probability to be best a winner needs, e.g. 0.95.
+    pub confidence: f64,
+    /// Recipients each variant needs before any winner is declared.
+    pub min_per_variant: u32,
+    /// The variant sent when no winner is clear.
+    pub default_variant: String,
+}
+
+/// A decision of an A/B test, recorded once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// When it was made (UTC seconds).
+    pub decided_at: i64,
+    /// The variant the rest of the audience gets.
+    pub winner: String,
+    /// Whether the winner cleared the bar (`false`: the default, for want of a clear winner).
+    pub clear: bool,
+    /// The figures it was made on, as JSON.
+    pub evidence: String,
+}
+
+/// What [`Outbox::decide`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    /// The decision was recorded by this call (`false`: it had been made before).
+    pub recorded_now: bool,
+    /// Waiting contacts queued with the winner by this call.
+    pub planned: usize,
+}
+
+/// A run's A/B test and its decision, if made.
+#[derive(Debug, Clone)]
+pub struct RunTest {
+    /// The run.
+    pub run_id: String,
+    /// When the run was planned (UTC seconds).
+    pub planned_for: i64,
+    /// The test.
+    pub test: TestRecord,
+    /// The decision, once made.
+    pub decision: Option<Decision>,
 }
 
 /// What [`Outbox::claim_due`] found due.
@@ -141,11 +222,13 @@ pub enum Status {
     Unknown,
     /// The contact's send window closed before it could be sent.
     Expired,
+    /// Not in the A/B test's first share: waits for its winner, then is planned with it.
+    AwaitingTest,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Queued,
         Self::Sending,
         Self::Sent,
@@ -154,6 +237,7 @@ impl Status {
         Self::Holdout,
         Self::Unknown,
         Self::Expired,
+        Self::AwaitingTest,
     ];
 
     /// The stored name.
@@ -167,6 +251,7 @@ impl Status {
             Self::Holdout => "holdout",
             Self::Unknown => "unknown",
             Self::Expired => "expired",
+            Self::AwaitingTest => "awaiting_test",
         }
     }
 
@@ -229,6 +314,20 @@ pub struct Planned {
     pub message_id: Option<String>,
     /// The rendered message.
     pub content: Option<Rendered>,
+    /// What the contact was as of the plan, for reports by group.
+    pub facts: PlanFacts,
+}
+
+/// A contact as of its plan, kept for reports by group (`campaign report --by`): tiers and
+/// segments change every night, and a report reads what they were when the message was planned.
+#[derive(Debug, Clone, Default)]
+pub struct PlanFacts {
+    /// Churn tier (`low` … `critical`, `not_scored`).
+    pub churn_tier: Option<&'static str>,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: Option<&'static str>,
+    /// Names of the segments (built-in and configured) the contact was in, comma-separated.
+    pub segments: String,
 }
 
 /// A rendered message.
@@ -318,7 +417,7 @@ impl Outbox {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
-        if version > 2 {
+        if version > 3 {
             return Err(Error::outbox(
                 path,
                 format!("written by a newer augur (schema {version}); upgrade augur"),
@@ -339,6 +438,9 @@ impl Outbox {
             let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
             if version == 1 {
                 tx.execute_batch(MIGRATE_1_TO_2)?;
+            }
+            if (1..=2).contains(&version) {
+                tx.execute_batch(MIGRATE_2_TO_3)?;
             }
             tx.execute_batch(SCHEMA)
         })
@@ -400,34 +502,28 @@ impl Outbox {
                         run.sender, run.reply_to, run.require_consent,
                         run.cap.map(|c| c.max_messages), run.cap.map(|c| c.per_days)],
             )?;
+            if let Some(t) = &run.test {
+                tx.execute(
+                    "INSERT OR IGNORE INTO ab_tests (run_id, campaign_id, metric, decide_after, decide_by, confidence, min_per_variant, default_variant)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![run.run_id, run.campaign_id, t.metric, t.decide_after, t.decide_by,
+                            t.confidence, t.min_per_variant, t.default_variant],
+                )?;
+            }
             let mut added = 0;
             let mut capped = Vec::new();
-            let mut already = tx.prepare(&format!(
-                "SELECT count(*) FROM messages WHERE contact_id = ?1 AND run_id <> ?2
-                 AND status IN {} AND abs(coalesce(sent_at, send_at) - ?3) < ?4",
-                Status::sql_list(&[
-                    Status::Queued,
-                    Status::Sending,
-                    Status::Sent,
-                    Status::Unknown,
-                    Status::Holdout,
-                ])
-            ))?;
+            let mut already = CapCheck::prepare(tx)?;
             let mut insert = tx
                 .prepare(
                     "INSERT OR IGNORE INTO messages (run_id, campaign_id, contact_id, email, variant, status, reason,
-                     send_at, send_time_source, message_id, subject, html, text, next_attempt_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?8, ?14)",
+                     send_at, send_time_source, message_id, subject, html, text, next_attempt_at, expires_at,
+                     churn_tier, country, segments)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?8, ?14, ?15, ?16, ?17)",
                 )?;
             for (i, r) in rows.iter().enumerate() {
                 let over = match cap {
                     Some(cap) if matches!(r.status, Status::Queued | Status::Holdout) => {
-                        let span = (cap.per_days * 86_400.0) as i64;
-                        let n: i64 = already.query_row(
-                            params![r.contact_id, run.run_id, r.send_at, span],
-                            |row| row.get(0),
-                        )?;
-                        n >= i64::from(cap.max_messages)
+                        already.reached(cap, &r.contact_id, &run.run_id, r.send_at)?
                     }
                     _ => false,
                 };
@@ -455,10 +551,158 @@ impl Outbox {
                     c.map(|c| &c.html),
                     c.map(|c| &c.text),
                     r.expires_at,
+                    r.facts.churn_tier,
+                    r.facts.country,
+                    r.facts.segments,
                 ])?;
             }
             Ok(Inserted { added, capped })
         })
+    }
+
+    /// The A/B tests of a campaign's runs with their decisions, earliest run first.
+    pub fn run_tests(&self, campaign_id: &str) -> Result<Vec<RunTest>> {
+        self.select(
+            "SELECT t.run_id, r.planned_for, t.metric, t.decide_after, t.decide_by, t.confidence,
+                    t.min_per_variant, t.default_variant, t.decided_at, t.winner, t.clear, t.evidence
+             FROM ab_tests t JOIN runs r ON r.run_id = t.run_id
+             WHERE t.campaign_id = ?1 ORDER BY r.planned_for, t.run_id",
+            params![campaign_id],
+            |r| {
+                let decision = match r.get::<_, Option<i64>>(8)? {
+                    Some(decided_at) => Some(Decision {
+                        decided_at,
+                        winner: r.get(9)?,
+                        clear: r.get(10)?,
+                        evidence: r.get(11)?,
+                    }),
+                    None => None,
+                };
+                Ok(RunTest {
+                    run_id: r.get(0)?,
+                    planned_for: r.get(1)?,
+                    test: TestRecord {
+                        metric: r.get(2)?,
+                        decide_after: r.get(3)?,
+                        decide_by: r.get(4)?,
+                        confidence: r.get(5)?,
+                        min_per_variant: r.get(6)?,
+                        default_variant: r.get(7)?,
+                    },
+                    decision,
+                })
+            },
+        )
+    }
+
+    /// Contacts of a run waiting for its A/B test's winner.
+    pub fn awaiting_test(&self, run_id: &str) -> Result<Vec<String>> {
+        self.select(
+            "SELECT contact_id FROM messages WHERE run_id = ?1 AND status = ?2 ORDER BY id",
+            params![run_id, Status::AwaitingTest],
+            |r| r.get(0),
+        )
+    }
+
+    /// Records the decision of a run's A/B test and plans the contacts that waited for it
+    /// (`rows`, each queued with the winner or suppressed), in one transaction. The frequency
+    /// cap of the run is checked for each queued row as at planning.
+    ///
+    /// A decision is made once. When the test was decided already (by an earlier call, or by
+    /// another process meanwhile), the recorded decision stands: `rows` are stored only if
+    /// they carry its winner (contacts a plan stored as waiting after the decision), and
+    /// nothing is stored otherwise.
+    pub fn decide(
+        &mut self,
+        run_id: &str,
+        decision: &Decision,
+        rows: &[Planned],
+    ) -> Result<Decided> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE ab_tests SET decided_at = ?2, winner = ?3, clear = ?4, evidence = ?5
+                 WHERE run_id = ?1 AND decided_at IS NULL",
+                params![run_id, decision.decided_at, decision.winner, decision.clear, decision.evidence],
+            )?;
+            let recorded: String = tx.query_row(
+                "SELECT winner FROM ab_tests WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )?;
+            if recorded != decision.winner {
+                return Ok(Decided { recorded_now: false, planned: 0 });
+            }
+            let cap: Option<CapSpec> = tx.query_row(
+                "SELECT cap_max, cap_days FROM runs WHERE run_id = ?1",
+                params![run_id],
+                |r| {
+                    Ok(match (r.get::<_, Option<u32>>(0)?, r.get::<_, Option<f64>>(1)?) {
+                        (Some(max_messages), Some(per_days)) => Some(CapSpec { max_messages, per_days }),
+                        _ => None,
+                    })
+                },
+            )?;
+            let mut check = CapCheck::prepare(tx)?;
+            let mut update = tx.prepare(
+                "UPDATE messages SET status = ?3, reason = ?4, variant = ?5, send_at = ?6, next_attempt_at = ?6,
+                 send_time_source = ?7, expires_at = ?8, message_id = ?9, subject = ?10, html = ?11, text = ?12,
+                 email = ?14
+                 WHERE run_id = ?1 AND contact_id = ?2 AND status = ?13",
+            )?;
+            let mut window_end = 0;
+            let mut planned = 0;
+            for r in rows {
+                let over = match cap {
+                    Some(cap) if r.status == Status::Queued => {
+                        check.reached(cap, &r.contact_id, run_id, r.send_at)?
+                    }
+                    _ => false,
+                };
+                let (status, reason) = if over {
+                    (Status::Suppressed, Some("frequency_cap"))
+                } else {
+                    (r.status, r.reason)
+                };
+                let c = r.content.as_ref().filter(|_| !over);
+                update.execute(params![
+                    run_id,
+                    r.contact_id,
+                    status,
+                    reason,
+                    r.variant.as_ref().filter(|_| !over),
+                    r.send_at,
+                    r.send_time_source,
+                    r.expires_at,
+                    r.message_id.as_ref().filter(|_| !over),
+                    c.map(|c| &c.subject),
+                    c.map(|c| &c.html),
+                    c.map(|c| &c.text),
+                    Status::AwaitingTest,
+                    r.email,
+                ])?;
+                window_end = window_end.max(r.expires_at);
+                planned += usize::from(status == Status::Queued);
+            }
+            tx.execute(
+                "UPDATE runs SET window_end = max(window_end, ?2) WHERE run_id = ?1",
+                params![run_id, window_end],
+            )?;
+            Ok(Decided {
+                recorded_now: changed > 0,
+                planned,
+            })
+        })
+    }
+
+    /// Messages of a campaign waiting for an A/B test's winner.
+    pub fn awaiting_count(&self, campaign_id: &str) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM messages WHERE campaign_id = ?1 AND status = ?2",
+                params![campaign_id, Status::AwaitingTest],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Earlier planned messages by contact, within `[from, to)`, of every run but `run_id`:
@@ -764,7 +1008,8 @@ impl Outbox {
     /// suppressed or failed at sending, or the holdout), earliest first.
     pub fn campaign_rows(&self, campaign_id: &str) -> Result<Vec<ReportRow>> {
         self.select(
-            "SELECT contact_id, coalesce(variant, 'holdout'), status, send_at, sent_at
+            "SELECT contact_id, coalesce(variant, 'holdout'), status, send_at, sent_at, run_id,
+                    churn_tier, country, segments, send_time_source
              FROM messages WHERE campaign_id = ?1 AND (variant IS NOT NULL OR status = ?2)
              ORDER BY send_at, id",
             params![campaign_id, Status::Holdout],
@@ -775,9 +1020,51 @@ impl Outbox {
                     status: r.get(2)?,
                     send_at: r.get(3)?,
                     sent_at: r.get(4)?,
+                    run_id: r.get(5)?,
+                    churn_tier: r.get(6)?,
+                    country: r.get(7)?,
+                    segments: r.get(8)?,
+                    send_time_source: r.get(9)?,
                 })
             },
         )
+    }
+}
+
+/// The frequency-cap query of a plan: the contact's messages of other runs near a send time.
+struct CapCheck<'t> {
+    stmt: rusqlite::Statement<'t>,
+}
+
+impl<'t> CapCheck<'t> {
+    fn prepare(tx: &'t rusqlite::Transaction<'_>) -> rusqlite::Result<Self> {
+        let stmt = tx.prepare(&format!(
+            "SELECT count(*) FROM messages WHERE contact_id = ?1 AND run_id <> ?2
+             AND status IN {} AND abs(coalesce(sent_at, send_at) - ?3) < ?4",
+            Status::sql_list(&[
+                Status::Queued,
+                Status::Sending,
+                Status::Sent,
+                Status::Unknown,
+                Status::Holdout,
+            ])
+        ))?;
+        Ok(Self { stmt })
+    }
+
+    /// Whether `cap` is used up for `contact` around `send_at` by runs other than `run_id`.
+    fn reached(
+        &mut self,
+        cap: CapSpec,
+        contact: &str,
+        run_id: &str,
+        send_at: i64,
+    ) -> rusqlite::Result<bool> {
+        let span = (cap.per_days * 86_400.0) as i64;
+        let n: i64 = self
+            .stmt
+            .query_row(params![contact, run_id, send_at, span], |row| row.get(0))?;
+        Ok(n >= i64::from(cap.max_messages))
     }
 }
 
@@ -794,6 +1081,16 @@ pub struct ReportRow {
     pub send_at: i64,
     /// When the server accepted it.
     pub sent_at: Option<i64>,
+    /// Its run.
+    pub run_id: String,
+    /// Churn tier as of the plan (`None`: planned by an augur that did not record it).
+    pub churn_tier: Option<String>,
+    /// Country as of the plan.
+    pub country: Option<String>,
+    /// Segments as of the plan, comma-separated.
+    pub segments: Option<String>,
+    /// How the send time was chosen.
+    pub send_time_source: String,
 }
 
 /// A sent message, as the e-mail events table records it.
@@ -842,7 +1139,7 @@ mod tests {
     }
 
     #[test]
-    fn an_outbox_of_schema_1_is_migrated_and_keeps_its_rows() {
+    fn an_outbox_of_schema_1_is_migrated_through_2_to_3_and_keeps_its_rows() {
         let dir = std::env::temp_dir().join(format!("augur-outbox-v1-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("outbox.sqlite");
@@ -851,10 +1148,14 @@ mod tests {
             let conn = rusqlite::Connection::open(&path).expect("sqlite");
             let v1 = SCHEMA
                 .replace(",\n    cap_max INTEGER,\n    cap_days REAL", "")
-                .replace("user_version = 2", "user_version = 1");
+                .replace(
+                    "    churn_tier TEXT,\n    country TEXT,\n    segments TEXT,\n",
+                    "",
+                )
+                .replace("user_version = 3", "user_version = 1");
             assert!(
-                !v1.contains("cap_max"),
-                "the schema 1 of this test has no caps"
+                !v1.contains("cap_max") && !v1.contains("segments TEXT"),
+                "the schema 1 of this test has no caps and no plan facts"
             );
             conn.execute_batch(&v1).expect("schema 1");
             conn.execute(
@@ -872,7 +1173,22 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .expect("the run, with a cap column");
-        assert_eq!((cap, version), (None, 2));
+        assert_eq!((cap, version), (None, 3));
+        let facts: i64 = outbox
+            .conn
+            .query_row(
+                "SELECT count(*) FROM messages WHERE segments IS NULL AND churn_tier IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the plan-fact columns exist");
+        assert_eq!(facts, 0);
+        assert!(
+            outbox
+                .run_tests("c")
+                .expect("the A/B test table")
+                .is_empty()
+        );
         drop(outbox);
         Outbox::open(&path).expect("opened again: nothing left to migrate");
         std::fs::remove_dir_all(&dir).ok();

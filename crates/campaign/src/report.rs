@@ -7,17 +7,17 @@
 //! suppressed at sending, so the comparison with the holdout is not biased by who could be
 //! reached.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use augur_data::EmailEventKind;
-
+use crate::attribution;
 use crate::config::Settings;
+use crate::stats::two_proportions;
 use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::outbox::{Outbox, Status};
+use crate::outbox::{Outbox, ReportRow, Status};
 
 /// Hours after sending shown in the opens chart.
 pub const CHART_HOURS: usize = 72;
@@ -87,6 +87,29 @@ pub struct CampaignReport {
     pub uplift_note: Option<String>,
     /// Messages by outbox state.
     pub outbox: BTreeMap<String, u64>,
+    /// The campaign's A/B tests, one per run that had one, and their decisions.
+    pub tests: Vec<TestSummary>,
+}
+
+/// One run's A/B test in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestSummary {
+    /// The run.
+    pub run_id: String,
+    /// What decides.
+    pub metric: String,
+    /// Earliest decision (UTC seconds).
+    pub decide_after: i64,
+    /// Latest decision (UTC seconds).
+    pub decide_by: i64,
+    /// The variant sent to the rest, once decided.
+    pub winner: Option<String>,
+    /// Whether it cleared the bar (`false`: the default, for want of a clear winner).
+    pub clear: Option<bool>,
+    /// When it was decided (UTC seconds).
+    pub decided_at: Option<i64>,
+    /// The figures it was decided on.
+    pub evidence: Option<serde_json::Value>,
 }
 
 /// Why a report has no uplift, in words: no holdout, nothing delivered yet, or no conversion in
@@ -114,61 +137,18 @@ fn uplift_note(
     })
 }
 
-/// Standard normal CDF (Abramowitz & Stegun 7.1.26, error below 1.5e-7).
-fn normal_cdf(z: f64) -> f64 {
-    let x = z.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erf = 1.0 - poly * (-x * x).exp();
-    if z >= 0.0 {
-        0.5 * (1.0 + erf)
-    } else {
-        0.5 * (1.0 - erf)
-    }
-}
-
-/// Difference of two proportions with a Wald 95 % interval and a pooled z-test.
-pub fn two_proportions(x1: u64, n1: u64, x0: u64, n0: u64) -> Option<(f64, [f64; 2], f64)> {
-    if n1 == 0 || n0 == 0 {
-        return None;
-    }
-    let (p1, p0) = (x1 as f64 / n1 as f64, x0 as f64 / n0 as f64);
-    let d = p1 - p0;
-    let se = (p1 * (1.0 - p1) / n1 as f64 + p0 * (1.0 - p0) / n0 as f64).sqrt();
-    let pooled = (x1 + x0) as f64 / (n1 + n0) as f64;
-    let se0 = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n0 as f64)).sqrt();
-    let p = if se0 > 0.0 {
-        2.0 * (1.0 - normal_cdf((d / se0).abs()))
-    } else {
-        1.0
-    };
-    Some((d, [d - 1.96 * se, d + 1.96 * se], p))
-}
-
 /// Builds the report of `campaign` from the outbox and the exports.
 pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<CampaignReport> {
-    let rows = outbox.campaign_rows(campaign)?;
-    if rows.is_empty() {
-        return Err(Error::outbox(
-            outbox.path(),
-            format!(
-                "no planned messages of campaign `{campaign}`; plan it first (augur campaign plan)"
-            ),
-        ));
-    }
-    let mut narrow = config.data.clone();
-    narrow.tables.web_events.path = None;
-    let (history, _) = augur_data::load(&narrow)?;
+    let rows = campaign_rows(outbox, campaign)?;
+    let history = attribution::load(config)?;
     let window = (config.campaigns.attribution_days * 86_400.0) as i64;
 
     let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
     // Dense contact → (group, start of attribution).
-    let mut member: HashMap<u32, (String, i64)> = HashMap::new();
-    let mut assigned: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut member: HashMap<u32, &str> = HashMap::new();
+    let mut starts: HashMap<u32, i64> = HashMap::new();
+    let mut assigned: HashSet<&str> = HashSet::new();
     for r in &rows {
         *states.entry(r.status.to_string()).or_default() += 1;
         let g = groups.entry(r.group.clone()).or_insert_with(|| GroupStats {
@@ -184,75 +164,34 @@ pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<Camp
         g.audience += 1;
         g.sent += u64::from(r.status == Status::Sent);
         if let Some(c) = history.contacts.ids.get(&r.contact_id) {
-            member.insert(c, (r.group.clone(), r.sent_at.unwrap_or(r.send_at)));
+            member.insert(c, r.group.as_str());
+            starts.insert(c, r.sent_at.unwrap_or(r.send_at));
         }
     }
-
-    #[derive(Default, Clone, Copy)]
-    struct Seen {
-        delivered: bool,
-        bounced: bool,
-        opened: bool,
-        clicked: bool,
-        unsubscribed: bool,
-        converted: bool,
-    }
-    let mut seen: HashMap<u32, Seen> = HashMap::new();
-    if let Some(cid) = history.campaigns.get(campaign) {
-        let e = &history.email_events;
-        for i in 0..e.len() {
-            if e.campaign[i] != cid {
-                continue;
-            }
-            let Some((group, start)) = member.get(&e.contact[i]) else {
-                continue;
-            };
-            let s = seen.entry(e.contact[i]).or_default();
-            match e.kind[i] {
-                EmailEventKind::Delivered => s.delivered = true,
-                EmailEventKind::Bounce => s.bounced = true,
-                EmailEventKind::Open if !e.machine_open[i] => {
-                    s.opened = true;
-                    let hour = (e.at[i] - start).div_euclid(3600);
-                    if let (Ok(h), Some(g)) = (usize::try_from(hour), groups.get_mut(group))
-                        && h < CHART_HOURS
-                    {
-                        g.opens_by_hour[h] += 1;
-                    }
-                }
-                EmailEventKind::Click => s.clicked = true,
-                EmailEventKind::Unsubscribe => s.unsubscribed = true,
-                _ => {}
+    for (c, o) in attribution::outcomes(&history, campaign, &starts, window, None) {
+        let g = groups
+            .get_mut(member[&c])
+            .expect("every member's group exists");
+        g.delivered += u64::from(o.delivered);
+        g.bounced += u64::from(o.bounced);
+        g.opened += u64::from(o.opened);
+        g.clicked += u64::from(o.clicked);
+        g.unsubscribed += u64::from(o.unsubscribed);
+        g.converted += u64::from(o.converted());
+        g.orders += u64::from(o.orders);
+        g.revenue += o.revenue;
+        for at in o.opens_at {
+            let hour = (at - starts[&c]).div_euclid(3600);
+            if let Ok(h) = usize::try_from(hour)
+                && h < CHART_HOURS
+            {
+                g.opens_by_hour[h] += 1;
             }
         }
     }
-    let o = &history.orders;
-    let mut orders: HashMap<u32, std::collections::HashSet<u32>> = HashMap::new();
-    for i in 0..o.len() {
-        let Some((group, start)) = member.get(&o.contact[i]) else {
-            continue;
-        };
-        if o.at[i] < *start || o.at[i] >= start + window {
-            continue;
-        }
-        let g = groups.get_mut(group).expect("every member's group exists");
-        g.revenue += o.quantity[i] * o.unit_price[i];
-        if orders.entry(o.contact[i]).or_default().insert(o.order[i]) {
-            g.orders += 1;
-        }
-        seen.entry(o.contact[i]).or_default().converted = true;
-    }
-    for (c, s) in &seen {
-        let Some((group, _)) = member.get(c) else {
-            continue;
-        };
-        let g = groups.get_mut(group).expect("every member's group exists");
-        g.delivered += u64::from(s.delivered);
-        g.bounced += u64::from(s.bounced);
-        g.opened += u64::from(s.opened);
-        g.clicked += u64::from(s.clicked);
-        g.unsubscribed += u64::from(s.unsubscribed);
-        g.converted += u64::from(s.converted);
+    let awaiting = outbox.awaiting_count(campaign)?;
+    if awaiting > 0 {
+        states.insert(Status::AwaitingTest.to_string(), awaiting);
     }
     let holdout = groups.remove("holdout");
     let mut list: Vec<GroupStats> = groups.into_values().collect();
@@ -292,7 +231,42 @@ pub fn report(config: &Settings, outbox: &Outbox, campaign: &str) -> Result<Camp
         uplift_note,
         uplift,
         outbox: states,
+        tests: tests(outbox, campaign)?,
     })
+}
+
+/// The rows of `campaign` that assigned a contact to a group; an error when there are none.
+pub(crate) fn campaign_rows(outbox: &Outbox, campaign: &str) -> Result<Vec<ReportRow>> {
+    let rows = outbox.campaign_rows(campaign)?;
+    if rows.is_empty() {
+        return Err(Error::outbox(
+            outbox.path(),
+            format!(
+                "no planned messages of campaign `{campaign}`; plan it first (augur campaign plan)"
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
+/// The campaign's A/B tests, as the report shows them.
+fn tests(outbox: &Outbox, campaign: &str) -> Result<Vec<TestSummary>> {
+    Ok(outbox
+        .run_tests(campaign)?
+        .into_iter()
+        .map(|t| TestSummary {
+            run_id: t.run_id,
+            metric: t.test.metric,
+            decide_after: t.test.decide_after,
+            decide_by: t.test.decide_by,
+            winner: t.decision.as_ref().map(|d| d.winner.clone()),
+            clear: t.decision.as_ref().map(|d| d.clear),
+            decided_at: t.decision.as_ref().map(|d| d.decided_at),
+            evidence: t
+                .decision
+                .and_then(|d| serde_json::from_str(&d.evidence).ok()),
+        })
+        .collect())
 }
 
 const COLORS: [RGBColor; 5] = [
@@ -404,20 +378,4 @@ pub fn write_report(report: &CampaignReport, dir: &Path) -> Result<()> {
     );
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(|e| Error::write(&path, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn two_proportion_test_matches_textbook_values() {
-        // 120/1000 vs 100/1000: difference 0.02, z = 1.43 (pooled), p ≈ 0.153.
-        let (d, ci, p) = two_proportions(120, 1000, 100, 1000).expect("test");
-        assert!((d - 0.02).abs() < 1e-12);
-        assert!((p - 0.153).abs() < 0.002, "p = {p}");
-        assert!(ci[0] < 0.0 && ci[1] > 0.04);
-        assert!(two_proportions(1, 0, 1, 10).is_none());
-        assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
-    }
 }

@@ -33,6 +33,78 @@ pub struct CampaignFile {
     pub content: ContentSpec,
     /// A/B variants (at least one).
     pub variants: Vec<VariantSpec>,
+    /// An A/B test that picks its winner: a share of the audience gets the variants first, the
+    /// rest gets the winner.
+    pub test: Option<TestSpec>,
+}
+
+/// What decides an A/B test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Recipients with a human open (machine opens never count).
+    HumanOpens,
+    /// Recipients who clicked.
+    Clicks,
+    /// Recipients who ordered within the attribution window.
+    Orders,
+    /// Revenue of the attributed orders per recipient.
+    RevenuePerEmail,
+}
+
+impl Metric {
+    /// The name in campaign files and the outbox.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HumanOpens => "human_opens",
+            Self::Clicks => "clicks",
+            Self::Orders => "orders",
+            Self::RevenuePerEmail => "revenue_per_email",
+        }
+    }
+
+    /// The metric named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::HumanOpens,
+            Self::Clicks,
+            Self::Orders,
+            Self::RevenuePerEmail,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
+    }
+}
+
+/// `[test]`: send the variants to a share of the audience first, then the winner to the rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    /// Share of the contacts to be mailed (the holdout apart) who get the variants first,
+    /// above 0 and below 1.
+    pub share: f64,
+    /// What decides.
+    pub metric: Metric,
+    /// Earliest decision, hours after the plan.
+    pub decide_after_hours: f64,
+    /// Latest decision, hours after the plan: with no clear winner by then, `default` is sent.
+    pub decide_by_hours: f64,
+    /// Probability to be best a variant needs to win, 0.5 to 0.999.
+    #[serde(default = "ninety_five")]
+    pub confidence: f64,
+    /// Recipients each variant needs before a winner can be declared.
+    #[serde(default = "hundred")]
+    pub min_per_variant: u32,
+    /// The variant the rest gets when no winner is clear (default: the first).
+    pub default: Option<String>,
+}
+
+fn ninety_five() -> f64 {
+    0.95
+}
+
+fn hundred() -> u32 {
+    100
 }
 
 /// The audience.
@@ -329,6 +401,9 @@ impl Campaign {
                 read(t)?;
             }
         }
+        if let Some(test) = &file.test {
+            check_test(test, &file.variants).map_err(|m| bad(format!("[test] {m}")))?;
+        }
         for v in &file.variants {
             templates.push((format!("{}.subject", v.name), v.subject.clone()));
             templates.push((format!("{}.preheader", v.name), v.preheader.clone()));
@@ -349,4 +424,51 @@ impl Campaign {
     pub fn id(&self) -> &str {
         &self.file.id
     }
+
+    /// The variant an A/B test falls back to: its `default`, else the first variant.
+    pub fn default_variant(&self) -> &str {
+        self.file
+            .test
+            .as_ref()
+            .and_then(|t| t.default.as_deref())
+            .unwrap_or(&self.file.variants[0].name)
+    }
+}
+
+/// The rules of `[test]`: what a test needs to be decidable.
+fn check_test(test: &TestSpec, variants: &[VariantSpec]) -> Result<(), String> {
+    if variants.len() < 2 {
+        return Err("needs at least two [[variants]] to compare".into());
+    }
+    if !(test.share > 0.0 && test.share < 1.0) {
+        return Err(format!(
+            "share = {}: use a share above 0 and below 1, e.g. 0.2",
+            test.share
+        ));
+    }
+    let hours = 0.0..=14.0 * 24.0;
+    if !(hours.contains(&test.decide_after_hours)
+        && hours.contains(&test.decide_by_hours)
+        && test.decide_after_hours <= test.decide_by_hours)
+    {
+        return Err(format!(
+            "decide_after_hours = {}, decide_by_hours = {}: use 0 to 336 hours, the first not after the second",
+            test.decide_after_hours, test.decide_by_hours
+        ));
+    }
+    if !(0.5..=0.999).contains(&test.confidence) {
+        return Err(format!(
+            "confidence = {}: use a probability from 0.5 to 0.999, e.g. 0.95",
+            test.confidence
+        ));
+    }
+    if test.min_per_variant == 0 {
+        return Err("min_per_variant: at least 1 recipient per variant".into());
+    }
+    if let Some(d) = &test.default
+        && !variants.iter().any(|v| v.name == *d)
+    {
+        return Err(format!("default = `{d}` is not one of the [[variants]]"));
+    }
+    Ok(())
 }

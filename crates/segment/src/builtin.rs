@@ -16,6 +16,14 @@ fn number(field: &str, op: Op, value: f64) -> Rule {
     }
 }
 
+/// A human open or click within `days` (machine opens are not in `days_since_open`).
+fn engaged_within(days: f64) -> Rule {
+    Rule::Any(vec![
+        number("days_since_open", Op::Lte, days),
+        number("days_since_click", Op::Lte, days),
+    ])
+}
+
 /// The built-in segments as `(name, description, rule)`, sorted by name.
 pub fn builtin() -> Vec<(&'static str, &'static str, Rule)> {
     vec![
@@ -37,9 +45,30 @@ pub fn builtin() -> Vec<(&'static str, &'static str, Rule)> {
             ]),
         ),
         (
+            "engaged",
+            "A human open or click within the last 30 days.",
+            engaged_within(30.0),
+        ),
+        (
+            "inactive",
+            "No human open or click within 90 days, and not signed up within 90 days.",
+            Rule::All(vec![
+                Rule::Not(Box::new(engaged_within(90.0))),
+                Rule::Not(Box::new(number("days_since_signup", Op::Lte, 90.0))),
+            ]),
+        ),
+        (
             "lapsed",
             "Customers whose last order is more than a year ago.",
             number("days_since_last_order", Op::Gt, 365.0),
+        ),
+        (
+            "moderately_engaged",
+            "The last human open or click 31 to 90 days ago.",
+            Rule::All(vec![
+                engaged_within(90.0),
+                Rule::Not(Box::new(engaged_within(30.0))),
+            ]),
         ),
         (
             "new_subscribers",

@@ -166,7 +166,7 @@ mod tests {
     fn every_builtin_compiles_against_the_service_schema() {
         let schema = service_schema();
         let all = builtin();
-        assert_eq!(all.len(), 5);
+        assert_eq!(all.len(), 8);
         for (name, description, rule) in &all {
             assert!(is_slug(name), "{name}");
             assert!(!description.is_empty(), "{name}");
@@ -238,6 +238,36 @@ mod tests {
     }
 
     #[test]
+    fn engagement_bands_split_by_the_last_human_open_or_click() {
+        let schema = service_schema();
+        let segments = catalog(&BTreeMap::new(), &schema).expect("built-ins compile");
+        let bands = |set: &[(&str, Value<'static>)]| -> Vec<&str> {
+            let r = record(&schema, set);
+            ["engaged", "moderately_engaged", "inactive"]
+                .into_iter()
+                .filter(|name| {
+                    segments
+                        .iter()
+                        .find(|s| s.name == *name)
+                        .is_some_and(|s| s.matcher.matches(&r))
+                })
+                .collect()
+        };
+        let old = ("days_since_signup", Value::Number(400.0));
+        let open = |d: f64| ("days_since_open", Value::Number(d));
+        let click = |d: f64| ("days_since_click", Value::Number(d));
+        assert_eq!(bands(&[old, open(3.0)]), ["engaged"]);
+        assert_eq!(bands(&[old, open(200.0), click(30.0)]), ["engaged"]);
+        assert_eq!(bands(&[old, open(31.0)]), ["moderately_engaged"]);
+        assert_eq!(bands(&[old, click(90.0)]), ["moderately_engaged"]);
+        assert_eq!(bands(&[old, open(91.0), click(120.0)]), ["inactive"]);
+        assert_eq!(bands(&[old]), ["inactive"], "never engaged");
+        assert_eq!(bands(&[]), ["inactive"], "never engaged, sign-up unknown");
+        let recent = ("days_since_signup", Value::Number(20.0));
+        assert!(bands(&[recent]).is_empty(), "new: not yet inactive");
+    }
+
+    #[test]
     fn configured_segments_join_and_replace_builtins() {
         let configured = specs(
             r#"
@@ -256,13 +286,16 @@ mod tests {
             [
                 "active_buyers",
                 "at_risk",
+                "engaged",
+                "inactive",
                 "lapsed",
+                "moderately_engaged",
                 "new_subscribers",
                 "vip",
                 "winback_de"
             ]
         );
-        let vip = &segments[4];
+        let vip = &segments[7];
         assert!(!vip.builtin);
         assert_eq!(vip.description, "");
         assert_eq!(
@@ -270,7 +303,7 @@ mod tests {
             serde_json::json!({"field": "spend_percentile", "gte": 0.99})
         );
         assert!(segments[0].builtin);
-        assert_eq!(segments[5].description, "High-risk customers in Germany");
+        assert_eq!(segments[8].description, "High-risk customers in Germany");
     }
 
     #[test]

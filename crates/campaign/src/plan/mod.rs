@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use crate::directory::{Directory, Suppression};
 use crate::error::{Error, Result};
 use crate::message::{Envelope, Signer, digest_hex, message_id};
-use crate::outbox::{Earlier, Outbox, Planned, Rendered, Run, Status};
+use crate::outbox::{Earlier, Outbox, PlanFacts, Planned, Rendered, Run, Status, TestRecord};
 use crate::render::{CampaignView, ContactView, Context, Templates};
 
 use crate::schedule::Window;
@@ -42,6 +42,8 @@ pub struct Summary {
     pub suppressed: BTreeMap<&'static str, usize>,
     /// Kept out as the control group.
     pub holdout: usize,
+    /// Waiting for the A/B test's winner (planned when it is decided).
+    pub awaiting_test: usize,
     /// Messages to send, by variant.
     pub variants: BTreeMap<String, usize>,
     /// Messages by local hour of day of their send time.
@@ -134,7 +136,13 @@ pub struct Inputs<'a> {
 /// The audience rule or a template does not compile, the outbox cannot be read, or a template
 /// fails to render for a contact (naming the contact).
 pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planned>)> {
-    let planner = Planner::new(inputs, outbox)?;
+    let mut planner = Planner::new(
+        inputs,
+        outbox,
+        run_id(inputs.campaign.id(), inputs.at),
+        None,
+    )?;
+    planner.decided = decided_winner(inputs, outbox, &planner.run)?;
     let snapshot = &inputs.artifact.snapshot;
     let rows: Vec<Planned> = (0..snapshot.len())
         .into_par_iter()
@@ -156,12 +164,88 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
     Ok((summary, rows))
 }
 
+/// Plans the contacts of `run` that waited for its A/B test, all with the `winner` variant (an
+/// index into the campaign's variants), as of `inputs.at` (the decision): each at its own best
+/// instant of a window that opens after the decision, checked for opt-outs and caps again.
+/// Contacts the model no longer has are suppressed (`not_in_model`). Rows are returned, not
+/// stored (see [`Outbox::decide`]).
+///
+/// # Errors
+/// As [`plan`].
+pub fn plan_awaiting(
+    inputs: &Inputs<'_>,
+    outbox: &Outbox,
+    run: &str,
+    winner: usize,
+    contacts: &[String],
+) -> Result<Vec<Planned>> {
+    let planner = Planner::new(inputs, outbox, run.to_string(), Some(winner))?;
+    let snapshot = &inputs.artifact.snapshot;
+    let rows: Vec<Planned> = contacts
+        .par_iter()
+        .map(|id| match snapshot.contact(id) {
+            Some(c) => planner
+                .plan_one(c)
+                .map(|row| row.expect("a forced plan keeps every contact")),
+            None => Ok(Planned {
+                contact_id: id.clone(),
+                email: None,
+                variant: None,
+                status: Status::Suppressed,
+                reason: Some("not_in_model"),
+                send_at: inputs.at.timestamp(),
+                send_time_source: "none",
+                expires_at: inputs.at.timestamp(),
+                message_id: None,
+                content: None,
+                facts: PlanFacts::default(),
+            }),
+        })
+        .collect::<Result<_>>()?;
+    // As in `plan`: a template that fails for everyone stops the decision before it is stored.
+    let rendered = rows.iter().any(|r| r.status == Status::Queued);
+    if let Some(failure) = planner.first_failure.get().filter(|_| !rendered) {
+        return Err(Error::Campaign {
+            path: inputs.campaign.path.clone(),
+            message: format!(
+                "no message for the A/B test's winner could be rendered, so nothing was decided; the first failure: {failure}"
+            ),
+        });
+    }
+    Ok(rows)
+}
+
+/// The variant index of the recorded winner of `run`'s A/B test, if it was decided (and the
+/// campaign file still has that variant).
+fn decided_winner(inputs: &Inputs<'_>, outbox: &Outbox, run: &str) -> Result<Option<usize>> {
+    if inputs.campaign.file.test.is_none() {
+        return Ok(None);
+    }
+    let winner = outbox
+        .run_tests(inputs.campaign.id())?
+        .into_iter()
+        .find(|t| t.run_id == run)
+        .and_then(|t| t.decision)
+        .map(|d| d.winner);
+    Ok(winner.and_then(|w| {
+        let variants = &inputs.campaign.file.variants;
+        variants.iter().position(|v| v.name == w)
+    }))
+}
+
 /// What every contact's plan shares: compiled once, read by all threads.
 struct Planner<'a> {
     inputs: &'a Inputs<'a>,
     models: augur_model::Models<'a>,
     fields: Fields,
     matcher: Matcher,
+    /// Every named segment, for the plan facts that reports group by.
+    segments: Vec<(String, Matcher)>,
+    /// Set when planning an A/B test's remainder: everyone gets this variant, no split.
+    forced: Option<usize>,
+    /// The winner of this run's A/B test when it was decided before this plan: contacts new
+    /// to the run outside the test's share get it instead of waiting.
+    decided: Option<usize>,
     templates: Templates,
     envelope: Envelope,
     run: String,
@@ -176,14 +260,21 @@ struct Planner<'a> {
     first_failure: std::sync::OnceLock<String>,
 }
 
-/// Whether a contact that passed suppression is held out or gets a variant.
+/// Whether a contact that passed suppression is held out, gets a variant, or waits for the A/B
+/// test's winner.
 enum Assignment {
     Holdout,
     Variant(usize),
+    AwaitingTest,
 }
 
 impl<'a> Planner<'a> {
-    fn new(inputs: &'a Inputs<'a>, outbox: &Outbox) -> Result<Self> {
+    fn new(
+        inputs: &'a Inputs<'a>,
+        outbox: &Outbox,
+        run: String,
+        forced: Option<usize>,
+    ) -> Result<Self> {
         let Inputs {
             config,
             artifact,
@@ -196,7 +287,15 @@ impl<'a> Planner<'a> {
         let templates = Templates::compile(campaign)?;
         let signing_key = outbox.signing_key(config.campaigns.signing_key.as_deref())?;
         let envelope = envelope(config, campaign, signing_key)?;
-        let run = run_id(campaign.id(), at);
+        // Segments are recorded for reports only: one that no longer compiles costs its group
+        // there, not the plan (the audience rule was checked on its own above).
+        let segments = match augur_segment::catalog(&config.segments, &fields.schema) {
+            Ok(all) => all.into_iter().map(|s| (s.name, s.matcher)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "segments not recorded with the plan");
+                Vec::new()
+            }
+        };
         let cap = campaign.file.caps;
         let repeat_after = campaign.file.audience.resend_after_days;
         let lookback_days = cap.map_or(0.0, |c| c.per_days).max(repeat_after);
@@ -213,6 +312,9 @@ impl<'a> Planner<'a> {
             models: artifact.models(),
             fields,
             matcher,
+            segments,
+            forced,
+            decided: None,
             templates,
             envelope,
             run,
@@ -251,12 +353,17 @@ impl<'a> Planner<'a> {
             ..
         } = *self.inputs;
         let snapshot = &artifact.snapshot;
-        if !self
-            .matcher
-            .matches(&self.fields.record(snapshot, &self.models, c))
-        {
+        let record = self.fields.record(snapshot, &self.models, c);
+        // The remainder of an A/B test was selected at the plan; it is not selected again.
+        if self.forced.is_none() && !self.matcher.matches(&record) {
             return Ok(None);
         }
+        let segments: Vec<&str> = self
+            .segments
+            .iter()
+            .filter(|(_, m)| m.matches(&record))
+            .map(|(name, _)| name.as_str())
+            .collect();
         let contact_id = snapshot.contacts.name(c as u32);
         let d = directory.contact(contact_id);
         let (chosen, opens) = self.send_time(c);
@@ -272,6 +379,11 @@ impl<'a> Planner<'a> {
             expires_at: (opens + self.window.length).timestamp(),
             message_id: None,
             content: None,
+            facts: PlanFacts {
+                churn_tier: Some(snapshot.churn_tier(c)),
+                country: Some(snapshot.country[c].unwrap_or("unknown")),
+                segments: segments.join(","),
+            },
         };
         if let Some(reason) = self.suppression(d, contact_id, row.send_at, chosen.is_none()) {
             row.reason = Some(reason.name());
@@ -280,6 +392,10 @@ impl<'a> Planner<'a> {
         let variant = match self.assignment(contact_id) {
             Assignment::Holdout => {
                 row.status = Status::Holdout;
+                return Ok(Some(row));
+            }
+            Assignment::AwaitingTest => {
+                row.status = Status::AwaitingTest;
                 return Ok(Some(row));
             }
             Assignment::Variant(v) => v,
@@ -420,12 +536,23 @@ impl<'a> Planner<'a> {
         self.templates.render(variant, &context)
     }
 
-    /// Holdout or variant, from hashes of the campaign and the contact: the same on every plan.
+    /// Holdout, variant or waiting for the test, from hashes of the campaign and the contact:
+    /// the same on every plan. A contact planned for a test's winner gets it.
     fn assignment(&self, contact_id: &str) -> Assignment {
+        if let Some(winner) = self.forced {
+            return Assignment::Variant(winner);
+        }
         let campaign = self.inputs.campaign;
         let id = campaign.id();
         if unit(id, "holdout", contact_id) < campaign.file.audience.holdout {
             return Assignment::Holdout;
+        }
+        if let Some(test) = &campaign.file.test
+            && unit(id, "test", contact_id) >= test.share
+        {
+            return self
+                .decided
+                .map_or(Assignment::AwaitingTest, Assignment::Variant);
         }
         let total: f64 = self.weights.iter().sum();
         let pick = unit(id, "variant", contact_id) * total;
@@ -457,6 +584,7 @@ fn summarize(
     for r in rows {
         match r.status {
             Status::Holdout => summary.holdout += 1,
+            Status::AwaitingTest => summary.awaiting_test += 1,
             Status::Queued => {
                 *summary
                     .variants
@@ -507,6 +635,17 @@ pub fn store_plan(
         reply_to: inputs.campaign.file.sender.reply_to.clone(),
         require_consent: inputs.campaign.file.audience.require_consent,
         cap: inputs.campaign.file.caps,
+        test: inputs.campaign.file.test.as_ref().map(|t| {
+            let hours = |h: f64| inputs.at.timestamp() + (h * 3600.0).round() as i64;
+            TestRecord {
+                metric: t.metric.name().to_string(),
+                decide_after: hours(t.decide_after_hours),
+                decide_by: hours(t.decide_by_hours),
+                confidence: t.confidence,
+                min_per_variant: t.min_per_variant,
+                default_variant: inputs.campaign.default_variant().to_string(),
+            }
+        }),
     };
     let inserted = outbox.insert_plan(&run, rows)?;
     if !inserted.capped.is_empty() {
