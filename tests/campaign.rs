@@ -14,7 +14,7 @@ use crate::smtp::{self, Log, Received};
 use crate::util::{Dir, col, read_parquet, run, stderr, stdout, write_parquet};
 
 /// Demo data and a model trained on it, made once and copied into each test's directory.
-fn fixture() -> &'static Path {
+pub(crate) fn fixture() -> &'static Path {
     static FIXTURE: OnceLock<Dir> = OnceLock::new();
     FIXTURE
         .get_or_init(|| {
@@ -42,7 +42,7 @@ fn fixture() -> &'static Path {
         .path()
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");

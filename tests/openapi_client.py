@@ -20,11 +20,14 @@ from augur_client.api.contacts import (  # noqa: E402
     get_send_time,
     post_score,
 )
+from augur_client.api.events import post_events  # noqa: E402
 from augur_client.api.operations import healthz, metrics, openapi, readyz, reload  # noqa: E402
 from augur_client.api.segments import contacts as segment_contacts  # noqa: E402
 from augur_client.api.segments import list_, preview  # noqa: E402
 from augur_client.models import (  # noqa: E402
     Contact,
+    EventsAnswer,
+    EventsBody,
     Format,
     ModeParam,
     Part,
@@ -46,9 +49,9 @@ admin = AuthenticatedClient(base_url=base_url, token=admin_key, raise_on_unexpec
 called = []
 
 
-def check(route, response, model=None):
-    """The route answered 200 and, for a JSON answer, parsed into `model`."""
-    if response.status_code != 200:
+def check(route, response, model=None, status=200):
+    """The route answered `status` and, for a JSON answer, parsed into `model`."""
+    if response.status_code != status:
         sys.exit(f"{route}: status {response.status_code}: {response.content[:300]!r}")
     if model is not None and not isinstance(response.parsed, model):
         sys.exit(f"{route}: parsed as {type(response.parsed).__name__}, not {model.__name__}")
@@ -115,6 +118,14 @@ scores = check(
 )
 assert [c.contact_id for c in scores.contacts] == [contact_id], scores.contacts
 assert scores.unknown_ids == ["no-such-contact"], scores.unknown_ids
+event = {"type": "web", "contact_id": contact_id, "occurred_at": "2026-11-02T05:00:00Z", "event": "view"}
+stored = check(
+    "POST /v1/events",
+    post_events.sync_detailed(client=keyed, body=EventsBody.from_dict({"events": [event]})),
+    EventsAnswer,
+    status=202,
+)
+assert stored.accepted == 1 and not stored.rejected, stored
 check("POST /v1/admin/reload", reload.sync_detailed(client=admin), Reloaded)
 
 print(f"{len(called)} routes called")

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::util::{Dir, col, read_parquet, run, stderr, stdout};
 
-const KEY: &str = "test-api-key-0123456789";
+pub(crate) const KEY: &str = "test-api-key-0123456789";
 const ADMIN: &str = "test-admin-key-0123456789";
 
 /// `augur serve` on `serve.toml` and `models`, on a free port.
@@ -32,14 +32,14 @@ fn serve_command(dir: &Dir) -> std::process::Command {
 }
 
 /// A running `augur serve`, stopped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     agent: ureq::Agent,
 }
 
 impl Server {
-    fn start(dir: &Dir, extra_env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(dir: &Dir, extra_env: &[(&str, &str)]) -> Self {
         let mut cmd = serve_command(dir);
         cmd.env("AUGUR_SERVE__API_KEY", KEY)
             .env("AUGUR_SERVE__ADMIN_KEY", ADMIN)
@@ -80,7 +80,7 @@ impl Server {
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
-    fn post(&self, path: &str, key: &str, body: &str) -> (u16, Value) {
+    pub(crate) fn post(&self, path: &str, key: &str, body: &str) -> (u16, Value) {
         let mut response = self
             .agent
             .post(format!("{}{path}", self.base))

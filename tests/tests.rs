@@ -6,6 +6,7 @@ mod util;
 mod abtest;
 mod campaign;
 mod demo_data;
+mod flows;
 mod list_health;
 mod quality;
 mod retail;

@@ -172,7 +172,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<(CampaignSettings, Summary)> {
     let campaign = Campaign::load(&args.campaign)?;
     let artifact = Artifact::load(&args.models)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "model loaded");
-    let directory = Directory::load(&config.data)?;
+    let directory = Directory::open(&config)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "exports read");
     let at = at(args.at.as_deref())?;
     let mut outbox = Outbox::open(&config.campaigns.outbox)?;
@@ -260,7 +260,7 @@ fn decide(
 ) -> anyhow::Result<Vec<Verdict>> {
     let campaign = Campaign::load(campaign)?;
     let artifact = Artifact::load(models)?;
-    let directory = Directory::load(&config.data)?;
+    let directory = Directory::open(config)?;
     let mut outbox = Outbox::open(&config.campaigns.outbox)?;
     let inputs = Inputs {
         config,

@@ -6,6 +6,7 @@ mod output;
 mod campaign;
 mod demo;
 mod demo_data;
+mod flows;
 mod progress;
 mod report;
 mod score;
@@ -70,6 +71,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Predictive campaigns: plan a run into the outbox, send it over SMTP, report on it.
     Campaign(campaign::CampaignArgs),
+    /// Triggered series (welcome, abandoned cart, post-purchase, win-back) on events as they
+    /// happen: run them, report on them.
+    Flows(flows::FlowsArgs),
     /// Reports on the e-mail programme as a whole: `augur report list` for list health.
     Report(report::ReportArgs),
 }
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score(args) => score::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Campaign(args) => campaign::run(&args),
+        Command::Flows(args) => flows::run(&args),
         Command::Report(args) => report::run(&args),
     }
 }

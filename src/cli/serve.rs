@@ -53,6 +53,7 @@ pub fn start(
         models.to_path_buf(),
         config.serve,
         config.segments,
+        config.events,
     )?);
     tracing::info!(
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),

@@ -11,7 +11,7 @@ use augur_segment::SegmentSpec;
 use augur_serve::ServeConfig;
 
 /// The sections of `augur.toml`; any other top-level key is an error.
-const SECTIONS: [&str; 5] = ["data", "tables", "serve", "segments", "campaigns"];
+const SECTIONS: [&str; 6] = ["data", "tables", "serve", "segments", "campaigns", "events"];
 
 /// Every stage's settings, read from one configuration.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Settings {
     pub segments: BTreeMap<String, SegmentSpec>,
     /// `[campaigns]`.
     pub campaigns: augur_campaign::CampaignsConfig,
+    /// `[events]`.
+    pub events: augur_events::EventsConfig,
 }
 
 impl Settings {
@@ -40,6 +42,7 @@ impl Settings {
             serve: ServeConfig::from_file(&file)?,
             segments: file.section("segments")?,
             campaigns: augur_campaign::CampaignsConfig::from_file(&file)?,
+            events: augur_events::EventsConfig::from_file(&file)?,
         })
     }
 
@@ -64,6 +67,7 @@ impl Settings {
             data: self.data.clone(),
             campaigns: self.campaigns.clone(),
             segments: self.segments.clone(),
+            events: Some(self.events.store.clone()),
         }
     }
 }

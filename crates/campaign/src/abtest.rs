@@ -22,7 +22,7 @@ use crate::attribution;
 use crate::error::{Error, Result};
 use crate::message::digest_hex;
 use crate::outbox::{Decided, Decision, Outbox, RunTest, Status};
-use crate::plan::{Inputs, plan_awaiting};
+use crate::plan::{Inputs, plan_contacts};
 use crate::spec::Metric;
 use crate::stats::{Belief, probability_to_be_best};
 
@@ -235,7 +235,7 @@ fn plan_waiting(
                 "[test] the decision of run {run_id} is variant `{winner}`, which the campaign file no longer has; restore it"
             ),
         })?;
-    let rows = plan_awaiting(inputs, outbox, run_id, index, &waiting)?;
+    let rows = plan_contacts(inputs, outbox, run_id, Some(index), &waiting)?;
     outbox.decide(run_id, decision, &rows)
 }
 

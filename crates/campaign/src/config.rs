@@ -20,6 +20,9 @@ pub struct Settings {
     pub campaigns: CampaignsConfig,
     /// `[segments.<name>]`: named predictive segments next to the built-in ones.
     pub segments: BTreeMap<String, SegmentSpec>,
+    /// The event store (`events.store`), whose contact changes and opt-outs apply on top of
+    /// the exports; `None`: the exports alone.
+    pub events: Option<PathBuf>,
 }
 
 impl Settings {
@@ -33,6 +36,14 @@ impl Settings {
             data: augur_data::Config::from_file(file)?,
             campaigns: CampaignsConfig::from_file(file)?,
             segments: file.section("segments")?,
+            events: Some(
+                augur_events::EventsConfig::from_file(file)
+                    .map_err(|e| Error::Setting {
+                        setting: "events".into(),
+                        message: e.to_string(),
+                    })?
+                    .store,
+            ),
         })
     }
 }

@@ -158,7 +158,7 @@ pub async fn send(
     }
     log.recover(outbox)?;
     let signer = Signer::new(outbox.signing_key(campaigns.signing_key.as_deref())?);
-    let mut directory = Directory::load(&config.data)?;
+    let mut directory = Directory::open(config)?;
     let batch = campaigns.connections;
     let started = Instant::now();
     let mut last_flush = Instant::now();
@@ -180,10 +180,10 @@ pub async fn send(
             last_look = Some(Instant::now());
         }
         if look
-            && directory.is_stale(&config.data)
+            && directory.is_stale_for(config)
             && unreadable_since.is_none_or(|t| t.elapsed() >= RETRY_READ)
         {
-            match Directory::load(&config.data) {
+            match Directory::open(config) {
                 Ok(fresh) => {
                     directory = fresh;
                     unreadable_since = None;

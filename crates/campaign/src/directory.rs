@@ -1,7 +1,9 @@
 //! What the exports say about each contact right now: address, name, consent, and whether it
 //! unsubscribed, bounced or complained. The model's snapshot is as old as the last training;
 //! these tables are read fresh when planning and again while sending, so that a contact who
-//! unsubscribed an hour ago gets nothing.
+//! unsubscribed an hour ago gets nothing. Events posted live (`POST /v1/events`, in the event
+//! store) are applied on top: a contact created a minute ago can be mailed, one who withdrew
+//! consent or unsubscribed a minute ago is not.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -9,7 +11,8 @@ use std::time::SystemTime;
 use augur_data::History;
 use augur_data::{Config, EmailEventKind, TableKind};
 
-use crate::error::Result;
+use crate::config::Settings;
+use crate::error::{Error, Result};
 
 /// Why a contact must not get a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +67,84 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// Reads the exports of `settings` and applies the event store's contact changes and
+    /// opt-outs on top (when the store exists).
+    ///
+    /// # Errors
+    /// The exports or the store cannot be read.
+    pub fn open(settings: &Settings) -> Result<Self> {
+        let mut directory = Self::load(&settings.data)?;
+        if let Some(store) = settings.events.as_deref().filter(|p| p.exists()) {
+            let events = augur_events::EventStore::open(store)
+                .and_then(|s| s.all())
+                .map_err(|e| Error::Setting {
+                    setting: "events.store".into(),
+                    message: e.to_string(),
+                })?;
+            directory.apply_events(&events, settings.data.default_contact_zone());
+            walk(store, &mut directory.fingerprint);
+            walk(&wal(store), &mut directory.fingerprint);
+            directory.fingerprint.sort();
+        }
+        Ok(directory)
+    }
+
+    /// Whether the exports or the event store changed since this was read.
+    pub fn is_stale_for(&self, settings: &Settings) -> bool {
+        let mut now = fingerprint(&settings.data);
+        if let Some(store) = settings.events.as_deref().filter(|p| p.exists()) {
+            walk(store, &mut now);
+            walk(&wal(store), &mut now);
+            now.sort();
+        }
+        now != self.fingerprint
+    }
+
+    /// Applies live events, oldest first: contact changes (address, name, country, zone,
+    /// consent) and unsubscribes, bounces and complaints.
+    pub fn apply_events(&mut self, events: &[augur_events::Stored], default_zone: chrono_tz::Tz) {
+        use augur_events::Body;
+        for stored in events {
+            let e = &stored.event;
+            match &e.body {
+                Body::Contact {
+                    email,
+                    first_name,
+                    country,
+                    timezone,
+                    created_at,
+                    email_consent,
+                } => {
+                    self.history.contacts.upsert(
+                        &e.contact_id,
+                        email.as_deref(),
+                        first_name.as_deref(),
+                        country.as_deref(),
+                        timezone.as_deref(),
+                        *created_at,
+                        *email_consent,
+                        default_zone,
+                    );
+                }
+                Body::Email { event, .. } => {
+                    let reason = match event {
+                        EmailEventKind::Unsubscribe => Suppression::Unsubscribed,
+                        EmailEventKind::Bounce => Suppression::Bounced,
+                        EmailEventKind::Complaint => Suppression::Complained,
+                        _ => continue,
+                    };
+                    let Some(c) = self.contact(&e.contact_id) else {
+                        continue;
+                    };
+                    let slot = &mut self.opted_out[c as usize];
+                    *slot = Some(slot.map_or(reason, |r: Suppression| r.min(reason)));
+                }
+                _ => {}
+            }
+            self.opted_out.resize(self.history.contacts.len(), None);
+        }
+    }
+
     /// Reads the contacts, products and e-mail events tables of `config`.
     pub fn load(config: &Config) -> Result<Self> {
         let mut narrow = config.clone();
@@ -131,6 +212,13 @@ impl Directory {
         }
         self.opted_out[c as usize]
     }
+}
+
+/// The write-ahead log beside an SQLite database: where its recent commits are.
+fn wal(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 /// Size and modification time of every file of the contacts and e-mail events tables.

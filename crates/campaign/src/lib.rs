@@ -39,12 +39,19 @@ pub use breakdown::{
 pub use config::{CampaignsConfig, Settings, SmtpConfig, SmtpSecurity, UnknownOutcome};
 pub use deliver::{SendOptions, SendReport, Transport, Until, send};
 pub use directory::Directory;
+pub use directory::Suppression;
 pub use error::{Error, Result};
 pub use health::{ListHealth, Week, list_health, write_list_health};
-pub use outbox::{Claimed, Due, Inserted, Outbox, Status};
-pub use plan::{Inputs, Summary, envelope, plan, plan_awaiting, preview, run_id, store_plan};
+pub use outbox::ReportRow;
+pub use outbox::{Claimed, Due, Inserted, Outbox, PlanFacts, Planned, Run, Status};
+pub use plan::{Inputs, Summary, envelope, plan, plan_contacts, preview, run_id, store_plan};
 pub use report::{CampaignReport, TestSummary, report, write_report};
-pub use spec::{Campaign, Metric};
+pub use schedule::Window;
+pub use spec::{
+    AudienceSpec, Campaign, CampaignFile, CapSpec, ContentSpec, Metric, ScheduleSpec, SenderSpec,
+    VariantSpec,
+};
+pub use stats::two_proportions;
 
 /// The example campaigns and their templates (`crates/campaign/campaigns/`), as relative path and
 /// text, so the demo can write them next to its data.

@@ -694,6 +694,15 @@ impl Outbox {
         })
     }
 
+    /// Suppressed messages of a campaign, per run.
+    pub fn suppressed_by_run(&self, campaign_id: &str) -> Result<Vec<(String, u64)>> {
+        self.select(
+            "SELECT run_id, count(*) FROM messages WHERE campaign_id = ?1 AND status = ?2 GROUP BY run_id",
+            params![campaign_id, Status::Suppressed],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
     /// Messages of a campaign waiting for an A/B test's winner.
     pub fn awaiting_count(&self, campaign_id: &str) -> Result<u64> {
         self.conn

@@ -279,6 +279,19 @@ impl Campaign {
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let file: CampaignFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        Self::from_file(path, file)
+    }
+
+    /// Checks a campaign built in memory (a series' send step), its templates read relative
+    /// to `path`, which errors name.
+    ///
+    /// # Errors
+    /// As [`Campaign::load`].
+    pub fn from_file(path: &Path, file: CampaignFile) -> Result<Self> {
+        let bad = |message: String| Error::Campaign {
+            path: path.to_path_buf(),
+            message,
+        };
         if !is_slug(&file.id) {
             return Err(bad(format!(
                 "id `{}`: use 1 to 64 characters of a-z, 0-9, `_` and `-`",

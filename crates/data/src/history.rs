@@ -127,6 +127,51 @@ impl Contacts {
         i
     }
 
+    /// Creates or changes a contact from a live change (a contact event): the fields given
+    /// replace the stored ones, absent ones are kept, and the zone is resolved again (its own,
+    /// else its country's, else `default_zone`). Returns its dense index. Attribute columns
+    /// grow with it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upsert(
+        &mut self,
+        id: &str,
+        email: Option<&str>,
+        first_name: Option<&str>,
+        country: Option<&str>,
+        timezone: Option<&str>,
+        created_at: Option<i64>,
+        email_consent: Option<bool>,
+        default_zone: Tz,
+    ) -> u32 {
+        let c = self.intern(id, default_zone);
+        let i = c as usize;
+        self.listed[i] = true;
+        if let Some(e) = email {
+            self.email[i] = Some(e.into());
+        }
+        if let Some(f) = first_name {
+            self.first_name[i] = Some(f.into());
+        }
+        if let Some(code) = country.and_then(crate::zones::normalize_country) {
+            self.country[i] = Some(code);
+        }
+        if created_at.is_some() {
+            self.created_at[i] = created_at;
+        }
+        if email_consent.is_some() {
+            self.email_consent[i] = email_consent;
+        }
+        let keep = (self.timezone_source[i] == ZoneSource::Contact).then(|| self.timezone[i]);
+        let (zone, source) = match (timezone, keep) {
+            (None, Some(zone)) => (zone, ZoneSource::Contact),
+            _ => crate::zones::resolve_zone(timezone, self.country[i], default_zone),
+        };
+        self.timezone[i] = zone;
+        self.timezone_source[i] = source;
+        self.pad_attributes();
+        c
+    }
+
     /// Pads attribute columns to the number of contacts.
     pub(crate) fn pad_attributes(&mut self) {
         let len = self.len();

@@ -36,11 +36,11 @@ pub use features::{
 };
 pub use score::{write_scores, write_scores_in_row_groups};
 pub use send_time::{
-    EngagementWeights, HOURS, SendTimeModel, engagement_counts, history_clock, hour_of_day,
-    normalize, smooth,
+    Engagement, EngagementWeights, HOURS, SendTimeModel, engagement_counts, history_clock,
+    hour_of_day, normalize, smooth,
 };
 pub use send_window::{Quiet, Slot, parse_within, ranked_slots};
 pub use snapshot::{
-    AtHand, Fields, Models, ProductCatalog, Snapshot, build_snapshot, build_snapshot_with,
+    AtHand, FLAGS, Fields, Models, ProductCatalog, Snapshot, build_snapshot, build_snapshot_with,
     default_request,
 };

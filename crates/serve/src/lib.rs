@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod contacts;
 mod error;
+mod events;
 mod listen;
 mod metrics;
 mod ops;
@@ -30,6 +31,7 @@ use tower::ServiceBuilder;
 
 pub use config::ServeConfig;
 pub use error::{ApiError, Error};
+pub use events::Events;
 pub use state::AppState;
 
 /// The routes, with auth on `/v1`, body and concurrency limits, timeouts and metrics.
@@ -43,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(routes::SEGMENTS, get(segments::list))
         .route(routes::PREVIEW, post(segments::preview))
         .route(routes::SEGMENT_CONTACTS, get(segments::contacts))
+        .route(routes::EVENTS, post(events::post_events))
         .route(routes::RELOAD, post(ops::reload))
         .route_layer(axum::middleware::from_fn_with_state(
             state.keys.clone(),

@@ -102,12 +102,14 @@ pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>
         crate::contacts::get_contact, crate::contacts::get_recommendations,
         crate::contacts::get_send_time, crate::contacts::post_score,
         crate::segments::list, crate::segments::contacts, crate::segments::preview,
+        crate::events::post_events,
     ),
     // Schemas that only query parameters reference are not collected from the paths.
     components(schemas(crate::segments::Format)),
     tags(
         (name = "contacts", description = "One contact's or a batch's predictions: churn, recommendations, send time, segments."),
         (name = "segments", description = "Predictive segments: the list, their members, and ad-hoc previews."),
+        (name = "events", description = "Events as they happen (orders, web and e-mail events, contact changes), for triggered series."),
         (name = "operations", description = "Health, readiness, metrics, this document and model reloads."),
     ),
     modifiers(&BearerAuth)

@@ -15,6 +15,8 @@ pub const SEGMENTS: &str = "/v1/segments";
 pub const PREVIEW: &str = "/v1/segments/preview";
 /// A segment's contacts.
 pub const SEGMENT_CONTACTS: &str = "/v1/segments/{name}/contacts";
+/// Events as they happen.
+pub const EVENTS: &str = "/v1/events";
 /// Model reload.
 pub const RELOAD: &str = "/v1/admin/reload";
 /// Liveness.
@@ -26,7 +28,7 @@ pub const METRICS: &str = "/metrics";
 /// The OpenAPI document.
 pub const OPENAPI: &str = "/openapi.json";
 /// Every route.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     CONTACT,
     RECOMMENDATIONS,
     SEND_TIME,
@@ -34,6 +36,7 @@ pub const ALL: [&str; 12] = [
     SEGMENTS,
     PREVIEW,
     SEGMENT_CONTACTS,
+    EVENTS,
     RELOAD,
     HEALTHZ,
     READYZ,

@@ -116,6 +116,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Request and model metrics, handed to the tracking middleware.
     pub metrics: Arc<Metrics>,
+    /// The event store `POST /v1/events` appends to (`None`: not opened, the route answers 500).
+    pub events: Option<Arc<crate::events::Events>>,
     /// Set when the shutdown signal arrives: `/readyz` answers 503 from then on.
     draining: AtomicBool,
     /// Why the newest model did not load, while the current one keeps answering.
@@ -130,8 +132,15 @@ impl AppState {
         models: PathBuf,
         config: ServeConfig,
         segment_specs: BTreeMap<String, SegmentSpec>,
+        events: augur_events::EventsConfig,
     ) -> Result<Self, Error> {
         let keys = Arc::new(Keys::new(&config)?);
+        let store = augur_events::EventStore::open(&events.store)
+            .map_err(|e| Error::Setup(e.to_string()))?;
+        let events = Some(Arc::new(crate::events::Events {
+            config: events,
+            store: std::sync::Mutex::new(store),
+        }));
         let loaded = Loaded::load(&models, &segment_specs)?;
         let metrics = Arc::new(Metrics::new());
         loaded.report_to(&metrics);
@@ -142,6 +151,7 @@ impl AppState {
             segment_specs,
             keys,
             metrics,
+            events,
             draining: AtomicBool::new(false),
             reload_error: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),

@@ -164,51 +164,41 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
     Ok((summary, rows))
 }
 
-/// Plans the contacts of `run` that waited for its A/B test, all with the `winner` variant (an
-/// index into the campaign's variants), as of `inputs.at` (the decision): each at its own best
-/// instant of a window that opens after the decision, checked for opt-outs and caps again.
-/// Contacts the model no longer has are suppressed (`not_in_model`). Rows are returned, not
-/// stored (see [`Outbox::decide`]).
+/// Plans chosen `contacts` into `run` as of `inputs.at`, without selecting them again: each
+/// at its own best instant of a window that opens then, checked for opt-outs and caps, with
+/// `variant` (an index into the campaign's variants) or, when `None`, the campaign's split.
+/// Contacts the model does not know (new since it was trained) get the population's send time
+/// and the most popular products. Rows are returned, not stored: an A/B test's remainder is
+/// stored by [`Outbox::decide`], a series' step by [`Outbox::insert_plan`].
 ///
 /// # Errors
-/// As [`plan`].
-pub fn plan_awaiting(
+/// As [`plan`]; and when no message renders at all.
+pub fn plan_contacts(
     inputs: &Inputs<'_>,
     outbox: &Outbox,
     run: &str,
-    winner: usize,
+    variant: Option<usize>,
     contacts: &[String],
 ) -> Result<Vec<Planned>> {
-    let planner = Planner::new(inputs, outbox, run.to_string(), Some(winner))?;
+    let mut planner = Planner::new(inputs, outbox, run.to_string(), variant)?;
+    planner.preselected = true;
     let snapshot = &inputs.artifact.snapshot;
     let rows: Vec<Planned> = contacts
         .par_iter()
         .map(|id| match snapshot.contact(id) {
             Some(c) => planner
                 .plan_one(c)
-                .map(|row| row.expect("a forced plan keeps every contact")),
-            None => Ok(Planned {
-                contact_id: id.clone(),
-                email: None,
-                variant: None,
-                status: Status::Suppressed,
-                reason: Some("not_in_model"),
-                send_at: inputs.at.timestamp(),
-                send_time_source: "none",
-                expires_at: inputs.at.timestamp(),
-                message_id: None,
-                content: None,
-                facts: PlanFacts::default(),
-            }),
+                .map(|row| row.expect("a chosen contact is always planned")),
+            None => planner.plan_new(id),
         })
         .collect::<Result<_>>()?;
-    // As in `plan`: a template that fails for everyone stops the decision before it is stored.
+    // As in `plan`: a template that fails for everyone stops before anything is stored.
     let rendered = rows.iter().any(|r| r.status == Status::Queued);
     if let Some(failure) = planner.first_failure.get().filter(|_| !rendered) {
         return Err(Error::Campaign {
             path: inputs.campaign.path.clone(),
             message: format!(
-                "no message for the A/B test's winner could be rendered, so nothing was decided; the first failure: {failure}"
+                "no message could be rendered, so nothing was stored; the first failure: {failure}"
             ),
         });
     }
@@ -243,6 +233,9 @@ struct Planner<'a> {
     segments: Vec<(String, Matcher)>,
     /// Set when planning an A/B test's remainder: everyone gets this variant, no split.
     forced: Option<usize>,
+    /// The contacts were chosen before (an A/B test's remainder, a series' step): the audience
+    /// rule is not applied again.
+    preselected: bool,
     /// The winner of this run's A/B test when it was decided before this plan: contacts new
     /// to the run outside the test's share get it instead of waiting.
     decided: Option<usize>,
@@ -258,6 +251,21 @@ struct Planner<'a> {
     weights: Vec<f64>,
     /// The first per-contact rendering failure, for the error when nothing renders.
     first_failure: std::sync::OnceLock<String>,
+}
+
+/// A contact being planned: in the model's snapshot (`c`), or new since it was trained.
+#[derive(Clone, Copy)]
+struct Subject<'s> {
+    /// The model's index.
+    c: Option<usize>,
+    /// External id.
+    contact_id: &'s str,
+    /// Index in the exports (and live contact changes).
+    d: Option<u32>,
+    /// Time zone its local hours are read in.
+    zone: chrono_tz::Tz,
+    /// ISO 3166-1 alpha-2 country.
+    country: Option<&'static str>,
 }
 
 /// Whether a contact that passed suppression is held out, gets a variant, or waits for the A/B
@@ -314,6 +322,7 @@ impl<'a> Planner<'a> {
             matcher,
             segments,
             forced,
+            preselected: false,
             decided: None,
             templates,
             envelope,
@@ -346,16 +355,10 @@ impl<'a> Planner<'a> {
 
     /// The plan of contact `c` (the model's index), or `None` outside the audience.
     fn plan_one(&self, c: usize) -> Result<Option<Planned>> {
-        let Inputs {
-            artifact,
-            campaign,
-            directory,
-            ..
-        } = *self.inputs;
-        let snapshot = &artifact.snapshot;
+        let snapshot = &self.inputs.artifact.snapshot;
         let record = self.fields.record(snapshot, &self.models, c);
-        // The remainder of an A/B test was selected at the plan; it is not selected again.
-        if self.forced.is_none() && !self.matcher.matches(&record) {
+        // Contacts chosen before (an A/B test's remainder, a series' step) are not selected again.
+        if !self.preselected && !self.matcher.matches(&record) {
             return Ok(None);
         }
         let segments: Vec<&str> = self
@@ -365,12 +368,61 @@ impl<'a> Planner<'a> {
             .map(|(name, _)| name.as_str())
             .collect();
         let contact_id = snapshot.contacts.name(c as u32);
+        let facts = PlanFacts {
+            churn_tier: Some(snapshot.churn_tier(c)),
+            country: Some(snapshot.country[c].unwrap_or("unknown")),
+            segments: segments.join(","),
+        };
+        self.plan_subject(self.subject(Some(c), contact_id), facts)
+            .map(Some)
+    }
+
+    /// The plan of a contact the model does not know (new since it was trained, known from
+    /// the exports or live events only): the population's send time and the most popular
+    /// products stand in for its own.
+    fn plan_new(&self, contact_id: &str) -> Result<Planned> {
+        let subject = self.subject(None, contact_id);
+        let facts = PlanFacts {
+            churn_tier: Some("not_scored"),
+            country: Some(subject.country.unwrap_or("unknown")),
+            segments: String::new(),
+        };
+        self.plan_subject(subject, facts)
+    }
+
+    /// `contact_id` as planning sees it: its index in the model (if any) and in the exports,
+    /// its zone and country.
+    fn subject<'s>(&self, c: Option<usize>, contact_id: &'s str) -> Subject<'s> {
+        let snapshot = &self.inputs.artifact.snapshot;
+        let directory = self.inputs.directory;
         let d = directory.contact(contact_id);
-        let (chosen, opens) = self.send_time(c);
+        let contacts = &directory.history.contacts;
+        let (zone, country) = match (c, d) {
+            (Some(c), _) => (snapshot.timezone[c], snapshot.country[c]),
+            (None, Some(d)) => (contacts.timezone[d as usize], contacts.country[d as usize]),
+            (None, None) => (self.inputs.config.data.default_contact_zone(), None),
+        };
+        Subject {
+            c,
+            contact_id,
+            d,
+            zone,
+            country,
+        }
+    }
+
+    /// Suppression, holdout and variant, send time and rendering of one contact.
+    fn plan_subject(&self, s: Subject<'_>, facts: PlanFacts) -> Result<Planned> {
+        let Inputs {
+            campaign,
+            directory,
+            ..
+        } = *self.inputs;
+        let (chosen, opens) = self.send_time(&s);
         let (send_at, source) = chosen.unwrap_or((opens, "none"));
         let mut row = Planned {
-            contact_id: contact_id.to_string(),
-            email: d.and_then(|d| directory.email(d)).map(str::to_string),
+            contact_id: s.contact_id.to_string(),
+            email: s.d.and_then(|d| directory.email(d)).map(str::to_string),
             variant: None,
             status: Status::Suppressed,
             reason: None,
@@ -379,30 +431,26 @@ impl<'a> Planner<'a> {
             expires_at: (opens + self.window.length).timestamp(),
             message_id: None,
             content: None,
-            facts: PlanFacts {
-                churn_tier: Some(snapshot.churn_tier(c)),
-                country: Some(snapshot.country[c].unwrap_or("unknown")),
-                segments: segments.join(","),
-            },
+            facts,
         };
-        if let Some(reason) = self.suppression(d, contact_id, row.send_at, chosen.is_none()) {
+        if let Some(reason) = self.suppression(s.d, s.contact_id, row.send_at, chosen.is_none()) {
             row.reason = Some(reason.name());
-            return Ok(Some(row));
+            return Ok(row);
         }
-        let variant = match self.assignment(contact_id) {
+        let variant = match self.assignment(s.contact_id) {
             Assignment::Holdout => {
                 row.status = Status::Holdout;
-                return Ok(Some(row));
+                return Ok(row);
             }
             Assignment::AwaitingTest => {
                 row.status = Status::AwaitingTest;
-                return Ok(Some(row));
+                return Ok(row);
             }
             Assignment::Variant(v) => v,
         };
         let variant_name = &campaign.file.variants[variant].name;
         let email = row.email.as_deref().unwrap_or_default();
-        let content = match self.render(c, d, variant, email, send_at) {
+        let content = match self.render(&s, variant, email, send_at) {
             Ok(content) => content,
             // One contact's failure stops nobody else's message; `plan` fails only when no
             // message renders at all (then the template is wrong for everyone).
@@ -414,20 +462,20 @@ impl<'a> Planner<'a> {
                 tracing::warn!(error = %e, "message not rendered; contact skipped");
                 self.first_failure.get_or_init(|| e.to_string());
                 row.reason = Some(Suppression::RenderingFailed.name());
-                return Ok(Some(row));
+                return Ok(row);
             }
             Err(e) => return Err(e),
         };
         row.content = Some(content);
         row.status = Status::Queued;
         row.variant = Some(variant_name.clone());
-        row.message_id = Some(message_id(&self.run, contact_id, &self.envelope.from));
-        Ok(Some(row))
+        row.message_id = Some(message_id(&self.run, s.contact_id, &self.envelope.from));
+        Ok(row)
     }
 
     /// The contact's send instant and how it was chosen (`None` when the window holds no
     /// allowed instant), and when its window opens.
-    fn send_time(&self, c: usize) -> (Option<(DateTime<Utc>, &'static str)>, DateTime<Utc>) {
+    fn send_time(&self, s: &Subject<'_>) -> (Option<(DateTime<Utc>, &'static str)>, DateTime<Utc>) {
         let Inputs {
             artifact,
             campaign,
@@ -435,16 +483,22 @@ impl<'a> Planner<'a> {
             ..
         } = *self.inputs;
         let snapshot = &artifact.snapshot;
-        let zone = snapshot.timezone[c];
         let chosen = if campaign.file.schedule.per_contact {
-            let predicted = self.models.send_time.predict(snapshot.engagement(c));
+            let engagement = match s.c {
+                Some(c) => snapshot.engagement(c),
+                None => augur_model::Engagement::Sparse {
+                    hours: &[],
+                    weights: &[],
+                },
+            };
+            let predicted = self.models.send_time.predict(engagement);
             let scores = self.models.send_time.send_scores(&predicted.profile);
             self.window
-                .choose(at, zone, &scores, predicted.source.name())
+                .choose(at, s.zone, &scores, predicted.source.name())
         } else {
-            self.window.choose(at, zone, &[], "window_start")
+            self.window.choose(at, s.zone, &[], "window_start")
         };
-        (chosen, self.window.opens(at, zone))
+        (chosen, self.window.opens(at, s.zone))
     }
 
     /// Why the contact must not get this message, if it must not: consent and list state
@@ -476,11 +530,10 @@ impl<'a> Planner<'a> {
             .or(no_send_time.then_some(Suppression::NoSendTime))
     }
 
-    /// The message of contact `c` (`d` in the exports) in `variant`, sent at `send_at`.
+    /// The message of a contact in `variant`, sent at `send_at`.
     fn render(
         &self,
-        c: usize,
-        d: Option<u32>,
+        s: &Subject<'_>,
         variant: usize,
         email: &str,
         send_at: DateTime<Utc>,
@@ -493,38 +546,41 @@ impl<'a> Planner<'a> {
         } = *self.inputs;
         let snapshot = &artifact.snapshot;
         let contacts = &directory.history.contacts;
-        let contact_id = snapshot.contacts.name(c as u32);
-        let zone = snapshot.timezone[c];
-        let recommendations = snapshot.recommend(&self.models, c, &self.request);
+        let recommendations = match s.c {
+            Some(c) => snapshot.recommend(&self.models, c, &self.request),
+            None => self.popular(),
+        };
         let products = context::product_views(
             &recommendations,
             &self.product_of,
             &directory.history.products,
         );
-        let categories = context::category_shares(snapshot, c);
-        let d = d.map(|d| d as usize);
+        let categories =
+            s.c.map(|c| context::category_shares(snapshot, c))
+                .unwrap_or_default();
+        let d = s.d.map(|d| d as usize);
         let first_name = d.and_then(|d| contacts.first_name[d].as_deref());
         let (_, link) = self
             .envelope
             .unsubscribe
-            .header_and_link(campaign.id(), contact_id);
+            .header_and_link(campaign.id(), s.contact_id);
         let local = send_at
-            .with_timezone(&zone)
+            .with_timezone(&s.zone)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let context = Context {
             contact: ContactView {
-                id: contact_id,
+                id: s.contact_id,
                 email,
                 first_name,
-                country: snapshot.country[c],
-                timezone: zone.name(),
+                country: s.country,
+                timezone: s.zone.name(),
                 attributes: context::attributes(contacts, d),
             },
             first_name: first_name.unwrap_or(&campaign.file.content.first_name_fallback),
             products: &products,
             category_affinity: &categories,
-            churn_tier: snapshot.churn_tier(c),
-            churn_risk: snapshot.churn_risk(c),
+            churn_tier: s.c.map_or("not_scored", |c| snapshot.churn_tier(c)),
+            churn_risk: s.c.and_then(|c| snapshot.churn_risk(c)),
             campaign: CampaignView {
                 id: campaign.id(),
                 name: &campaign.file.name,
@@ -534,6 +590,26 @@ impl<'a> Planner<'a> {
             send_at_local: &local,
         };
         self.templates.render(variant, &context)
+    }
+
+    /// The most popular products (in stock, when the campaign asks), for a contact the model
+    /// does not know.
+    fn popular(&self) -> Vec<(u32, f64)> {
+        let affinity = &self.inputs.artifact.affinity;
+        let catalog = &self.inputs.artifact.snapshot.products;
+        let mut ranked: Vec<(u32, f64)> = affinity
+            .popularity
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| {
+                !self.request.filters.in_stock_only
+                    || catalog.in_stock.get(*p).copied().unwrap_or(false)
+            })
+            .map(|(p, w)| (p as u32, f64::from(*w)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(self.request.k);
+        ranked
     }
 
     /// Holdout, variant or waiting for the test, from hashes of the campaign and the contact:

@@ -1,0 +1,504 @@
+//! The flow file: what starts a series, who may enter, its steps (wait, send, branch), what
+//! ends it early. Documented in `docs/flows.md`; examples in `crates/flows/flows/`.
+//!
+//! Each send step is a campaign built in memory — the flow's sender, content and caps with the
+//! step's subject and variants — so it is rendered, suppressed, capped and delivered exactly as
+//! campaigns are, under the flow's id (its messages' `campaign_id`).
+
+use std::path::{Path, PathBuf};
+
+use augur_campaign::{
+    AudienceSpec, Campaign, CampaignFile, CapSpec, ContentSpec, ScheduleSpec, SenderSpec,
+    VariantSpec,
+};
+use augur_data::WebEventKind;
+use augur_model::Quiet;
+use augur_segment::Rule;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A flow file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowFile {
+    /// Slug: the `campaign_id` of its messages and e-mail events.
+    pub id: String,
+    /// Human name.
+    #[serde(default)]
+    pub name: String,
+    /// A contact in a flow of higher priority leaves this one before its next message.
+    #[serde(default)]
+    pub priority: i32,
+    /// What starts the series.
+    pub trigger: TriggerSpec,
+    /// Who may enter.
+    #[serde(default)]
+    pub entry: EntrySpec,
+    /// What ends it early.
+    #[serde(default)]
+    pub exit: ExitSpec,
+    /// Quiet hours.
+    #[serde(default)]
+    pub schedule: FlowSchedule,
+    /// A frequency cap, counted with every campaign's messages.
+    pub caps: Option<CapSpec>,
+    /// Envelope.
+    pub sender: SenderSpec,
+    /// Templates and recommendations, as in campaigns.
+    pub content: ContentSpec,
+    /// The steps, in order.
+    pub steps: Vec<StepSpec>,
+}
+
+/// `[trigger]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// `signup` (a new contact with consent), `order`, or a web event (`add_to_cart`, `view`,
+    /// `checkout`, …).
+    pub event: String,
+    /// `order`: the series starts only if the contact has not ordered within `within`.
+    pub unless: Option<String>,
+    /// How long to wait for the `unless` event, e.g. `1h`.
+    pub within: Option<String>,
+}
+
+/// `[entry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EntrySpec {
+    /// A segment the contact must be in (built-in or configured), as of the model.
+    pub segment: Option<String>,
+    /// Or an inline rule.
+    pub rule: Option<Rule>,
+    /// `never`: a contact enters once; a duration (`30d`): again after that long; absent:
+    /// every trigger (one enrollment at a time).
+    pub reentry: Option<String>,
+    /// Share of entries kept as the control group (stable per contact and trigger).
+    pub holdout: f64,
+    /// Only contacts whose consent is recorded as given are mailed.
+    pub require_consent: bool,
+}
+
+impl Default for EntrySpec {
+    fn default() -> Self {
+        Self {
+            segment: None,
+            rule: None,
+            reentry: None,
+            holdout: 0.0,
+            require_consent: true,
+        }
+    }
+}
+
+/// `[exit]`: unsubscribes, withdrawn consent and a flow of higher priority always end a series.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExitSpec {
+    /// An order since entry ends the series (what most series are for).
+    pub on_order: bool,
+}
+
+impl Default for ExitSpec {
+    fn default() -> Self {
+        Self { on_order: true }
+    }
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSchedule {
+    /// Local quiet hours, `HH:MM-HH:MM`: nothing leaves inside them.
+    pub quiet: Option<String>,
+}
+
+/// One `[[steps]]` entry: exactly one of `wait`, `send`, `branch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// Slug, unique in the flow (branches jump to it; reports name it).
+    pub name: String,
+    /// Wait this long after the previous step (`30m`, `1h`, `2d`).
+    pub wait: Option<String>,
+    /// Then leave at the contact's best hour within this long.
+    pub best_hour_within: Option<String>,
+    /// Send a message.
+    pub send: Option<SendSpec>,
+    /// Go to another step depending on what happened.
+    pub branch: Option<BranchSpec>,
+}
+
+/// A send step's message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSpec {
+    /// Subject template (one variant, named after the step).
+    pub subject: Option<String>,
+    /// Preheader template.
+    #[serde(default)]
+    pub preheader: String,
+    /// HTML template replacing the flow's.
+    pub html: Option<PathBuf>,
+    /// Text template replacing the flow's.
+    pub text: Option<PathBuf>,
+    /// Or A/B variants, split by weight as in campaigns.
+    #[serde(default)]
+    pub variants: Vec<VariantSpec>,
+}
+
+/// A branch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchSpec {
+    /// The condition.
+    #[serde(rename = "if")]
+    pub condition: Condition,
+    /// The step to go to when it holds (`end`: finish).
+    pub then: String,
+    /// Otherwise (default: the next step).
+    #[serde(rename = "else")]
+    pub otherwise: Option<String>,
+}
+
+/// What a branch asks about the contact since it entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// A human open of the last message sent (`true`) or none (`false`).
+    OpenedLast(bool),
+    /// A click in the last message sent.
+    ClickedLast(bool),
+    /// An order since entry.
+    Ordered(bool),
+}
+
+/// What starts a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A new contact with consent.
+    Signup,
+    /// An order (one entry per order).
+    Order,
+    /// A web event; with `Some(seconds)`, only if no order follows within that long.
+    Web(WebEventKind, Option<i64>),
+}
+
+/// Where a branch goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A step, by index.
+    Step(usize),
+    /// The end of the series.
+    End,
+}
+
+/// A checked step.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Wait, then (optionally) the best hour within a span. Seconds.
+    Wait {
+        /// The delay.
+        seconds: i64,
+        /// Then the contact's best hour within this span.
+        best_hour_within: Option<i64>,
+    },
+    /// Send the message of this campaign.
+    Send(Box<Campaign>),
+    /// Go on depending on a condition.
+    Branch {
+        /// The condition.
+        condition: Condition,
+        /// When it holds.
+        then: Target,
+        /// When it does not.
+        otherwise: Target,
+    },
+}
+
+/// A flow file read and checked.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The file as written.
+    pub file: FlowFile,
+    /// What starts it.
+    pub trigger: Trigger,
+    /// `None`: enter once; `Some(0)`: every trigger; `Some(s)`: again after `s` seconds.
+    pub reentry: Option<i64>,
+    /// Quiet hours.
+    pub quiet: Option<Quiet>,
+    /// The steps.
+    pub steps: Vec<Step>,
+}
+
+/// Seconds in a duration written `90s`, `30m`, `1h`, `2d` or `1w`.
+///
+/// # Errors
+/// The text is not a whole number followed by one of those units.
+pub fn seconds(raw: &str) -> Result<i64, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("`{raw}`: write a whole number and a unit, e.g. 30m, 1h, 2d"))?;
+    let unit_seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => {
+            return Err(format!(
+                "`{raw}`: unknown unit `{other}`; use s, m, h, d or w"
+            ));
+        }
+    };
+    n.checked_mul(unit_seconds)
+        .filter(|s| *s <= 366 * 86_400)
+        .ok_or_else(|| format!("`{raw}`: at most a year"))
+}
+
+impl Flow {
+    /// Reads and checks a flow file and the templates it names.
+    ///
+    /// # Errors
+    /// The file cannot be read, breaks a rule (named, with what would fix it), or a send
+    /// step's templates do not compile.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |message: String| Error::Flow {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let file: FlowFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let trigger = trigger(&file.trigger).map_err(|m| bad(format!("[trigger] {m}")))?;
+        let entry = &file.entry;
+        if entry.segment.is_some() && entry.rule.is_some() {
+            return Err(bad("[entry]: give `segment` or `rule`, not both".into()));
+        }
+        if !(0.0..1.0).contains(&entry.holdout) {
+            return Err(bad(format!(
+                "[entry] holdout = {}: use a share from 0 up to (not including) 1",
+                entry.holdout
+            )));
+        }
+        let reentry = match entry.reentry.as_deref() {
+            Some("never") => None,
+            Some(raw) => Some(seconds(raw).map_err(|m| bad(format!("[entry] reentry {m}")))?),
+            None => Some(0),
+        };
+        let quiet = file
+            .schedule
+            .quiet
+            .as_deref()
+            .map(Quiet::parse)
+            .transpose()
+            .map_err(|e| bad(format!("[schedule] {e}")))?;
+        if file.steps.is_empty() {
+            return Err(bad("no [[steps]]: give at least one".into()));
+        }
+        let names: Vec<&str> = file.steps.iter().map(|s| s.name.as_str()).collect();
+        let mut steps = Vec::with_capacity(file.steps.len());
+        for (i, spec) in file.steps.iter().enumerate() {
+            let at = |m: String| bad(format!("step `{}`: {m}", spec.name));
+            if names[..i].contains(&spec.name.as_str()) || spec.name == "end" {
+                return Err(at("step names are unique, and `end` is reserved".into()));
+            }
+            steps.push(step(path, &file, spec, &names).map_err(|e| match e {
+                Error::Flow { message, .. } => at(message),
+                other => other,
+            })?);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            trigger,
+            reentry,
+            quiet,
+            steps,
+            file,
+        })
+    }
+
+    /// The flow id.
+    pub fn id(&self) -> &str {
+        &self.file.id
+    }
+}
+
+fn trigger(spec: &TriggerSpec) -> Result<Trigger, String> {
+    let within = spec.within.as_deref().map(seconds).transpose()?;
+    match (spec.unless.as_deref(), within) {
+        (Some("order"), Some(_)) | (None, None) => {}
+        (Some("order"), None) => return Err("`unless = \"order\"` needs `within`, e.g. 1h".into()),
+        (Some(other), _) => return Err(format!("unless = `{other}`: only `order` is supported")),
+        (None, Some(_)) => return Err("`within` goes with `unless = \"order\"`".into()),
+    }
+    match spec.event.as_str() {
+        "signup" | "order" if within.is_some() => {
+            Err(format!("event `{}` takes no `unless`", spec.event))
+        }
+        "signup" => Ok(Trigger::Signup),
+        "order" => Ok(Trigger::Order),
+        raw => WebEventKind::parse(raw)
+            .map(|k| Trigger::Web(k, within))
+            .ok_or_else(|| {
+                format!(
+                    "event `{raw}`: use signup, order or a web event ({})",
+                    WebEventKind::ALL.map(|k| k.name()).join(", ")
+                )
+            }),
+    }
+}
+
+fn step(path: &Path, flow: &FlowFile, spec: &StepSpec, names: &[&str]) -> Result<Step> {
+    let bad = |message: String| Error::Flow {
+        path: path.to_path_buf(),
+        message,
+    };
+    let kinds = [
+        spec.wait.is_some(),
+        spec.send.is_some(),
+        spec.branch.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err(bad("give exactly one of `wait`, `send` or `branch`".into()));
+    }
+    if spec.best_hour_within.is_some() && spec.wait.is_none() {
+        return Err(bad("`best_hour_within` goes with `wait`".into()));
+    }
+    if let Some(raw) = &spec.wait {
+        return Ok(Step::Wait {
+            seconds: seconds(raw).map_err(|m| bad(format!("wait {m}")))?,
+            best_hour_within: spec
+                .best_hour_within
+                .as_deref()
+                .map(seconds)
+                .transpose()
+                .map_err(|m| bad(format!("best_hour_within {m}")))?,
+        });
+    }
+    if let Some(b) = &spec.branch {
+        let target = |name: &str| -> Result<Target> {
+            if name == "end" {
+                return Ok(Target::End);
+            }
+            names
+                .iter()
+                .position(|n| *n == name)
+                .map(Target::Step)
+                .ok_or_else(|| bad(format!("branch to `{name}`: no such step (or `end`)")))
+        };
+        let next = names
+            .iter()
+            .position(|n| *n == spec.name)
+            .map_or(Target::End, |i| {
+                if i + 1 < names.len() {
+                    Target::Step(i + 1)
+                } else {
+                    Target::End
+                }
+            });
+        return Ok(Step::Branch {
+            condition: b.condition,
+            then: target(&b.then)?,
+            otherwise: b.otherwise.as_deref().map_or(Ok(next), target)?,
+        });
+    }
+    let send = spec.send.as_ref().expect("one kind is set");
+    let variants = match (&send.subject, send.variants.is_empty()) {
+        (Some(subject), true) => vec![VariantSpec {
+            name: spec.name.clone(),
+            weight: 1.0,
+            subject: subject.clone(),
+            preheader: send.preheader.clone(),
+            html: send.html.clone(),
+            text: send.text.clone(),
+        }],
+        (None, false) => send.variants.clone(),
+        _ => {
+            return Err(bad(
+                "send: give `subject` (one message) or `variants` (A/B), not both".into(),
+            ));
+        }
+    };
+    let file = CampaignFile {
+        id: flow.id.clone(),
+        name: if flow.name.is_empty() {
+            flow.id.clone()
+        } else {
+            flow.name.clone()
+        },
+        audience: AudienceSpec {
+            segment: None,
+            rule: Some(Rule::All(Vec::new())),
+            holdout: 0.0,
+            require_consent: flow.entry.require_consent,
+            resend_after_days: 0.0,
+        },
+        schedule: ScheduleSpec {
+            window_start: None,
+            window_hours: 24.0,
+            quiet: flow.schedule.quiet.clone(),
+            fallback_time: None,
+            per_contact: false,
+        },
+        caps: flow.caps,
+        sender: flow.sender.clone(),
+        content: flow.content.clone(),
+        variants,
+        test: None,
+    };
+    Ok(Step::Send(Box::new(Campaign::from_file(path, file)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_seconds_and_bad_ones_say_how_to_write_them() {
+        assert_eq!(seconds("90s"), Ok(90));
+        assert_eq!(seconds("30m"), Ok(1800));
+        assert_eq!(seconds("1h"), Ok(3600));
+        assert_eq!(seconds("2d"), Ok(172_800));
+        assert_eq!(seconds("1w"), Ok(604_800));
+        assert!(
+            seconds("1.5h")
+                .expect_err("an error")
+                .contains("unknown unit")
+        );
+        assert!(seconds("h").expect_err("an error").contains("whole number"));
+        assert!(
+            seconds("400d")
+                .expect_err("an error")
+                .contains("at most a year")
+        );
+    }
+
+    #[test]
+    fn triggers_are_checked() {
+        let t = |event: &str, unless: Option<&str>, within: Option<&str>| {
+            trigger(&TriggerSpec {
+                event: event.into(),
+                unless: unless.map(Into::into),
+                within: within.map(Into::into),
+            })
+        };
+        assert_eq!(
+            t("add_to_cart", Some("order"), Some("1h")),
+            Ok(Trigger::Web(WebEventKind::AddToCart, Some(3600)))
+        );
+        assert_eq!(t("signup", None, None), Ok(Trigger::Signup));
+        assert!(t("add_to_cart", Some("order"), None).is_err());
+        assert!(
+            t("teleport", None, None)
+                .expect_err("an error")
+                .contains("add_to_cart")
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! Where each contact is in each series: one row per enrollment (flow, contact and the event
+//! that started it — unique, so an event read twice enrolls once), and the position in the
+//! event store up to which triggers were read. SQLite beside the outbox, durable like it.
+//!
+//! States: `pending` (triggered; waits for the trigger's `within` or its entry checks),
+//! `skipped` (did not enter, with the reason), `holdout` (entered the control group: nothing
+//! is sent), `active` (at `step`, due at `next_at`), `completed`, `exited` (with the reason).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS enrollments (
+    id INTEGER PRIMARY KEY,
+    flow_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    trigger_id TEXT NOT NULL,
+    triggered_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    entered_at INTEGER,
+    step INTEGER NOT NULL DEFAULT 0,
+    step_at INTEGER,
+    next_at INTEGER NOT NULL,
+    last_sent_at INTEGER,
+    UNIQUE (flow_id, contact_id, trigger_id)
+);
+CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (state, next_at);
+CREATE INDEX IF NOT EXISTS enrollments_contact ON enrollments (contact_id, flow_id);
+PRAGMA user_version = 1;
+";
+
+/// An enrollment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrollment {
+    /// Row id.
+    pub id: i64,
+    /// Flow.
+    pub flow_id: String,
+    /// Contact.
+    pub contact_id: String,
+    /// The trigger: an event id, `order:<id>` or `signup`.
+    pub trigger_id: String,
+    /// When the trigger happened (Unix seconds).
+    pub triggered_at: i64,
+    /// State name (see the module).
+    pub state: String,
+    /// Why it was skipped or exited.
+    pub reason: Option<String>,
+    /// When it entered.
+    pub entered_at: Option<i64>,
+    /// The next step, by index.
+    pub step: usize,
+    /// When the previous step was done: the base of the next wait.
+    pub step_at: Option<i64>,
+    /// When it is due.
+    pub next_at: i64,
+    /// When its last message was planned to leave.
+    pub last_sent_at: Option<i64>,
+}
+
+/// A trigger seen in the events, to be stored as a pending enrollment.
+#[derive(Debug, Clone)]
+pub struct Triggered {
+    /// Flow.
+    pub flow_id: String,
+    /// Contact.
+    pub contact_id: String,
+    /// Unique per flow and contact.
+    pub trigger_id: String,
+    /// When it happened.
+    pub triggered_at: i64,
+    /// When the entry checks are due.
+    pub due_at: i64,
+}
+
+/// The flows' state database.
+#[derive(Debug)]
+pub struct FlowState {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const COLUMNS: &str = "id, flow_id, contact_id, trigger_id, triggered_at, state, reason, entered_at, step, step_at, next_at, last_sent_at";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enrollment> {
+    Ok(Enrollment {
+        id: r.get(0)?,
+        flow_id: r.get(1)?,
+        contact_id: r.get(2)?,
+        trigger_id: r.get(3)?,
+        triggered_at: r.get(4)?,
+        state: r.get(5)?,
+        reason: r.get(6)?,
+        entered_at: r.get(7)?,
+        step: r.get::<_, i64>(8)?.max(0) as usize,
+        step_at: r.get(9)?,
+        next_at: r.get(10)?,
+        last_sent_at: r.get(11)?,
+    })
+}
+
+impl FlowState {
+    /// Opens (creating if needed) the state at `path`.
+    ///
+    /// # Errors
+    /// The file cannot be created, or was written by a newer augur.
+    pub fn open(path: &Path) -> Result<Self> {
+        let err = |e: &dyn std::fmt::Display| Error::state(path, e);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(&e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| err(&e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| err(&e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| err(&e))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| err(&e))?;
+        if version > 1 {
+            return Err(err(&format!(
+                "written by a newer augur (schema {version}); upgrade augur"
+            )));
+        }
+        conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::state(&self.path, e)
+    }
+
+    /// The event-store position read up to.
+    pub fn cursor(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT seq FROM cursor WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores triggers as pending enrollments (an enrollment already stored is left alone) and
+    /// moves the cursor to `seq`, in one transaction. Returns how many were new.
+    pub fn enroll(&mut self, triggered: &[Triggered], seq: i64) -> Result<usize> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::state(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let mut added = 0;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO enrollments (flow_id, contact_id, trigger_id, triggered_at, state, next_at)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+                )
+                .map_err(err)?;
+            for t in triggered {
+                added += insert
+                    .execute(params![
+                        t.flow_id,
+                        t.contact_id,
+                        t.trigger_id,
+                        t.triggered_at,
+                        t.due_at
+                    ])
+                    .map_err(err)?;
+            }
+            tx.execute(
+                "INSERT INTO cursor (id, seq) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET seq = ?1",
+                params![seq],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(added)
+    }
+
+    /// Enrollments in `state` due at `at` or before, earliest first, at most `limit`.
+    pub fn due(&self, state: &str, at: i64, limit: usize) -> Result<Vec<Enrollment>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM enrollments WHERE state = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![state, at, limit as i64], row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every enrollment of a contact (all flows), oldest first.
+    pub fn of_contact(&self, contact_id: &str) -> Result<Vec<Enrollment>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM enrollments WHERE contact_id = ?1 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![contact_id], row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every enrollment of a flow.
+    pub fn of_flow(&self, flow_id: &str) -> Result<Vec<Enrollment>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM enrollments WHERE flow_id = ?1 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![flow_id], row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores enrollments as changed, in one transaction.
+    pub fn save(&mut self, changed: &[Enrollment]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::state(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE enrollments SET state = ?2, reason = ?3, entered_at = ?4, step = ?5,
+                     step_at = ?6, next_at = ?7, last_sent_at = ?8 WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for e in changed {
+                update
+                    .execute(params![
+                        e.id,
+                        e.state,
+                        e.reason,
+                        e.entered_at,
+                        e.step as i64,
+                        e.step_at,
+                        e.next_at,
+                        e.last_sent_at
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}

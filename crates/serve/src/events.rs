@@ -1,0 +1,105 @@
+//! `POST /v1/events`: events as they happen, checked one by one against the data contract and
+//! appended to the event store before the answer, so that `augur flows` can act on them.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The store and its settings, shared by the requests.
+#[derive(Debug)]
+pub struct Events {
+    /// Settings (`[events]`).
+    pub config: augur_events::EventsConfig,
+    /// The store; one batch is appended at a time.
+    pub store: Mutex<augur_events::EventStore>,
+}
+
+/// Body of `POST /v1/events`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsBody {
+    /// Events (at most `events.max_batch`, default 1,000), each an object with `type` (`order`,
+    /// `web`, `email` or `contact`), `contact_id`, `occurred_at` (RFC 3339 or Unix seconds),
+    /// an optional `event_id`, and the fields of its table (docs/events.md).
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+/// Answer of `POST /v1/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsAnswer {
+    /// Valid events in the batch.
+    pub accepted: usize,
+    /// Of those, stored now.
+    pub stored: usize,
+    /// Of those, stored before (same `event_id`, or same content without one).
+    pub duplicates: usize,
+    /// Refused events, by index, with the reason; the others were stored.
+    #[schema(value_type = Vec<Object>)]
+    pub rejected: Vec<augur_events::Rejected>,
+}
+
+/// Stores a batch of events: 202 when every event was valid, 207 when some were refused (the
+/// valid ones are stored, the refused ones listed by index). Stored durably before answering.
+#[utoipa::path(post, tag = "events", path = "/v1/events", request_body = EventsBody,
+    responses((status = 202, body = EventsAnswer, description = "all stored (or stored before)"),
+              (status = 207, body = EventsAnswer, description = "the valid events stored; the others listed with their reasons"),
+              (status = 413, description = "more events than events.max_batch"), (status = 422, description = "no events")),
+    security(("api_key" = [])))]
+pub async fn post_events(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<EventsBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let Some(events) = state.events.clone() else {
+        return Err(ApiError::internal("the event store is not open"));
+    };
+    let max = events.config.max_batch;
+    if body.events.len() > max {
+        return Err(ApiError::too_large(format!(
+            "{} events; at most {max} per request (events.max_batch)",
+            body.events.len()
+        )));
+    }
+    if body.events.is_empty() {
+        return Err(ApiError::invalid(
+            "`events` is empty; send 1 or more events",
+        ));
+    }
+    let answer = tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now().timestamp();
+        let (valid, rejected) =
+            augur_events::check_batch(body.events, now, events.config.max_future_seconds);
+        let mut store = events
+            .store
+            .lock()
+            .map_err(|_| ApiError::internal("the event store failed earlier; restart"))?;
+        let appended = store.append(&valid, now).map_err(|e| {
+            tracing::error!(error = %e, "events not stored");
+            ApiError::internal("the event store could not be written; retry the batch")
+        })?;
+        Ok::<_, ApiError>(EventsAnswer {
+            accepted: valid.len(),
+            stored: appended.stored,
+            duplicates: appended.duplicates,
+            rejected,
+        })
+    })
+    .await
+    .map_err(|_| ApiError::internal("storing the events failed"))??;
+    let status = if answer.rejected.is_empty() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    Ok((status, Json(answer)).into_response())
+}

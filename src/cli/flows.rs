@@ -1,0 +1,317 @@
+//! `augur flows`: run triggered series on events as they happen, and report on them.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use augur_campaign::{Directory, Outbox, Until};
+use augur_events::EventStore;
+use augur_flows::{Flow, FlowState, Runner, TickReport};
+use augur_model::Artifact;
+use clap::{Args, Subcommand};
+
+use super::ConfigArg;
+use super::settings::Settings;
+use super::train::parse_instant;
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    #[command(subcommand)]
+    pub command: FlowsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlowsCommand {
+    /// Read new events, enroll contacts, advance every series and queue due messages, every
+    /// few seconds (or once).
+    Run(RunArgs),
+    /// Per flow and step: entered, exited by reason, sent, opens, clicks, conversions, uplift.
+    Report(FlowReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A flow file, or a directory of them (every `*.toml`).
+    #[arg(long, default_value = "flows")]
+    pub flows: PathBuf,
+    /// Model directory (a version, or a parent with `current`, watched for newer models).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// One tick, then stop (for cron and tests).
+    #[arg(long)]
+    pub once: bool,
+    /// The tick's instant (RFC 3339 or a date; default: now). Only with --once.
+    #[arg(long, requires = "once")]
+    pub at: Option<String>,
+    /// Seconds between ticks.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Also deliver due messages after each tick, as `augur campaign send` does (leave it off
+    /// when a sender runs already).
+    #[arg(long)]
+    pub send: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FlowReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A flow file, or a directory of them.
+    #[arg(long, default_value = "flows")]
+    pub flows: PathBuf,
+    /// The flow's id.
+    #[arg(long)]
+    pub flow: String,
+    /// Directory for flow-<id>.json (default: <outbox dir>/reports).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: &FlowsArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        FlowsCommand::Run(a) => run_flows(a)?,
+        FlowsCommand::Report(a) => report(a)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The flows of a file or a directory, sorted by file name.
+pub fn load_flows(path: &Path) -> anyhow::Result<Vec<Flow>> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading the flows directory {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if files.is_empty() {
+        anyhow::bail!(
+            "{}: no flow files (*.toml); examples are in crates/flows/flows/",
+            path.display()
+        );
+    }
+    let flows = files
+        .iter()
+        .map(|f| Flow::load(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ids: Vec<&str> = flows.iter().map(Flow::id).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        anyhow::bail!("two flow files have the id `{}`; ids are unique", w[0]);
+    }
+    Ok(flows)
+}
+
+/// Where the flows keep their state: `flows.sqlite` beside the outbox.
+pub fn state_path(settings: &augur_campaign::Settings) -> PathBuf {
+    settings
+        .campaigns
+        .outbox
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .join("flows.sqlite")
+}
+
+fn run_flows(args: &RunArgs) -> anyhow::Result<()> {
+    let config = Settings::load(args.config.config.as_deref())?;
+    let settings = config.campaign();
+    let flows = load_flows(&args.flows)?;
+    let at = args.at.as_deref().map(parse_instant).transpose()?;
+    let mut model_dir = augur_model::resolve_model_dir(&args.models)?;
+    let mut artifact = Artifact::load(&args.models)?;
+    let store = EventStore::open(&config.events.store)?;
+    let mut state = FlowState::open(&state_path(&settings))?;
+    let mut outbox = Outbox::open(&settings.campaigns.outbox)?;
+    let mut directory = Directory::open(&settings)?;
+    outln!(
+        "augur flows: {} flows ({}), model {}, events from {}",
+        flows.len(),
+        flows.iter().map(Flow::id).collect::<Vec<_>>().join(", "),
+        artifact.manifest.version,
+        config.events.store.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let transport = if args.send {
+        Some(augur_campaign::Transport::new(&settings)?)
+    } else {
+        None
+    };
+    loop {
+        if directory.is_stale_for(&settings) {
+            directory = Directory::open(&settings)?;
+        }
+        let newest = augur_model::resolve_model_dir(&args.models)?;
+        if newest != model_dir {
+            artifact = Artifact::load(&args.models)?;
+            model_dir = newest;
+            tracing::info!(model = %artifact.manifest.version, "newer model loaded");
+        }
+        let runner = Runner {
+            settings: &settings,
+            flows: &flows,
+            artifact: &artifact,
+            directory: &directory,
+            store: &store,
+        };
+        let now = at.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let report = augur_flows::tick(&runner, &mut state, &mut outbox, now)?;
+        print_tick(&report, now);
+        if let Some(transport) = &transport {
+            let options = augur_campaign::SendOptions {
+                until: Until::DueNow,
+                resend_unknown: false,
+            };
+            runtime.block_on(augur_campaign::send(
+                &settings,
+                &mut outbox,
+                transport,
+                &options,
+            ))?;
+        }
+        if args.once {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.interval.max(0.1)));
+    }
+}
+
+fn print_tick(r: &TickReport, at: i64) {
+    let quiet = r.events_read == 0
+        && r.triggered == 0
+        && r.entered == 0
+        && r.queued == 0
+        && r.completed == 0
+        && r.exited.is_empty()
+        && r.skipped.is_empty()
+        && r.suppressed.is_empty();
+    if quiet {
+        return;
+    }
+    let when = chrono::DateTime::<chrono::Utc>::from_timestamp(at, 0)
+        .map_or_else(|| at.to_string(), |t| t.to_rfc3339());
+    let list = |m: &std::collections::BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    outln!(
+        "tick {when}: events {}, triggered {}, entered {} (held out {}), queued {}, completed {}; skipped [{}]; exited [{}]; not sent [{}]",
+        r.events_read,
+        r.triggered,
+        r.entered,
+        r.held_out,
+        r.queued,
+        r.completed,
+        list(&r.skipped),
+        list(&r.exited),
+        list(&r.suppressed)
+    );
+}
+
+fn report(args: &FlowReportArgs) -> anyhow::Result<()> {
+    let config = Settings::load(args.config.config.as_deref())?;
+    let settings = config.campaign();
+    let flows = load_flows(&args.flows)?;
+    let flow = flows
+        .iter()
+        .find(|f| f.id() == args.flow)
+        .with_context(|| {
+            format!(
+                "no flow `{}` in {}; flows: {}",
+                args.flow,
+                args.flows.display(),
+                flows.iter().map(Flow::id).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+    let state = FlowState::open(&state_path(&settings))?;
+    let outbox = Outbox::open(&settings.campaigns.outbox)?;
+    let store = if config.events.store.exists() {
+        Some(EventStore::open(&config.events.store)?)
+    } else {
+        None
+    };
+    let r = augur_flows::report(&settings, flow, &state, &outbox, store.as_ref())?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        settings
+            .campaigns
+            .outbox
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+            .join("reports")
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join(format!("flow-{}.json", r.flow));
+    std::fs::write(&path, serde_json::to_string_pretty(&r)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let list = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    outln!(
+        "Flow {}: entered {} (held out {}), active {}, completed {}; exited [{}]; did not enter [{}]",
+        r.flow,
+        r.entered,
+        r.held_out,
+        r.active,
+        r.completed,
+        list(&r.exited),
+        list(&r.skipped)
+    );
+    outln!(
+        "  {:<20} {:>8} {:>8} {:>10} {:>8} {:>8}",
+        "step",
+        "planned",
+        "sent",
+        "not sent",
+        "opened",
+        "clicked"
+    );
+    for s in &r.steps {
+        outln!(
+            "  {:<20} {:>8} {:>8} {:>10} {:>8} {:>8}",
+            s.step,
+            s.planned,
+            s.sent,
+            s.suppressed,
+            s.opened,
+            s.clicked
+        );
+    }
+    outln!(
+        "  conversions within {} days of entering: mailed {} ({:.2} revenue), held out {} ({:.2} revenue)",
+        r.attribution_days,
+        r.converted,
+        r.revenue,
+        r.holdout_converted,
+        r.holdout_revenue
+    );
+    match &r.uplift {
+        Some(u) => outln!(
+            "  uplift: {:+.2} pp, 95 % CI [{:+.2}, {:+.2}] pp, p = {:.3}",
+            100.0 * u.difference,
+            100.0 * u.ci95[0],
+            100.0 * u.ci95[1],
+            u.p_value
+        ),
+        None => outln!("  uplift: none to show (no holdout, or no conversion on either side yet)"),
+    }
+    if let Some(recovered) = r.revenue_recovered {
+        outln!("  revenue recovered (above the holdout's rate): {recovered:.2}");
+    }
+    outln!("Report: {}", path.display());
+    Ok(())
+}

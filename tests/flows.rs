@@ -1,0 +1,274 @@
+//! Events posted to a real `augur serve` socket, and triggered series run by the real binary
+//! (`augur flows run --once --at T`) into the real SQLite outbox.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::campaign::{copy_tree, fixture};
+use crate::serve::{KEY, Server};
+use crate::util::{Dir, run, stdout};
+
+/// Demo data and its model, `serve.toml` (also the flows' configuration) with an event store,
+/// and one flow in `flows/`: a cart reminder an hour after a cart not followed by an order,
+/// a second one a day later.
+fn setup() -> Dir {
+    let dir = Dir::new();
+    copy_tree(&fixture().join("demo"), &dir.join("demo"));
+    copy_tree(&fixture().join("models"), &dir.join("models"));
+    let tables = std::fs::read_to_string(dir.join("demo/augur.toml")).expect("demo config");
+    let tables = tables.split("[campaigns]").next().unwrap_or_default();
+    let tables = tables.replace("path = \"", "path = \"demo/");
+    dir.write(
+        "serve.toml",
+        &format!(
+            "{tables}\n[campaigns]\noutbox = \"outbox/augur.sqlite\"\neml_dir = \"outbox/eml\"\n\
+             unsubscribe_url = \"https://shop.example/unsubscribe\"\nsigning_key = \"test-signing-key\"\n\
+             [events]\nstore = \"events/augur-events.sqlite\"\n"
+        ),
+    );
+    dir.write(
+        "templates/cart.html",
+        "<p>Hi {{ first_name }}, your cart: {% for p in products %}{{ p.name }} {% endfor %}</p>",
+    );
+    dir.write(
+        "templates/cart.txt",
+        "Hi {{ first_name }}, your cart is waiting.",
+    );
+    dir.write(
+        "flows/cart.toml",
+        r#"id = "cart"
+[trigger]
+event = "add_to_cart"
+unless = "order"
+within = "1h"
+[schedule]
+quiet = "21:00-08:00"
+[sender]
+from = "Shop <news@shop.example>"
+[content]
+html = "../templates/cart.html"
+text = "../templates/cart.txt"
+recommendations = 2
+[[steps]]
+name = "reminder"
+send = { subject = "{{ first_name }}, your cart" }
+[[steps]]
+name = "wait-a-day"
+wait = "23h"
+best_hour_within = "3h"
+[[steps]]
+name = "second"
+send = { subject = "Still thinking it over?" }
+"#,
+    );
+    dir
+}
+
+/// 10:00 UTC, ten days ago: a cart then, its reminder an hour later, is outside the quiet hours.
+fn t0() -> i64 {
+    let day = 86_400;
+    (chrono::Utc::now().timestamp() / day - 10) * day + 10 * 3600
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+        .expect("instant")
+        .to_rfc3339()
+}
+
+fn post(server: &Server, events: &Value) -> (u16, Value) {
+    server.post("/v1/events", KEY, &json!({ "events": events }).to_string())
+}
+
+/// `augur flows run --once --at T`: its output.
+fn tick(dir: &Dir, at: i64) -> String {
+    let out = run(dir.augur().args([
+        "flows",
+        "run",
+        "--config",
+        "serve.toml",
+        "--flows",
+        "flows",
+        "--models",
+        "models",
+        "--once",
+        "--at",
+        &rfc3339(at),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    stdout(&out)
+}
+
+/// The flow's messages in the outbox: (contact, run, status, send_at).
+fn messages(dir: &Dir) -> Vec<(String, String, String, i64)> {
+    let path = dir.join("outbox/augur.sqlite");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let db = rusqlite::Connection::open(path).expect("outbox");
+    let mut stmt = db
+        .prepare("SELECT contact_id, run_id, status, send_at FROM messages WHERE campaign_id = 'cart' ORDER BY contact_id, send_at")
+        .expect("query");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+fn contact(id: &str, at: i64) -> Value {
+    json!({"type": "contact", "contact_id": id, "occurred_at": at, "email": format!("{id}@shop.example"),
+           "first_name": "Cara", "timezone": "UTC", "email_consent": true})
+}
+
+fn cart(id: &str, at: i64) -> Value {
+    json!({"type": "web", "contact_id": id, "occurred_at": rfc3339(at), "event": "add_to_cart", "product_id": "P00001"})
+}
+
+#[test]
+fn events_are_checked_one_by_one_stored_once_and_limited_per_batch() {
+    let dir = setup();
+    let server = Server::start(&dir, &[]);
+    let t = t0();
+    let batch = json!([
+        cart("ev-1", t),
+        {"type": "web", "contact_id": "ev-1", "occurred_at": t, "event": "teleport"},
+        {"type": "order", "contact_id": "ev-1", "occurred_at": t, "product_id": "P00001", "order_id": "O-1", "quantity": 1, "unit_price": 5.0},
+    ]);
+    let (status, answer) = post(&server, &batch);
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["stored"], 2);
+    assert_eq!(answer["rejected"][0]["index"], 1);
+    assert!(
+        answer["rejected"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not in the contract")),
+        "{answer}"
+    );
+    // The same batch again (a client's retry): nothing stored twice.
+    let (_, again) = post(&server, &batch);
+    assert_eq!(
+        (again["stored"].clone(), again["duplicates"].clone()),
+        (json!(0), json!(2))
+    );
+    let (status, ok) = post(&server, &json!([cart("ev-2", t)]));
+    assert_eq!((status, ok["stored"].clone()), (202, json!(1)));
+    let many: Vec<Value> = (0..1001).map(|i| cart(&format!("c{i}"), t)).collect();
+    let (status, too_many) = post(&server, &Value::Array(many));
+    assert_eq!(status, 413, "{too_many}");
+    let (status, empty) = post(&server, &json!([]));
+    assert_eq!(status, 422, "{empty}");
+    let db = rusqlite::Connection::open(dir.join("events/augur-events.sqlite")).expect("store");
+    let stored: i64 = db
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(stored, 3, "two of the first batch and one more");
+}
+
+#[test]
+fn a_cart_series_reminds_once_and_stops_at_an_order_or_an_unsubscribe() {
+    let dir = setup();
+    let server = Server::start(&dir, &[]);
+    let t = t0();
+    let setup_events = json!([
+        contact("buyer", t - 3600),
+        contact("leaver", t - 3600),
+        contact("waiter", t - 3600),
+        cart("buyer", t),
+        cart("leaver", t),
+        cart("waiter", t),
+        // The same cart posted twice: one enrollment.
+        cart("waiter", t),
+    ]);
+    let (status, answer) = post(&server, &setup_events);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["duplicates"], 1);
+
+    // Before the hour is up, nothing.
+    tick(&dir, t + 1800);
+    assert!(messages(&dir).is_empty());
+    // An hour after the cart: one reminder each, outside the quiet hours.
+    let out = tick(&dir, t + 3660);
+    assert!(out.contains("queued 3"), "{out}");
+    let first = messages(&dir);
+    assert_eq!(first.len(), 3, "{first:?}");
+    for (_, run_id, status, send_at) in &first {
+        assert!(run_id.starts_with("cart-reminder-"), "{run_id}");
+        assert_eq!(status, "queued");
+        assert!(*send_at >= t + 3600, "after t + 1 h");
+        let hour = (send_at.rem_euclid(86_400)) / 3600;
+        assert!((8..21).contains(&hour), "outside 21:00-08:00 UTC: {hour}");
+    }
+    // Then one buyer orders and one unsubscribes, between the two steps.
+    let (status, _) = post(
+        &server,
+        &json!([
+            {"type": "order", "contact_id": "buyer", "occurred_at": t + 2 * 3600, "product_id": "P00001",
+             "order_id": "B-1", "quantity": 1, "unit_price": 12.5},
+            {"type": "email", "contact_id": "leaver", "occurred_at": t + 3 * 3600, "event": "unsubscribe",
+             "campaign_id": "cart"},
+        ]),
+    );
+    assert_eq!(status, 202);
+    let day_later = t + 28 * 3600;
+    let out = tick(&dir, day_later);
+    assert!(
+        out.contains("ordered 1") && out.contains("unsubscribed 1"),
+        "{out}"
+    );
+    let after = messages(&dir);
+    let by_contact: BTreeMap<&str, Vec<&str>> =
+        after
+            .iter()
+            .fold(BTreeMap::new(), |mut m, (c, run_id, _, _)| {
+                m.entry(c.as_str()).or_default().push(run_id.as_str());
+                m
+            });
+    assert_eq!(
+        by_contact["buyer"].len(),
+        1,
+        "no second reminder after the order"
+    );
+    assert_eq!(
+        by_contact["leaver"].len(),
+        1,
+        "no second reminder after the unsubscribe"
+    );
+    assert_eq!(
+        by_contact["waiter"].len(),
+        2,
+        "the second reminder for the one who did neither"
+    );
+    assert!(by_contact["waiter"][1].starts_with("cart-second-"));
+
+    // A tick again at the same instant changes nothing.
+    tick(&dir, day_later);
+    assert_eq!(messages(&dir), after);
+
+    let out = run(dir.augur().args([
+        "flows",
+        "report",
+        "--config",
+        "serve.toml",
+        "--flows",
+        "flows",
+        "--flow",
+        "cart",
+        "--out",
+        "reports",
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reports/flow-cart.json")).expect("report"),
+    )
+    .expect("json");
+    assert_eq!(report["entered"], 3);
+    assert_eq!(report["completed"], 1);
+    assert_eq!(report["exited"]["ordered"], 1);
+    assert_eq!(report["exited"]["unsubscribed"], 1);
+    assert_eq!(report["steps"][0]["planned"], 3);
+    assert_eq!(report["steps"][1]["planned"], 1);
+    assert_eq!(report["converted"], 1);
+    assert_eq!(report["revenue"], 12.5);
+}
