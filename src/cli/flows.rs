@@ -121,6 +121,11 @@ pub fn state_path(settings: &augur_campaign::Settings) -> PathBuf {
 
 fn run_flows(args: &RunArgs) -> anyhow::Result<()> {
     let config = Settings::load(args.config.config.as_deref())?;
+    run_loop(&config, args)
+}
+
+/// Ticks (and delivers, with `send`) until stopped, or once.
+pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     let settings = config.campaign();
     let flows = load_flows(&args.flows)?;
     let at = args.at.as_deref().map(parse_instant).transpose()?;

@@ -78,6 +78,12 @@ fn unit(keys: &[&str]) -> f64 {
     u64::from_be_bytes(first) as f64 / 2f64.powi(64)
 }
 
+/// Whether the entry of `contact` into `flow` by `trigger_id` falls in the flow's holdout
+/// (a stable hash: the same on every tick and every machine).
+pub fn in_holdout(flow: &Flow, contact: &str, trigger_id: &str) -> bool {
+    unit(&[flow.id(), "holdout", contact, trigger_id]) < flow.file.entry.holdout
+}
+
 /// Runs one tick as of `at` (Unix seconds).
 ///
 /// # Errors
@@ -223,7 +229,7 @@ fn enter(
     e.entered_at = Some(e.next_at);
     e.step_at = Some(e.next_at);
     report.entered += 1;
-    if unit(&[flow.id(), "holdout", &e.contact_id, &e.trigger_id]) < flow.file.entry.holdout {
+    if in_holdout(flow, &e.contact_id, &e.trigger_id) {
         e.state = "holdout".into();
         report.held_out += 1;
     } else {

@@ -12,7 +12,7 @@ mod report;
 mod spec;
 mod state;
 
-pub use engine::{Runner, TickReport, tick};
+pub use engine::{Runner, TickReport, in_holdout, tick};
 pub use error::{Error, Result};
 pub use report::{FlowReport, StepFigures, Uplift, report};
 pub use spec::{

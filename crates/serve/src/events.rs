@@ -29,7 +29,7 @@ pub struct Events {
 pub struct EventsBody {
     /// Events (at most `events.max_batch`, default 1,000), each an object with `type` (`order`,
     /// `web`, `email` or `contact`), `contact_id`, `occurred_at` (RFC 3339 or Unix seconds),
-    /// an optional `event_id`, and the fields of its table (docs/events.md).
+    /// an optional `event_id`, and the fields of its table (docs/flows.md).
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<serde_json::Value>,
 }
