@@ -272,3 +272,66 @@ fn a_cart_series_reminds_once_and_stops_at_an_order_or_an_unsubscribe() {
     assert_eq!(report["converted"], 1);
     assert_eq!(report["revenue"], 12.5);
 }
+
+#[test]
+fn training_adds_posted_events_to_the_exports_and_counts_a_duplicate_once() {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, StringArray, TimestampSecondArray};
+    use augur_data::LiveRow;
+
+    let dir = Dir::new();
+    let t = 1_790_000_000;
+    crate::util::write_parquet(
+        &dir.join("orders.parquet"),
+        vec![
+            ("order_id", Arc::new(StringArray::from(vec!["O1"])) as _),
+            ("contact_id", Arc::new(StringArray::from(vec!["C1"])) as _),
+            ("product_id", Arc::new(StringArray::from(vec!["P1"])) as _),
+            (
+                "ordered_at",
+                Arc::new(TimestampSecondArray::from(vec![t]).with_timezone("UTC")) as _,
+            ),
+            ("quantity", Arc::new(Float64Array::from(vec![1.0])) as _),
+            ("unit_price", Arc::new(Float64Array::from(vec![9.0])) as _),
+        ],
+    );
+    let config =
+        augur_data::Config::from_toml("[tables.orders]\npath = \"orders.parquet\"\n", dir.path())
+            .expect("config");
+    let line = |order: &str, contact: &str, at: i64| LiveRow::Order {
+        contact_id: contact.into(),
+        order_id: Some(order.into()),
+        product_id: "P1".into(),
+        at,
+        quantity: 1.0,
+        unit_price: 9.0,
+    };
+    let live = vec![
+        // The exported line, posted live too: counted once.
+        line("O1", "C1", t),
+        line("O2", "C2", t + 60),
+        LiveRow::Contact {
+            contact_id: "C2".into(),
+            email: Some("c2@shop.example".into()),
+            first_name: None,
+            country: Some("DE".into()),
+            timezone: None,
+            created_at: None,
+            email_consent: Some(true),
+        },
+    ];
+    let (history, report) = augur_data::load_with_live(&config, &live).expect("load");
+    assert_eq!(history.orders.len(), 2, "{}", report.render_text());
+    let c2 = history.contacts.ids.get("C2").expect("the live contact");
+    assert_eq!(history.contacts.email_consent[c2 as usize], Some(true));
+    assert_eq!(
+        history.contacts.timezone[c2 as usize].name(),
+        "Europe/Berlin",
+        "the zone of its country"
+    );
+    assert!(
+        history.orders.at.windows(2).all(|w| w[0] <= w[1]),
+        "sorted in"
+    );
+}

@@ -149,11 +149,8 @@ fn cart_line(
     );
     let zone = snapshot.timezone[c];
     let mut leaves = at + chrono::Duration::hours(1);
-    while flow
-        .quiet
-        .is_some_and(|q| q.contains_instant(leaves, zone))
-    {
-        leaves = leaves + chrono::Duration::minutes(15);
+    while flow.quiet.is_some_and(|q| q.contains_instant(leaves, zone)) {
+        leaves += chrono::Duration::minutes(15);
     }
     let when = format!(
         "The cart's reminder leaves at {} ({} in the contact's zone, {}) unless {contact} orders first; it is written to {}.",
@@ -260,10 +257,9 @@ fn serve(args: &DemoArgs, mut config: Settings, flows_dir: &Path) -> anyhow::Res
                     .iter()
                     .all(|f| flag(f) != Some(true))
         });
-        if let Some((curl, when)) =
-            mailable.zip(loaded.artifact.affinity.product_ids.first()).and_then(|(c, p)| {
-                cart_line(flows_dir, snapshot, c, p, &auth, addr)
-            })
+        if let Some((curl, when)) = mailable
+            .zip(loaded.artifact.affinity.product_ids.first())
+            .and_then(|(c, p)| cart_line(flows_dir, snapshot, c, p, &auth, addr))
         {
             outln!();
             outln!(

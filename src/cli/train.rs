@@ -38,22 +38,54 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(args.config.config.as_deref())?;
     tracing::info!(config = %settings.source, "configuration loaded");
     let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
-    let trained = train(&settings.data, as_of, args.horizon_days, &args.models)
-        .map_err(|e| settings.explain(e))?;
+    let live = live_rows(&settings.events.store)?;
+    let trained = train(
+        &settings.data,
+        &live,
+        as_of,
+        args.horizon_days,
+        &args.models,
+    )
+    .map_err(|e| settings.explain(e))?;
     print_summary(&trained.backtest, &trained.manifest.fallbacks);
     print_location(&args.models, &trained);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the data, trains, writes the model directory and its report.
+/// The events posted since the exports (`POST /v1/events`), when the event store exists.
+pub fn live_rows(store: &Path) -> anyhow::Result<Vec<augur_data::LiveRow>> {
+    if !store.exists() {
+        return Ok(Vec::new());
+    }
+    let events = augur_events::EventStore::open(store)?.all()?;
+    if !events.is_empty() {
+        tracing::info!(
+            events = events.len(),
+            store = %store.display(),
+            "adding the posted events to the exports"
+        );
+    }
+    Ok(events.iter().map(|s| s.event.live_row()).collect())
+}
+
+/// Loads the data (the exports, and `live` rows posted since), trains, writes the model
+/// directory and its report.
 pub fn train(
     config: &Config,
+    live: &[augur_data::LiveRow],
     as_of: Option<i64>,
     horizon_days: f64,
     models: &Path,
 ) -> anyhow::Result<Trained> {
     let started = std::time::Instant::now();
-    let (history, _) = augur_data::load_checked(config).context("loading the exports")?;
+    let (history, report) =
+        augur_data::load_with_live(config, live).context("loading the exports")?;
+    if report.is_fatal() {
+        return Err(anyhow::Error::new(augur_data::Error::Unusable {
+            problems: report.fatal.join("; "),
+        })
+        .context("loading the exports"));
+    }
     tracing::info!(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
         "history loaded"

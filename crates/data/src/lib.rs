@@ -17,6 +17,7 @@ mod contract;
 mod error;
 mod history;
 mod ids;
+mod live;
 mod load;
 mod quality;
 mod time;
@@ -31,7 +32,10 @@ pub use contract::{EmailEventKind, Field, FieldType, TableKind, WebEventKind};
 pub use error::{Error, Result};
 pub use history::{AttributeColumn, Contacts, EmailEvents, History, Orders, Products, WebEvents};
 pub use ids::{IdIndex, NONE, canonical_id};
-pub use load::{Progress, load, load_checked, load_email_kinds, load_with_progress};
+pub use live::LiveRow;
+pub use load::{
+    Progress, load, load_checked, load_email_kinds, load_with_live, load_with_progress,
+};
 pub use quality::{DropReason, QualityReport, TableReport};
 pub use time::{
     DAY, HOUR, LocalClock, TimeColumn, TimeReader, TimeStatus, format_utc, hour_of_week,

@@ -81,6 +81,63 @@ pub enum Body {
     },
 }
 
+impl Event {
+    /// The event as a row of its table, for a load that adds it to the exports.
+    pub fn live_row(&self) -> augur_data::LiveRow {
+        use augur_data::LiveRow;
+        let contact_id = self.contact_id.clone();
+        let at = self.occurred_at;
+        match &self.body {
+            Body::Order {
+                order_id,
+                product_id,
+                quantity,
+                unit_price,
+            } => LiveRow::Order {
+                contact_id,
+                order_id: order_id.clone(),
+                product_id: product_id.clone(),
+                at,
+                quantity: *quantity,
+                unit_price: *unit_price,
+            },
+            Body::Web { event, product_id } => LiveRow::Web {
+                contact_id,
+                kind: *event,
+                product_id: product_id.clone(),
+                at,
+            },
+            Body::Email {
+                event,
+                campaign_id,
+                machine_open,
+            } => LiveRow::Email {
+                contact_id,
+                kind: *event,
+                campaign_id: campaign_id.clone(),
+                machine_open: *machine_open,
+                at,
+            },
+            Body::Contact {
+                email,
+                first_name,
+                country,
+                timezone,
+                created_at,
+                email_consent,
+            } => LiveRow::Contact {
+                contact_id,
+                email: email.clone(),
+                first_name: first_name.clone(),
+                country: country.clone(),
+                timezone: timezone.clone(),
+                created_at: *created_at,
+                email_consent: *email_consent,
+            },
+        }
+    }
+}
+
 impl Body {
     /// `order`, `web`, `email` or `contact`.
     pub fn table(&self) -> &'static str {

@@ -60,6 +60,8 @@ pub struct Loader {
     web_values: BTreeMap<String, WebEventKind>,
     /// Keep only these e-mail event kinds (all when `None`).
     pub(crate) email_kinds: Option<Vec<EmailEventKind>>,
+    /// Rows posted after the exports, added to their tables before each is finished.
+    pub(crate) live: Vec<crate::LiveRow>,
 }
 
 impl Loader {
@@ -95,7 +97,91 @@ impl Loader {
             email_values,
             web_values,
             email_kinds: None,
+            live: Vec::new(),
         })
+    }
+
+    /// Adds the live rows of `table` to it (before [`Loader::finish_table`] sorts the table
+    /// and drops exact duplicates, so an event the exports hold too counts once).
+    pub(crate) fn absorb_live(&mut self, table: TableKind, report: &mut TableReport) {
+        use crate::LiveRow;
+        let rows = std::mem::take(&mut self.live);
+        let mut added = 0;
+        for row in &rows {
+            match (table, row) {
+                (
+                    TableKind::Orders,
+                    LiveRow::Order {
+                        contact_id,
+                        order_id,
+                        product_id,
+                        at,
+                        quantity,
+                        unit_price,
+                    },
+                ) if *quantity != 0.0 && !self.exclusions.excludes(product_id) => {
+                    let c = self.contact(contact_id);
+                    let p = self.product(product_id);
+                    let key = order_id
+                        .clone()
+                        .unwrap_or_else(|| format!("{contact_id}@{at}"));
+                    let orders = &mut self.history.orders;
+                    let o = orders.order_ids.intern(&key);
+                    orders.order.push(o);
+                    orders.contact.push(c);
+                    orders.product.push(p);
+                    orders.at.push(*at);
+                    orders.quantity.push(*quantity);
+                    orders.unit_price.push(*unit_price);
+                    added += 1;
+                }
+                (
+                    TableKind::EmailEvents,
+                    LiveRow::Email {
+                        contact_id,
+                        kind,
+                        campaign_id,
+                        machine_open,
+                        at,
+                    },
+                ) if self.email_kinds.as_ref().is_none_or(|k| k.contains(kind)) => {
+                    let c = self.contact(contact_id);
+                    let camp = campaign_id
+                        .as_deref()
+                        .map_or(NONE, |k| self.history.campaigns.intern(k));
+                    let events = &mut self.history.email_events;
+                    events.contact.push(c);
+                    events.campaign.push(camp);
+                    events.kind.push(*kind);
+                    events.at.push(*at);
+                    events
+                        .machine_open
+                        .push(*kind == EmailEventKind::Open && *machine_open);
+                    added += 1;
+                }
+                (
+                    TableKind::WebEvents,
+                    LiveRow::Web {
+                        contact_id,
+                        kind,
+                        product_id,
+                        at,
+                    },
+                ) => {
+                    let c = self.contact(contact_id);
+                    let p = product_id.as_deref().map_or(NONE, |k| self.product(k));
+                    let events = &mut self.history.web_events;
+                    events.contact.push(c);
+                    events.kind.push(*kind);
+                    events.product.push(p);
+                    events.at.push(*at);
+                    added += 1;
+                }
+                _ => {}
+            }
+        }
+        self.live = rows;
+        report.note("rows added from the event store", added);
     }
 
     fn contact(&mut self, id: &str) -> u32 {

@@ -47,9 +47,32 @@ pub fn load_email_kinds(
     load_inner(config, Some(kinds.to_vec()), &|_, _| {})
 }
 
+/// [`load`], adding rows that arrived after the exports (events posted as they happen): each is
+/// sorted in with its table's rows, exact duplicates of exported rows are dropped, and contact
+/// changes apply on top of the contacts table. The report notes how many live rows each table
+/// took.
+pub fn load_with_live(
+    config: &Config,
+    live: &[crate::LiveRow],
+) -> Result<(History, QualityReport)> {
+    let mut loader = Loader::new(config)?;
+    loader.live = live.to_vec();
+    run_tables(config, loader, &|_, _| {})
+}
+
 fn load_inner(
     config: &Config,
     email_kinds: Option<Vec<crate::EmailEventKind>>,
+    progress: Progress<'_>,
+) -> Result<(History, QualityReport)> {
+    let mut loader = Loader::new(config)?;
+    loader.email_kinds = email_kinds;
+    run_tables(config, loader, progress)
+}
+
+fn run_tables(
+    config: &Config,
+    mut loader: Loader,
     progress: Progress<'_>,
 ) -> Result<(History, QualityReport)> {
     let tables = config.configured_tables();
@@ -58,13 +81,36 @@ fn load_inner(
             hint: String::new(),
         });
     }
-    let mut loader = Loader::new(config)?;
-    loader.email_kinds = email_kinds;
     for kind in tables {
         let report = load_table(config, kind, &mut loader, progress)?;
         loader.report.tables.push(report);
     }
-    Ok(loader.finish())
+    let live = std::mem::take(&mut loader.live);
+    let (mut history, report) = loader.finish();
+    for row in live {
+        if let crate::LiveRow::Contact {
+            contact_id,
+            email,
+            first_name,
+            country,
+            timezone,
+            created_at,
+            email_consent,
+        } = row
+        {
+            history.contacts.upsert(
+                &contact_id,
+                email.as_deref(),
+                first_name.as_deref(),
+                country.as_deref(),
+                timezone.as_deref(),
+                created_at,
+                email_consent,
+                config.default_contact_zone(),
+            );
+        }
+    }
+    Ok((history, report))
 }
 
 fn load_table(
@@ -126,6 +172,7 @@ fn load_table(
         pending = decoded;
     }
     absorb(pending)?;
+    loader.absorb_live(kind, &mut report);
     report.rows_read = rows;
     let read = started.elapsed();
     loader.finish_table(kind, &mut report);
