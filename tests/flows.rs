@@ -100,17 +100,22 @@ fn tick(dir: &Dir, at: i64) -> String {
     stdout(&out)
 }
 
-/// The flow's messages in the outbox: (contact, run, status, send_at).
+/// The cart flow's messages in the outbox: (contact, run, status, send_at).
 fn messages(dir: &Dir) -> Vec<(String, String, String, i64)> {
+    messages_of(dir, "cart")
+}
+
+/// A flow's messages in the outbox: (contact, run, status, send_at), by contact and time.
+fn messages_of(dir: &Dir, flow: &str) -> Vec<(String, String, String, i64)> {
     let path = dir.join("outbox/augur.sqlite");
     if !path.exists() {
         return Vec::new();
     }
     let db = rusqlite::Connection::open(path).expect("outbox");
     let mut stmt = db
-        .prepare("SELECT contact_id, run_id, status, send_at FROM messages WHERE campaign_id = 'cart' ORDER BY contact_id, send_at")
+        .prepare("SELECT contact_id, run_id, status, send_at FROM messages WHERE campaign_id = ?1 ORDER BY contact_id, send_at")
         .expect("query");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    stmt.query_map([flow], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .expect("rows")
         .map(|r| r.expect("row"))
         .collect()
@@ -333,5 +338,248 @@ fn training_adds_posted_events_to_the_exports_and_counts_a_duplicate_once() {
     assert!(
         history.orders.at.windows(2).all(|w| w[0] <= w[1]),
         "sorted in"
+    );
+}
+
+/// Writes `flows/NAME.toml` with the test's sender and templates around `body`.
+fn flow_file(dir: &Dir, name: &str, body: &str) {
+    dir.write(
+        &format!("flows/{name}.toml"),
+        &format!(
+            "{body}\n[sender]\nfrom = \"Shop <news@shop.example>\"\n[content]\nhtml = \"../templates/cart.html\"\ntext = \"../templates/cart.txt\"\n"
+        ),
+    );
+}
+
+/// Enrollments: (flow, contact, state, reason, step, next_at).
+fn enrollments(dir: &Dir) -> Vec<(String, String, String, Option<String>, i64, i64)> {
+    let db = rusqlite::Connection::open(dir.join("outbox/flows.sqlite")).expect("state");
+    let mut stmt = db
+        .prepare(
+            "SELECT flow_id, contact_id, state, reason, step, next_at FROM enrollments ORDER BY id",
+        )
+        .expect("query");
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .expect("rows")
+    .map(|r| r.expect("row"))
+    .collect()
+}
+
+#[test]
+fn a_post_purchase_step_waits_for_the_contacts_best_hour_as_the_service_gives_it() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    flow_file(
+        &dir,
+        "after",
+        r#"id = "after"
+[trigger]
+event = "order"
+[exit]
+on_order = false
+[schedule]
+quiet = "21:00-08:00"
+[[steps]]
+name = "ten-days"
+wait = "10d"
+best_hour_within = "24h"
+[[steps]]
+name = "review"
+send = { subject = "How is your order?" }"#,
+    );
+    let server = Server::start(&dir, &[]);
+    let (status, preview) = server.post(
+        "/v1/segments/preview",
+        KEY,
+        &json!({"rule": {"field": "send_time_source", "eq": "own"}, "sample": 1}).to_string(),
+    );
+    assert_eq!(status, 200, "{preview}");
+    let contact = preview["sample"][0]["contact_id"]
+        .as_str()
+        .expect("a contact with its own send-time profile")
+        .to_string();
+    let t = t0();
+    let order = json!([{"type": "order", "contact_id": contact, "occurred_at": t, "order_id": "R-1",
+                        "product_id": "P00001", "quantity": 1, "unit_price": 20.0}]);
+    assert_eq!(post(&server, &order).0, 202);
+    tick(&dir, t + 60);
+    let rows = enrollments(&dir);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (_, _, state, _, step, next_at) = &rows[0];
+    assert_eq!(
+        (state.as_str(), *step),
+        ("active", 1),
+        "waiting for the review"
+    );
+    let (status, best) = server.get_json(&format!(
+        "/v1/contacts/{contact}/send-time?after={}&within=24h&quiet=21:00-08:00",
+        rfc3339(t + 10 * 86_400).replace('+', "%2B")
+    ));
+    assert_eq!(status, 200, "{best}");
+    let expected =
+        chrono::DateTime::parse_from_rfc3339(best["best"]["send_at_utc"].as_str().expect("best"))
+            .expect("instant")
+            .timestamp();
+    assert_eq!(
+        *next_at, expected,
+        "the series and the service agree on the best hour"
+    );
+}
+
+#[test]
+fn a_welcome_series_keeps_its_spacing_and_quiet_hours_across_a_daylight_saving_night() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    flow_file(
+        &dir,
+        "welcome",
+        r#"id = "welcome"
+[trigger]
+event = "signup"
+[entry]
+reentry = "never"
+[schedule]
+quiet = "21:00-08:00"
+[[steps]]
+name = "hello"
+send = { subject = "Welcome" }
+[[steps]]
+name = "two-days"
+wait = "2d"
+best_hour_within = "12h"
+[[steps]]
+name = "second"
+send = { subject = "Bestsellers" }"#,
+    );
+    let server = Server::start(&dir, &[]);
+    // Friday 2026-03-27 10:00 in Berlin; clocks go forward early on Sunday the 29th.
+    let t = chrono::DateTime::parse_from_rfc3339("2026-03-27T09:00:00Z")
+        .expect("instant")
+        .timestamp();
+    let mut signup = contact("newbie", t);
+    signup["timezone"] = json!("Europe/Berlin");
+    assert_eq!(post(&server, &json!([signup.clone()])).0, 202);
+    tick(&dir, t + 30);
+    let rows = enrollments(&dir);
+    let next_at = rows[0].5;
+    let berlin: augur_data::Tz = "Europe/Berlin".parse().expect("zone");
+    let local = |s: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0)
+            .expect("instant")
+            .with_timezone(&berlin)
+    };
+    assert!(
+        (2 * 86_400..=2 * 86_400 + 12 * 3600).contains(&(next_at - (t + 30))),
+        "two days after the first message, then the best hour within 12 h: {}",
+        local(next_at)
+    );
+    let hour = chrono::Timelike::hour(&local(next_at));
+    assert!(
+        (8..21).contains(&hour),
+        "outside the quiet hours, in summer time: {}",
+        local(next_at)
+    );
+    tick(&dir, next_at);
+    let sent = messages_of(&dir, "welcome");
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(
+        sent[1].3, next_at,
+        "the second message leaves at the chosen hour"
+    );
+    // The same signup again (a re-post, a consent toggled back on): no second welcome.
+    let mut again = signup;
+    again["occurred_at"] = json!(t + 86_400 * 5);
+    assert_eq!(post(&server, &json!([again])).0, 202);
+    let out = tick(&dir, next_at + 60);
+    assert_eq!(messages_of(&dir, "welcome").len(), 2, "{out}");
+}
+
+#[test]
+fn a_winback_stops_mailing_those_who_never_answer() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    flow_file(
+        &dir,
+        "winback",
+        r#"id = "winback"
+[trigger]
+event = "session"
+[[steps]]
+name = "ask"
+send = { subject = "Still interested?" }
+[[steps]]
+name = "a-week"
+wait = "7d"
+[[steps]]
+name = "stop-if-silent"
+sunset = true
+[[steps]]
+name = "thanks"
+send = { subject = "Glad you are still here" }"#,
+    );
+    let server = Server::start(&dir, &[]);
+    let t = t0() - 20 * 86_400;
+    let visit =
+        |id: &str| json!({"type": "web", "contact_id": id, "occurred_at": t, "event": "session"});
+    assert_eq!(
+        post(
+            &server,
+            &json!([
+                contact("answers", t - 60),
+                contact("silent", t - 60),
+                visit("answers"),
+                visit("silent")
+            ])
+        )
+        .0,
+        202
+    );
+    tick(&dir, t + 60);
+    assert_eq!(messages_of(&dir, "winback").len(), 2);
+    let click = json!([{"type": "email", "contact_id": "answers", "occurred_at": t + 86_400,
+                        "event": "click", "campaign_id": "winback"}]);
+    assert_eq!(post(&server, &click).0, 202);
+    let out = tick(&dir, t + 8 * 86_400);
+    assert!(out.contains("sunset 1"), "{out}");
+    let sent = messages_of(&dir, "winback");
+    assert_eq!(
+        sent.iter().filter(|m| m.0 == "answers").count(),
+        2,
+        "{sent:?}"
+    );
+    assert_eq!(
+        sent.iter().filter(|m| m.0 == "silent").count(),
+        1,
+        "{sent:?}"
+    );
+    // The silent contact is unsubscribed for everyone: a new visit starts nothing that mails it.
+    let db = rusqlite::Connection::open(dir.join("events/augur-events.sqlite")).expect("store");
+    let unsubscribed: i64 = db
+        .query_row(
+            "SELECT count(*) FROM events WHERE contact_id = 'silent' AND kind = 'unsubscribe'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(unsubscribed, 1);
+    let later = t + 9 * 86_400;
+    assert_eq!(post(&server, &json!([{"type": "web", "contact_id": "silent", "occurred_at": later, "event": "session"}])).0, 202);
+    let out = tick(&dir, later + 60);
+    assert!(out.contains("unsubscribed 1"), "{out}");
+    assert_eq!(
+        messages_of(&dir, "winback")
+            .iter()
+            .filter(|m| m.0 == "silent")
+            .count(),
+        1
     );
 }

@@ -75,7 +75,7 @@ impl Server {
         (status, response.body_mut().read_to_string().expect("body"))
     }
 
-    fn get_json(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn get_json(&self, path: &str) -> (u16, Value) {
         let (status, body) = self.get(path, Some(KEY));
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }

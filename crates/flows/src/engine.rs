@@ -320,6 +320,7 @@ fn advance(
     report: &mut TickReport,
 ) -> Result<()> {
     let mut sends: Vec<Pending> = Vec::new();
+    let mut sunsets: Vec<augur_events::Event> = Vec::new();
     let max_hops = 2 * runner
         .flows
         .iter()
@@ -363,6 +364,23 @@ fn advance(
                         break;
                     }
                 }
+                Step::Sunset => {
+                    let entered = e.entered_at.unwrap_or(e.triggered_at);
+                    let answered = [EmailEventKind::Open, EmailEventKind::Click]
+                        .into_iter()
+                        .map(|kind| {
+                            engaged(runner.store, &e.contact_id, flow.id(), entered, at, kind)
+                        })
+                        .collect::<Result<Vec<bool>>>()?
+                        .contains(&true);
+                    if answered {
+                        e.step += 1;
+                    } else {
+                        sunsets.push(sunset_event(flow, e, at));
+                        exit(e, "sunset", report);
+                        break;
+                    }
+                }
                 Step::Branch {
                     condition,
                     then,
@@ -394,7 +412,27 @@ fn advance(
         }
     }
     plan_sends(runner, outbox, &mut due, &sends, at, report)?;
+    if !sunsets.is_empty() {
+        // Stored before the enrollments: a crash in between stores the same events again
+        // (their ids are deterministic), never loses them.
+        EventStore::open(runner.store.path())?.append(&sunsets, at)?;
+    }
     state.save(&due)
+}
+
+/// The `unsubscribe` event that ends a contact's mail after a series it never answered; its id
+/// is the enrollment's, so storing it twice stores it once.
+fn sunset_event(flow: &Flow, e: &Enrollment, at: i64) -> augur_events::Event {
+    augur_events::Event {
+        event_id: format!("sunset:{}:{}", flow.id(), e.id),
+        contact_id: e.contact_id.clone(),
+        occurred_at: at,
+        body: Body::Email {
+            event: EmailEventKind::Unsubscribe,
+            campaign_id: Some(flow.id().to_string()),
+            machine_open: false,
+        },
+    }
 }
 
 fn exit(e: &mut Enrollment, reason: &str, report: &mut TickReport) {

@@ -115,7 +115,7 @@ pub struct FlowSchedule {
     pub quiet: Option<String>,
 }
 
-/// One `[[steps]]` entry: exactly one of `wait`, `send`, `branch`.
+/// One `[[steps]]` entry: exactly one of `wait`, `send`, `branch`, `sunset`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
@@ -129,6 +129,9 @@ pub struct StepSpec {
     pub send: Option<SendSpec>,
     /// Go to another step depending on what happened.
     pub branch: Option<BranchSpec>,
+    /// `true`: a contact that opened and clicked none of the series' messages is unsubscribed
+    /// (an `unsubscribe` event of the flow): the end of a win-back for those who never answer.
+    pub sunset: Option<bool>,
 }
 
 /// A send step's message.
@@ -207,6 +210,8 @@ pub enum Step {
     },
     /// Send the message of this campaign.
     Send(Box<Campaign>),
+    /// Unsubscribe the contact unless it engaged with the series.
+    Sunset,
     /// Go on depending on a condition.
     Branch {
         /// The condition.
@@ -364,9 +369,18 @@ fn step(path: &Path, flow: &FlowFile, spec: &StepSpec, names: &[&str]) -> Result
         spec.wait.is_some(),
         spec.send.is_some(),
         spec.branch.is_some(),
+        spec.sunset.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err(bad("give exactly one of `wait`, `send` or `branch`".into()));
+        return Err(bad(
+            "give exactly one of `wait`, `send`, `branch` or `sunset`".into(),
+        ));
+    }
+    if let Some(sunset) = spec.sunset {
+        if !sunset {
+            return Err(bad("`sunset = true`, or leave the step out".into()));
+        }
+        return Ok(Step::Sunset);
     }
     if spec.best_hour_within.is_some() && spec.wait.is_none() {
         return Err(bad("`best_hour_within` goes with `wait`".into()));
