@@ -361,20 +361,29 @@ impl<'a> Planner<'a> {
         if !self.preselected && !self.matcher.matches(&record) {
             return Ok(None);
         }
-        let segments: Vec<&str> = self
+        let contact_id = snapshot.contacts.name(c as u32);
+        // Segments are filled in once the contact is known to be held out or mailed: only
+        // those rows are grouped in reports.
+        let facts = PlanFacts {
+            churn_tier: Some(snapshot.churn_tier(c)),
+            country: Some(snapshot.country[c].unwrap_or("unknown")),
+            segments: String::new(),
+        };
+        self.plan_subject(self.subject(Some(c), contact_id), facts)
+            .map(Some)
+    }
+
+    /// The names of the segments contact `c` is in, comma-separated.
+    fn segments_of(&self, c: usize) -> String {
+        let snapshot = &self.inputs.artifact.snapshot;
+        let record = self.fields.record(snapshot, &self.models, c);
+        let names: Vec<&str> = self
             .segments
             .iter()
             .filter(|(_, m)| m.matches(&record))
             .map(|(name, _)| name.as_str())
             .collect();
-        let contact_id = snapshot.contacts.name(c as u32);
-        let facts = PlanFacts {
-            churn_tier: Some(snapshot.churn_tier(c)),
-            country: Some(snapshot.country[c].unwrap_or("unknown")),
-            segments: segments.join(","),
-        };
-        self.plan_subject(self.subject(Some(c), contact_id), facts)
-            .map(Some)
+        names.join(",")
     }
 
     /// The plan of a contact the model does not know (new since it was trained, known from
@@ -436,6 +445,9 @@ impl<'a> Planner<'a> {
         if let Some(reason) = self.suppression(s.d, s.contact_id, row.send_at, chosen.is_none()) {
             row.reason = Some(reason.name());
             return Ok(row);
+        }
+        if let Some(c) = s.c {
+            row.facts.segments = self.segments_of(c);
         }
         let variant = match self.assignment(s.contact_id) {
             Assignment::Holdout => {
