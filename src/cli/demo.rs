@@ -73,10 +73,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         args.models.display()
     );
     campaigns(args, &config_path, &config)?;
+    let flows_dir = write_examples(&args.dir.join("flows"), &augur_flows::EXAMPLES)?;
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);
     }
-    let flows_dir = write_examples(&args.dir.join("flows"), &augur_flows::EXAMPLES)?;
     start_flows(args, &config_path, &flows_dir)?;
     serve(args, config, &flows_dir)?;
     Ok(ExitCode::SUCCESS)
