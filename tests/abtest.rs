@@ -102,6 +102,21 @@ fn rfc3339(t: i64) -> String {
         .to_rfc3339()
 }
 
+/// `augur campaign decide --campaign c.toml --at T`: its output.
+fn decide(dir: &Dir, at: i64) -> String {
+    augur_ok(
+        dir,
+        &[
+            "campaign",
+            "decide",
+            "--campaign",
+            "c.toml",
+            "--at",
+            &rfc3339(at),
+        ],
+    )
+}
+
 /// Plans `c.toml` as of an hour ago and sends what is due: the test's share, to `.eml` files.
 /// Returns the plan's output and the instant the sends were made.
 fn plan_and_send_the_test(dir: &Dir) -> (String, i64) {
@@ -150,32 +165,12 @@ fn a_variant_with_clearly_more_clicks_wins_and_the_rest_is_planned_with_it_once(
     plant(&dir, "clicks", &events);
 
     // Too early: an hour before the first decision, nothing changes.
-    let early = augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "decide",
-            "--campaign",
-            "c.toml",
-            "--at",
-            &rfc3339(planned_at + 1800),
-        ],
-    );
+    let early = decide(&dir, planned_at + 1800);
     assert!(early.contains("too early"), "{early}");
     assert_eq!(outbox(&dir), before);
 
     let decided_at = click_at + 3600;
-    let out = augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "decide",
-            "--campaign",
-            "c.toml",
-            "--at",
-            &rfc3339(decided_at),
-        ],
-    );
+    let out = decide(&dir, decided_at);
     assert!(out.contains("`b` is sent to the rest"), "{out}");
     let after = outbox(&dir);
     let remainder: Vec<&Row> = after
@@ -215,17 +210,7 @@ fn a_variant_with_clearly_more_clicks_wins_and_the_rest_is_planned_with_it_once(
             .map(|c| (c.clone(), "click", decided_at + 60, false))
             .collect::<Vec<_>>(),
     );
-    let again = augur_ok(
-        &dir,
-        &[
-            "campaign",
-            "decide",
-            "--campaign",
-            "c.toml",
-            "--at",
-            &rfc3339(decided_at + 7200),
-        ],
-    );
+    let again = decide(&dir, decided_at + 7200);
     assert!(again.contains("decided before: `b`"), "{again}");
     assert_eq!(outbox(&dir), after);
 
@@ -312,26 +297,13 @@ fn equal_variants_have_no_winner_and_machine_opens_never_tip_it() {
     }
     plant(&dir, "opens", &events);
 
-    let decide = |at: i64| {
-        augur_ok(
-            &dir,
-            &[
-                "campaign",
-                "decide",
-                "--campaign",
-                "c.toml",
-                "--at",
-                &rfc3339(at),
-            ],
-        )
-    };
-    let waiting = decide(open_at + 3600);
+    let waiting = decide(&dir, open_at + 3600);
     assert!(waiting.contains("no clear winner yet"), "{waiting}");
     assert_eq!(outbox(&dir), before, "an undecided test changes nothing");
 
     // At the deadline the default goes to the rest, and the decision says it was not clear.
     let deadline = planned_at + 24 * 3600;
-    let out = decide(deadline);
+    let out = decide(&dir, deadline);
     assert!(
         out.contains("`b` is sent to the rest (no clear winner"),
         "{out}"

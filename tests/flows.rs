@@ -583,3 +583,68 @@ send = { subject = "Glad you are still here" }"#,
         1
     );
 }
+
+#[test]
+fn a_series_and_a_campaign_share_one_frequency_cap() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    flow_file(
+        &dir,
+        "capped",
+        r#"id = "capped"
+[trigger]
+event = "add_to_cart"
+[caps]
+max_messages = 1
+per_days = 7
+[[steps]]
+name = "reminder"
+send = { subject = "Your cart" }"#,
+    );
+    let server = Server::start(&dir, &[]);
+    let mailable = json!({"rule": {"all": [
+        {"field": "email_consent", "eq": true},
+        {"not": {"field": "unsubscribed", "eq": true}},
+        {"not": {"field": "bounced", "eq": true}},
+        {"not": {"field": "complained", "eq": true}}]}, "sample": 1});
+    let (status, preview) = server.post("/v1/segments/preview", KEY, &mailable.to_string());
+    assert_eq!(status, 200, "{preview}");
+    let contact = preview["sample"][0]["contact_id"]
+        .as_str()
+        .expect("a mailable contact")
+        .to_string();
+    // A campaign message for the contact an hour ago uses the cap of one per week.
+    dir.write(
+        "c.toml",
+        &format!(
+            "id = \"weekly\"\n[audience]\nrule = {{ field = \"contact_id\", eq = \"{contact}\" }}\n\
+             [schedule]\nper_contact = false\n[sender]\nfrom = \"Shop <news@shop.example>\"\n\
+             [content]\nhtml = \"templates/cart.html\"\ntext = \"templates/cart.txt\"\n\
+             [[variants]]\nname = \"a\"\nsubject = \"This week\"\n"
+        ),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let out = run(dir.augur().args([
+        "campaign",
+        "plan",
+        "--config",
+        "serve.toml",
+        "--models",
+        "models",
+        "--campaign",
+        "c.toml",
+        "--at",
+        &rfc3339(now - 3600),
+    ]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("messages 1"), "{}", stdout(&out));
+    assert_eq!(post(&server, &json!([cart(&contact, now - 1800)])).0, 202);
+    let out = tick(&dir, now);
+    assert!(out.contains("frequency_cap 1"), "{out}");
+    let rows = messages_of(&dir, "capped");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].2, "suppressed",
+        "the series' message is held back by the campaign's"
+    );
+}

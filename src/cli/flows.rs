@@ -190,6 +190,15 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `reason n, reason n` of counts by reason.
+fn list<N: std::fmt::Display>(counts: &std::collections::BTreeMap<String, N>) -> String {
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn print_tick(r: &TickReport, at: i64) {
     let quiet = r.events_read == 0
         && r.triggered == 0
@@ -204,12 +213,6 @@ fn print_tick(r: &TickReport, at: i64) {
     }
     let when = chrono::DateTime::<chrono::Utc>::from_timestamp(at, 0)
         .map_or_else(|| at.to_string(), |t| t.to_rfc3339());
-    let list = |m: &std::collections::BTreeMap<String, usize>| {
-        m.iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     outln!(
         "tick {when}: events {}, triggered {}, entered {} (held out {}), queued {}, completed {}; skipped [{}]; exited [{}]; not sent [{}]",
         r.events_read,
@@ -260,12 +263,6 @@ fn report(args: &FlowReportArgs) -> anyhow::Result<()> {
     let path = out.join(format!("flow-{}.json", r.flow));
     std::fs::write(&path, serde_json::to_string_pretty(&r)?)
         .with_context(|| format!("writing {}", path.display()))?;
-    let list = |m: &std::collections::BTreeMap<String, u64>| {
-        m.iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     outln!(
         "Flow {}: entered {} (held out {}), active {}, completed {}; exited [{}]; did not enter [{}]",
         r.flow,

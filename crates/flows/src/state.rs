@@ -189,45 +189,29 @@ impl FlowState {
 
     /// Enrollments in `state` due at `at` or before, earliest first, at most `limit`.
     pub fn due(&self, state: &str, at: i64, limit: usize) -> Result<Vec<Enrollment>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM enrollments WHERE state = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3"
-            ))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![state, at, limit as i64], row)
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        self.select(
+            "WHERE state = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
+            params![state, at, limit as i64],
+        )
     }
 
     /// Every enrollment of a contact (all flows), oldest first.
     pub fn of_contact(&self, contact_id: &str) -> Result<Vec<Enrollment>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM enrollments WHERE contact_id = ?1 ORDER BY id"
-            ))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![contact_id], row)
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        self.select("WHERE contact_id = ?1 ORDER BY id", params![contact_id])
     }
 
     /// Every enrollment of a flow.
     pub fn of_flow(&self, flow_id: &str) -> Result<Vec<Enrollment>> {
+        self.select("WHERE flow_id = ?1 ORDER BY id", params![flow_id])
+    }
+
+    /// The enrollments a `WHERE … ORDER BY …` clause selects.
+    fn select(&self, clause: &str, params: impl rusqlite::Params) -> Result<Vec<Enrollment>> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM enrollments WHERE flow_id = ?1 ORDER BY id"
-            ))
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM enrollments {clause}"))
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![flow_id], row)
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params, row).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
     }
