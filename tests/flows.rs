@@ -648,3 +648,74 @@ send = { subject = "Your cart" }"#,
         "the series' message is held back by the campaign's"
     );
 }
+
+#[test]
+fn a_tick_killed_midway_resumes_without_a_second_or_a_lost_message() {
+    let dir = setup();
+    let server = Server::start(&dir, &[]);
+    let t = t0();
+    let n = 4000;
+    for start in (0..n).step_by(250) {
+        let batch: Vec<Value> = (start..start + 250)
+            .flat_map(|i| {
+                let id = format!("k{i}");
+                [contact(&id, t - 60), cart(&id, t)]
+            })
+            .collect();
+        assert_eq!(post(&server, &Value::Array(batch)).0, 202);
+    }
+    let at = rfc3339(t + 3660);
+    let args = [
+        "flows",
+        "run",
+        "--config",
+        "serve.toml",
+        "--flows",
+        "flows",
+        "--models",
+        "models",
+        "--once",
+        "--at",
+        &at,
+    ];
+    // Killed again and again at later and later points (reading triggers, entering, storing
+    // messages, saving steps); each run takes over where the last one stopped.
+    let mut killed_with_work_left = 0;
+    for delay in [200, 400, 600, 800, 1000, 1300] {
+        let mut child = dir
+            .augur()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let finished = child.try_wait().expect("status").is_some();
+        child.kill().ok();
+        child.wait().expect("reaped");
+        killed_with_work_left += usize::from(!finished && messages(&dir).len() < n);
+    }
+    eprintln!("runs killed with reminders still to queue: {killed_with_work_left}");
+    let out = run(dir.augur().args(args));
+    assert_eq!(out.status.code(), Some(0));
+    let sent = messages(&dir);
+    let mut contacts: Vec<&str> = sent.iter().map(|m| m.0.as_str()).collect();
+    contacts.sort_unstable();
+    contacts.dedup();
+    assert_eq!(
+        contacts.len(),
+        sent.len(),
+        "no contact got the reminder twice"
+    );
+    assert_eq!(sent.len(), n, "every cart got its reminder");
+    let waiting: Vec<_> = enrollments(&dir)
+        .into_iter()
+        // Past the reminder (step 0) and into the day's wait (step 1): at the second reminder.
+        .filter(|e| e.2 != "active" || e.4 != 2)
+        .collect();
+    assert!(
+        waiting.is_empty(),
+        "every enrollment moved past its reminder: {:?}",
+        &waiting[..waiting.len().min(3)]
+    );
+}
