@@ -719,3 +719,55 @@ fn a_tick_killed_midway_resumes_without_a_second_or_a_lost_message() {
         &waiting[..waiting.len().min(3)]
     );
 }
+
+#[test]
+fn a_contact_lookup_shows_what_was_posted_since_the_model_at_once() {
+    let dir = setup();
+    let server = Server::start(&dir, &[]);
+    let (_, preview) = server.post(
+        "/v1/segments/preview",
+        KEY,
+        &json!({"rule": {"field": "orders", "gte": 1}, "sample": 1}).to_string(),
+    );
+    let contact = preview["sample"][0]["contact_id"]
+        .as_str()
+        .expect("a buyer")
+        .to_string();
+    let (status, before) = server.get_json(&format!("/v1/contacts/{contact}"));
+    assert_eq!(status, 200);
+    assert!(before.get("live").is_none(), "nothing posted yet: {before}");
+    let recommended = |answer: &Value| -> Vec<String> {
+        answer["recommendations"]
+            .as_array()
+            .expect("recommendations")
+            .iter()
+            .filter_map(|r| r["product_id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let first = recommended(&before);
+    let bought = first.first().expect("a recommendation").clone();
+    let now = chrono::Utc::now().timestamp();
+    let events = json!([
+        {"type": "web", "contact_id": contact, "occurred_at": now - 120, "event": "add_to_cart", "product_id": bought},
+        {"type": "web", "contact_id": contact, "occurred_at": now - 110, "event": "add_to_cart", "product_id": "P00002"},
+        {"type": "order", "contact_id": contact, "occurred_at": now - 60, "order_id": "LIVE-1",
+         "product_id": bought, "quantity": 2, "unit_price": 4.5},
+    ]);
+    assert_eq!(post(&server, &events).0, 202);
+    let (_, after) = server.get_json(&format!("/v1/contacts/{contact}"));
+    let live = &after["live"];
+    assert_eq!(live["events"], 3, "{after}");
+    assert_eq!(live["orders"], 1);
+    assert_eq!(live["revenue"], 9.0);
+    assert_eq!(live["bought"], json!([bought]));
+    assert_eq!(
+        live["cart"],
+        json!(["P00002"]),
+        "the bought product left the cart"
+    );
+    assert!(live["last_order_at"].as_str().is_some());
+    assert!(
+        !recommended(&after).contains(&bought),
+        "what was just bought is not recommended again"
+    );
+}

@@ -174,6 +174,20 @@ impl EventStore {
         self.after(0, usize::MAX >> 1)
     }
 
+    /// Every contact with a stored event.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn contacts(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT contact_id FROM events")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// The last stored position (0 when empty).
     ///
     /// # Errors

@@ -94,7 +94,21 @@ pub async fn get_contact(
     let Path(id) = id?;
     let loaded = state.current.load();
     let c = contact_index(&loaded, &id)?;
-    json_response(&full_contact(&loaded, c, &default_request(), query.profile))
+    let live = match &state.events {
+        Some(events) => events.live(&id, loaded.artifact.snapshot.as_of)?,
+        None => None,
+    };
+    let mut request = default_request();
+    if let Some(live) = &live {
+        request.filters.exclude = live
+            .bought
+            .iter()
+            .filter_map(|p| loaded.products.get(p).copied())
+            .collect();
+    }
+    let mut contact = full_contact(&loaded, c, &request, query.profile);
+    contact.live = live;
+    json_response(&contact)
 }
 
 /// Every part of a contact's answer.
@@ -374,6 +388,7 @@ fn contact_parts<'a>(
         send_time: (has(Part::SendTime) || has(Part::SendTimeProfile))
             .then(|| views::send_time(snapshot, &models, c, has(Part::SendTimeProfile))),
         segments: has(Part::Segments).then(|| loaded.segments_of(c)),
+        live: None,
     }
 }
 

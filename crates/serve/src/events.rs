@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::views::Live;
 
 /// The store and its settings, shared by the requests.
 #[derive(Debug)]
@@ -21,6 +22,110 @@ pub struct Events {
     pub config: augur_events::EventsConfig,
     /// The store; one batch is appended at a time.
     pub store: Mutex<augur_events::EventStore>,
+    /// Contacts with posted events: a contact lookup reads the store only for these, so the
+    /// lookups of everyone else cost one set lookup.
+    pub contacts: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+impl Events {
+    /// Opens the store and reads which contacts it holds events of.
+    ///
+    /// # Errors
+    /// The store cannot be opened or read.
+    pub fn open(config: augur_events::EventsConfig) -> Result<Self, augur_events::Error> {
+        let store = augur_events::EventStore::open(&config.store)?;
+        let contacts = store.contacts()?.into_iter().collect();
+        Ok(Self {
+            config,
+            store: Mutex::new(store),
+            contacts: std::sync::RwLock::new(contacts),
+        })
+    }
+
+    /// What `contact` did after `as_of` (Unix seconds), by its posted events; `None` when
+    /// nothing was posted about it since.
+    pub fn live(&self, contact: &str, as_of: i64) -> Result<Option<Live>, ApiError> {
+        let known = self
+            .contacts
+            .read()
+            .map_or(true, |set| set.contains(contact));
+        if !known {
+            return Ok(None);
+        }
+        let events = self
+            .store
+            .lock()
+            .map_err(|_| ApiError::internal("the event store failed earlier; restart"))?
+            .of_contact(contact, as_of, i64::MAX)
+            .map_err(|e| {
+                tracing::error!(error = %e, "event store not readable");
+                ApiError::internal("the event store could not be read")
+            })?;
+        Ok((!events.is_empty()).then(|| live_view(&events)))
+    }
+}
+
+/// The live part of a contact's answer, from its events (oldest first).
+fn live_view(events: &[augur_events::Stored]) -> Live {
+    use augur_data::{EmailEventKind, WebEventKind};
+    use augur_events::Body;
+    let mut live = Live {
+        events: events.len(),
+        ..Live::default()
+    };
+    let mut orders = std::collections::HashSet::new();
+    let mut cart: Vec<String> = Vec::new();
+    let mut last_order = None;
+    for s in events {
+        let e = &s.event;
+        match &e.body {
+            Body::Order {
+                order_id,
+                product_id,
+                quantity,
+                unit_price,
+            } => {
+                orders.insert(
+                    order_id
+                        .clone()
+                        .unwrap_or_else(|| e.occurred_at.to_string()),
+                );
+                live.revenue += quantity * unit_price;
+                last_order = last_order.max(Some(e.occurred_at));
+                cart.retain(|p| p != product_id);
+                if !live.bought.contains(product_id) {
+                    live.bought.push(product_id.clone());
+                }
+            }
+            Body::Web {
+                event: WebEventKind::AddToCart,
+                product_id: Some(p),
+            } if !cart.contains(p) => cart.push(p.clone()),
+            Body::Web {
+                event: WebEventKind::RemoveFromCart,
+                product_id: Some(p),
+            } => cart.retain(|q| q != p),
+            Body::Email { event, .. } => {
+                live.opted_out |= matches!(
+                    event,
+                    EmailEventKind::Unsubscribe
+                        | EmailEventKind::Bounce
+                        | EmailEventKind::Complaint
+                );
+            }
+            Body::Contact {
+                email_consent: Some(false),
+                ..
+            } => live.opted_out = true,
+            _ => {}
+        }
+    }
+    live.orders = orders.len();
+    live.cart = cart;
+    live.last_order_at = last_order
+        .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    live
 }
 
 /// Body of `POST /v1/events`.
@@ -87,6 +192,10 @@ pub async fn post_events(
             tracing::error!(error = %e, "events not stored");
             ApiError::internal("the event store could not be written; retry the batch")
         })?;
+        drop(store);
+        if let Ok(mut contacts) = events.contacts.write() {
+            contacts.extend(valid.iter().map(|e| e.contact_id.clone()));
+        }
         Ok::<_, ApiError>(EventsAnswer {
             accepted: valid.len(),
             stored: appended.stored,

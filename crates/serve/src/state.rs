@@ -135,12 +135,9 @@ impl AppState {
         events: augur_events::EventsConfig,
     ) -> Result<Self, Error> {
         let keys = Arc::new(Keys::new(&config)?);
-        let store = augur_events::EventStore::open(&events.store)
-            .map_err(|e| Error::Setup(e.to_string()))?;
-        let events = Some(Arc::new(crate::events::Events {
-            config: events,
-            store: std::sync::Mutex::new(store),
-        }));
+        let events = Some(Arc::new(
+            crate::events::Events::open(events).map_err(|e| Error::Setup(e.to_string()))?,
+        ));
         let loaded = Loaded::load(&models, &segment_specs)?;
         let metrics = Arc::new(Metrics::new());
         loaded.report_to(&metrics);

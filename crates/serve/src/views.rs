@@ -90,6 +90,30 @@ pub struct Contact<'a> {
     /// Predictive segments the contact belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<&'a str>>,
+    /// What the contact did since the model's as-of time, from the events posted to
+    /// `POST /v1/events` (absent when nothing was posted about it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<Live>,
+}
+
+/// A contact's posted events since the model's as-of time. Scores, tiers and segments move
+/// with the next training; these move at once.
+#[derive(Debug, Clone, Default, Serialize, ToSchema, PartialEq)]
+pub struct Live {
+    /// Events about the contact posted since the as-of time.
+    pub events: usize,
+    /// Distinct orders among them.
+    pub orders: usize,
+    /// Their revenue (quantity × unit price).
+    pub revenue: f64,
+    /// The latest order, RFC 3339: the contact's live recency.
+    pub last_order_at: Option<String>,
+    /// Products put in the cart since, and neither removed nor bought since.
+    pub cart: Vec<String>,
+    /// Products bought since: left out of `recommendations`.
+    pub bought: Vec<String>,
+    /// Unsubscribed, bounced, complained or withdrew consent since.
+    pub opted_out: bool,
 }
 
 /// `Tue 19:00` for hour of week 43.
