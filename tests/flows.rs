@@ -81,9 +81,9 @@ fn post(server: &Server, events: &Value) -> (u16, Value) {
     server.post("/v1/events", KEY, &json!({ "events": events }).to_string())
 }
 
-/// `augur flows run --once --at T`: its output.
-fn tick(dir: &Dir, at: i64) -> String {
-    let out = run(dir.augur().args([
+/// The arguments of `augur flows run --once --at T` on the test's files.
+fn tick_args(at: i64) -> Vec<String> {
+    [
         "flows",
         "run",
         "--config",
@@ -94,8 +94,16 @@ fn tick(dir: &Dir, at: i64) -> String {
         "models",
         "--once",
         "--at",
-        &rfc3339(at),
-    ]));
+    ]
+    .iter()
+    .map(|a| (*a).to_string())
+    .chain([rfc3339(at)])
+    .collect()
+}
+
+/// `augur flows run --once --at T`: its output.
+fn tick(dir: &Dir, at: i64) -> String {
+    let out = run(dir.augur().args(tick_args(at)));
     assert_eq!(out.status.code(), Some(0));
     stdout(&out)
 }
@@ -664,27 +672,14 @@ fn a_tick_killed_midway_resumes_without_a_second_or_a_lost_message() {
             .collect();
         assert_eq!(post(&server, &Value::Array(batch)).0, 202);
     }
-    let at = rfc3339(t + 3660);
-    let args = [
-        "flows",
-        "run",
-        "--config",
-        "serve.toml",
-        "--flows",
-        "flows",
-        "--models",
-        "models",
-        "--once",
-        "--at",
-        &at,
-    ];
+    let args = tick_args(t + 3660);
     // Killed again and again at later and later points (reading triggers, entering, storing
     // messages, saving steps); each run takes over where the last one stopped.
     let mut killed_with_work_left = 0;
     for delay in [200, 400, 600, 800, 1000, 1300] {
         let mut child = dir
             .augur()
-            .args(args)
+            .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -696,7 +691,7 @@ fn a_tick_killed_midway_resumes_without_a_second_or_a_lost_message() {
         killed_with_work_left += usize::from(!finished && messages(&dir).len() < n);
     }
     eprintln!("runs killed with reminders still to queue: {killed_with_work_left}");
-    let out = run(dir.augur().args(args));
+    let out = run(dir.augur().args(&args));
     assert_eq!(out.status.code(), Some(0));
     let sent = messages(&dir);
     let mut contacts: Vec<&str> = sent.iter().map(|m| m.0.as_str()).collect();

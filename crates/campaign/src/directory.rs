@@ -82,22 +82,14 @@ impl Directory {
                     message: e.to_string(),
                 })?;
             directory.apply_events(&events, settings.data.default_contact_zone());
-            walk(store, &mut directory.fingerprint);
-            walk(&wal(store), &mut directory.fingerprint);
-            directory.fingerprint.sort();
+            directory.fingerprint = live_fingerprint(settings);
         }
         Ok(directory)
     }
 
     /// Whether the exports or the event store changed since this was read.
     pub fn is_stale_for(&self, settings: &Settings) -> bool {
-        let mut now = fingerprint(&settings.data);
-        if let Some(store) = settings.events.as_deref().filter(|p| p.exists()) {
-            walk(store, &mut now);
-            walk(&wal(store), &mut now);
-            now.sort();
-        }
-        now != self.fingerprint
+        live_fingerprint(settings) != self.fingerprint
     }
 
     /// Applies live events, oldest first: contact changes (address, name, country, zone,
@@ -127,11 +119,8 @@ impl Directory {
                     );
                 }
                 Body::Email { event, .. } => {
-                    let reason = match event {
-                        EmailEventKind::Unsubscribe => Suppression::Unsubscribed,
-                        EmailEventKind::Bounce => Suppression::Bounced,
-                        EmailEventKind::Complaint => Suppression::Complained,
-                        _ => continue,
+                    let Some(reason) = opt_out(*event) else {
+                        continue;
                     };
                     let Some(c) = self.contact(&e.contact_id) else {
                         continue;
@@ -162,11 +151,8 @@ impl Directory {
         let mut opted_out = vec![None; history.contacts.len()];
         let e = &history.email_events;
         for (&c, &kind) in e.contact.iter().zip(&e.kind) {
-            let reason = match kind {
-                EmailEventKind::Unsubscribe => Suppression::Unsubscribed,
-                EmailEventKind::Bounce => Suppression::Bounced,
-                EmailEventKind::Complaint => Suppression::Complained,
-                _ => continue,
+            let Some(reason) = opt_out(kind) else {
+                continue;
             };
             let slot = &mut opted_out[c as usize];
             *slot = Some(slot.map_or(reason, |r: Suppression| r.min(reason)));
@@ -212,6 +198,28 @@ impl Directory {
         }
         self.opted_out[c as usize]
     }
+}
+
+/// The suppression an e-mail event stands for, if it is an opt-out.
+fn opt_out(kind: EmailEventKind) -> Option<Suppression> {
+    match kind {
+        EmailEventKind::Unsubscribe => Some(Suppression::Unsubscribed),
+        EmailEventKind::Bounce => Some(Suppression::Bounced),
+        EmailEventKind::Complaint => Some(Suppression::Complained),
+        _ => None,
+    }
+}
+
+/// The exports' fingerprint, with the event store's files (and its write-ahead log) when it
+/// exists.
+fn live_fingerprint(settings: &Settings) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut out = fingerprint(&settings.data);
+    if let Some(store) = settings.events.as_deref().filter(|p| p.exists()) {
+        walk(store, &mut out);
+        walk(&wal(store), &mut out);
+        out.sort();
+    }
+    out
 }
 
 /// The write-ahead log beside an SQLite database: where its recent commits are.
