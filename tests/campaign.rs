@@ -119,14 +119,14 @@ subject = "{{{{ first_name }}}}: new picks"
 }
 
 /// A recording SMTP server on a free loopback port that accepts everything.
-fn smtp_server() -> (u16, Arc<Mutex<Log>>) {
+pub(crate) fn smtp_server() -> (u16, Arc<Mutex<Log>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     (port, smtp::start(listener, |_| false))
 }
 
 /// Replaces `from` with `to` in the test's `augur.toml`.
-fn edit_config(dir: &Dir, from: &str, to: &str) {
+pub(crate) fn edit_config(dir: &Dir, from: &str, to: &str) {
     let config = std::fs::read_to_string(dir.join("augur.toml")).expect("config");
     assert!(config.contains(from), "`{from}` is not in augur.toml");
     dir.write("augur.toml", &config.replace(from, to));
@@ -134,7 +134,7 @@ fn edit_config(dir: &Dir, from: &str, to: &str) {
 
 /// `augur campaign plan --dry-run --out OUT` of `c.toml` with `extra` arguments: its output and
 /// the plan it wrote.
-fn dry_run(dir: &Dir, out: &str, extra: &[&str]) -> (String, Vec<PlanRow>) {
+pub(crate) fn dry_run(dir: &Dir, out: &str, extra: &[&str]) -> (String, Vec<PlanRow>) {
     let mut args = vec![
         "campaign",
         "plan",
@@ -203,9 +203,10 @@ fn texts(batch: &arrow::array::RecordBatch, name: &str) -> StringArray {
 
 /// A row of a dry-run plan.
 #[derive(Debug, Clone)]
-struct PlanRow {
-    contact: String,
-    status: String,
+pub(crate) struct PlanRow {
+    pub(crate) contact: String,
+    pub(crate) status: String,
+    pub(crate) reason: Option<String>,
     variant: Option<String>,
     send_at: i64,
     message_id: Option<String>,
@@ -216,8 +217,13 @@ fn plan_rows(path: &Path) -> Vec<PlanRow> {
     let mut rows = Vec::new();
     for b in read_parquet(path) {
         let s = |name: &str| texts(&b, name);
-        let (contact, status, variant, id) =
-            (s("contact_id"), s("status"), s("variant"), s("message_id"));
+        let (contact, status, variant, id, reason) = (
+            s("contact_id"),
+            s("status"),
+            s("variant"),
+            s("message_id"),
+            s("reason"),
+        );
         let at = col(&b, "send_at")
             .as_any()
             .downcast_ref::<arrow::array::TimestampSecondArray>()
@@ -228,6 +234,7 @@ fn plan_rows(path: &Path) -> Vec<PlanRow> {
             rows.push(PlanRow {
                 contact: contact.value(i).to_string(),
                 status: status.value(i).to_string(),
+                reason: opt(&reason),
                 variant: opt(&variant),
                 send_at: at.value(i),
                 message_id: opt(&id),
@@ -237,7 +244,7 @@ fn plan_rows(path: &Path) -> Vec<PlanRow> {
     rows
 }
 
-fn accepted(log: &Arc<Mutex<Log>>) -> Vec<Received> {
+pub(crate) fn accepted(log: &Arc<Mutex<Log>>) -> Vec<Received> {
     log.lock().expect("log").accepted.clone()
 }
 
@@ -249,7 +256,7 @@ fn message_ids(received: &[Received]) -> Vec<String> {
 }
 
 /// Contacts export: id → (email, first name).
-fn contacts(dir: &Dir) -> HashMap<String, (String, Option<String>)> {
+pub(crate) fn contacts(dir: &Dir) -> HashMap<String, (String, Option<String>)> {
     let mut out = HashMap::new();
     for b in read_parquet(&dir.join("demo/contacts.parquet")) {
         let s = |name: &str| texts(&b, name);

@@ -334,7 +334,7 @@ fn training_adds_posted_events_to_the_exports_and_counts_a_duplicate_once() {
             email_consent: Some(true),
         },
     ];
-    let (history, report) = augur_data::load_with_live(&config, &live).expect("load");
+    let (history, report) = augur_data::load_with_live(&config, &live, None).expect("load");
     assert_eq!(history.orders.len(), 2, "{}", report.render_text());
     let c2 = history.contacts.ids.get("C2").expect("the live contact");
     assert_eq!(history.contacts.email_consent[c2 as usize], Some(true));

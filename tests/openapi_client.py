@@ -22,6 +22,9 @@ from augur_client.api.contacts import (  # noqa: E402
 )
 from augur_client.api.events import post_events  # noqa: E402
 from augur_client.api.operations import healthz, metrics, openapi, readyz, reload  # noqa: E402
+from augur_client.api.preferences import page as preference_page  # noqa: E402
+from augur_client.api.privacy import export as contact_export  # noqa: E402
+from augur_client.api.privacy import forget as contact_forget  # noqa: E402
 from augur_client.api.segments import contacts as segment_contacts  # noqa: E402
 from augur_client.api.segments import list_, preview  # noqa: E402
 from augur_client.models import (  # noqa: E402
@@ -127,5 +130,9 @@ stored = check(
 )
 assert stored.accepted == 1 and not stored.rejected, stored
 check("POST /v1/admin/reload", reload.sync_detailed(client=admin), Reloaded)
+check("GET /v1/contacts/{id}/export", contact_export.sync_detailed(contact_id, client=admin))
+check("GET /u/{token}", preference_page.sync_detailed("local.bm90.dGFn", client=anonymous), status=404)
+check("DELETE /v1/contacts/{id}", contact_forget.sync_detailed("no-such-contact", client=admin))
 
-print(f"{len(called)} routes called")
+paths = {route.split(" ", 1)[1] for route in called}
+print(f"{len(paths)} routes called")

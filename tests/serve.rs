@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::util::{Dir, col, read_parquet, run, stderr, stdout};
 
 pub(crate) const KEY: &str = "test-api-key-0123456789";
-const ADMIN: &str = "test-admin-key-0123456789";
+pub(crate) const ADMIN: &str = "test-admin-key-0123456789";
 
 /// `augur serve` on `serve.toml` and `models`, on a free port.
 fn serve_command(dir: &Dir) -> std::process::Command {
@@ -34,8 +34,8 @@ fn serve_command(dir: &Dir) -> std::process::Command {
 /// A running `augur serve`, stopped when dropped.
 pub(crate) struct Server {
     child: Child,
-    base: String,
-    agent: ureq::Agent,
+    pub(crate) base: String,
+    pub(crate) agent: ureq::Agent,
 }
 
 impl Server {
@@ -65,7 +65,7 @@ impl Server {
         Self { child, base, agent }
     }
 
-    fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
         let mut request = self.agent.get(format!("{}{path}", self.base));
         if let Some(key) = key {
             request = request.header("Authorization", format!("Bearer {key}"));

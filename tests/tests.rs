@@ -8,6 +8,7 @@ mod campaign;
 mod demo_data;
 mod flows;
 mod list_health;
+mod preferences;
 mod quality;
 mod retail;
 mod serve;

@@ -4,6 +4,7 @@
 mod output;
 
 mod campaign;
+mod contacts;
 mod demo;
 mod demo_data;
 mod flows;
@@ -76,6 +77,8 @@ pub enum Command {
     Flows(flows::FlowsArgs),
     /// Reports on the e-mail programme as a whole: `augur report list` for list health.
     Report(report::ReportArgs),
+    /// Data-subject rights: `augur contacts export ID` and `augur contacts forget ID…`.
+    Contacts(contacts::ContactsArgs),
 }
 
 /// The configuration file argument shared by subcommands that read exports.
@@ -121,5 +124,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Campaign(args) => campaign::run(&args),
         Command::Flows(args) => flows::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Contacts(args) => contacts::run(&args),
     }
 }

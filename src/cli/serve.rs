@@ -49,12 +49,18 @@ pub fn start(
     ready: impl FnOnce(&AppState, SocketAddr),
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let state = Arc::new(AppState::new(
-        models.to_path_buf(),
-        config.serve,
-        config.segments,
-        config.events,
-    )?);
+    let campaign = config.campaign();
+    let records = Arc::new(super::contacts::Records::new(&config));
+    let state = Arc::new(
+        AppState::new(
+            models.to_path_buf(),
+            config.serve,
+            config.segments,
+            config.events,
+        )?
+        .with_preferences(config.preferences, &campaign.preference_store())?
+        .with_records(records),
+    );
     tracing::info!(
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         model = %state.current.load().version(),

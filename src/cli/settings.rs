@@ -11,7 +11,15 @@ use augur_segment::SegmentSpec;
 use augur_serve::ServeConfig;
 
 /// The sections of `augur.toml`; any other top-level key is an error.
-const SECTIONS: [&str; 6] = ["data", "tables", "serve", "segments", "campaigns", "events"];
+const SECTIONS: [&str; 7] = [
+    "data",
+    "tables",
+    "serve",
+    "segments",
+    "campaigns",
+    "events",
+    "preferences",
+];
 
 /// Every stage's settings, read from one configuration.
 #[derive(Debug, Clone)]
@@ -28,6 +36,8 @@ pub struct Settings {
     pub campaigns: augur_campaign::CampaignsConfig,
     /// `[events]`.
     pub events: augur_events::EventsConfig,
+    /// `[preferences]`.
+    pub preferences: augur_consent::PreferencesConfig,
 }
 
 impl Settings {
@@ -43,6 +53,7 @@ impl Settings {
             segments: file.section("segments")?,
             campaigns: augur_campaign::CampaignsConfig::from_file(&file)?,
             events: augur_events::EventsConfig::from_file(&file)?,
+            preferences: augur_consent::PreferencesConfig::from_file(&file)?,
         })
     }
 
@@ -68,6 +79,7 @@ impl Settings {
             campaigns: self.campaigns.clone(),
             segments: self.segments.clone(),
             events: Some(self.events.store.clone()),
+            preferences: self.preferences.clone(),
         }
     }
 }

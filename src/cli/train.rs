@@ -39,9 +39,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(config = %settings.source, "configuration loaded");
     let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
     let live = live_rows(&settings.events.store)?;
+    let erased = super::contacts::erased(&settings)?;
     let trained = train(
         &settings.data,
         &live,
+        erased,
         as_of,
         args.horizon_days,
         &args.models,
@@ -73,13 +75,14 @@ pub fn live_rows(store: &Path) -> anyhow::Result<Vec<augur_data::LiveRow>> {
 pub fn train(
     config: &Config,
     live: &[augur_data::LiveRow],
+    erased: Option<augur_data::Erased>,
     as_of: Option<i64>,
     horizon_days: f64,
     models: &Path,
 ) -> anyhow::Result<Trained> {
     let started = std::time::Instant::now();
     let (history, report) =
-        augur_data::load_with_live(config, live).context("loading the exports")?;
+        augur_data::load_with_live(config, live, erased).context("loading the exports")?;
     if report.is_fatal() {
         return Err(anyhow::Error::new(augur_data::Error::Unusable {
             problems: report.fatal.join("; "),

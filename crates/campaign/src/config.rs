@@ -23,6 +23,8 @@ pub struct Settings {
     /// The event store (`events.store`), whose contact changes and opt-outs apply on top of
     /// the exports; `None`: the exports alone.
     pub events: Option<PathBuf>,
+    /// `[preferences]`: the contacts' own choices and the links to them.
+    pub preferences: augur_consent::PreferencesConfig,
 }
 
 impl Settings {
@@ -44,8 +46,28 @@ impl Settings {
                     })?
                     .store,
             ),
+            preferences: augur_consent::PreferencesConfig::from_file(file).map_err(|e| {
+                Error::Setting {
+                    setting: "preferences".into(),
+                    message: e.to_string(),
+                }
+            })?,
         })
     }
+
+    /// The preference store: `preferences.store`, or `preferences.sqlite` beside the outbox.
+    pub fn preference_store(&self) -> PathBuf {
+        self.preferences
+            .store
+            .clone()
+            .unwrap_or_else(|| beside(&self.campaigns.outbox, "preferences.sqlite"))
+    }
+}
+
+/// `name` in the folder of `file`.
+fn beside(file: &std::path::Path, name: &str) -> PathBuf {
+    file.parent()
+        .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
 }
 
 /// Predictive campaigns. Secrets usually come from the environment:

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use augur_consent::Keyring;
+
 use crate::config::Settings;
 use crate::config::UnknownOutcome;
 use chrono::Utc;
@@ -158,6 +160,10 @@ pub async fn send(
     }
     log.recover(outbox)?;
     let signer = Signer::new(outbox.signing_key(campaigns.signing_key.as_deref())?);
+    let hosted = crate::message::hosted_keyring(config).map_err(|message| Error::Setting {
+        setting: "preferences".into(),
+        message,
+    })?;
     let mut directory = Directory::open(config)?;
     let batch = campaigns.connections;
     let started = Instant::now();
@@ -225,9 +231,17 @@ pub async fn send(
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             continue;
         }
-        let sends = claimed
-            .iter()
-            .map(|m| deliver_one(m, &directory, transport, &signer, config, resend));
+        let sends = claimed.iter().map(|m| {
+            deliver_one(
+                m,
+                &directory,
+                transport,
+                &signer,
+                hosted.as_ref(),
+                config,
+                resend,
+            )
+        });
         let outcomes: Vec<(i64, Outcome)> = futures_util::future::join_all(sends)
             .await
             .into_iter()
@@ -285,16 +299,27 @@ async fn deliver_one(
     directory: &Directory,
     transport: &Transport,
     signer: &Signer,
+    hosted: Option<&Arc<Keyring>>,
     config: &Settings,
     resend_unknown: bool,
 ) -> Outcome {
     let d = directory.contact(&m.contact_id);
-    if let Some(reason) = directory.suppression(d, m.require_consent) {
+    let now = Utc::now().timestamp();
+    // Frequency choices were applied when planning (against every planned message); topic
+    // opt-outs, pauses and unsubscribes made since apply here.
+    let chosen = directory.choice(&m.contact_id, m.topic.as_deref(), now, []);
+    if let Some(reason) = directory.suppression(d, m.require_consent).or(chosen) {
         return Outcome::Suppressed(reason.name());
     }
     // The address may have changed since planning; the export is the truth.
     let to = d.and_then(|d| directory.email(d)).unwrap_or(&m.email);
-    let envelope = match Envelope::new(config, &m.sender, m.reply_to.as_deref(), signer.clone()) {
+    let envelope = match Envelope::new(
+        config,
+        &m.sender,
+        m.reply_to.as_deref(),
+        signer.clone(),
+        hosted.cloned(),
+    ) {
         Ok(e) => e,
         Err(e) => return Outcome::Failed(e),
     };

@@ -3,9 +3,13 @@
 //! these tables are read fresh when planning and again while sending, so that a contact who
 //! unsubscribed an hour ago gets nothing. Events posted live (`POST /v1/events`, in the event
 //! store) are applied on top: a contact created a minute ago can be mailed, one who withdrew
-//! consent or unsubscribed a minute ago is not.
+//! consent or unsubscribed a minute ago is not. The contacts' own choices (the preference
+//! store: topics, frequency, pause) and erasures apply last.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use augur_consent::{Block, Forgotten, Preference, PreferenceStore};
 use std::time::SystemTime;
 
 use augur_data::History;
@@ -36,6 +40,14 @@ pub enum Suppression {
     /// The templates failed for this contact (e.g. a filter on a value only it has); the run
     /// goes on for everyone else and the failure is logged.
     RenderingFailed,
+    /// The contact (or its address) was erased: it is never mailed again.
+    Erased,
+    /// The contact turned this message's topic off.
+    TopicOptOut,
+    /// The contact paused its e-mail until after the send instant.
+    Paused,
+    /// The contact asked for at most one message a week or a month, and another lies closer.
+    FrequencyChoice,
 }
 
 impl Suppression {
@@ -51,6 +63,10 @@ impl Suppression {
             Self::FrequencyCap => "frequency_cap",
             Self::NoSendTime => "no_send_time",
             Self::RenderingFailed => "rendering_failed",
+            Self::Erased => "erased",
+            Self::TopicOptOut => "topic_opt_out",
+            Self::Paused => "paused",
+            Self::FrequencyChoice => "frequency_choice",
         }
     }
 }
@@ -64,6 +80,10 @@ pub struct Directory {
     /// Per contact: unsubscribed, bounced, complained (any time).
     opted_out: Vec<Option<Suppression>>,
     fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// The contacts' own choices, by contact id (only those who chose anything).
+    preferences: HashMap<String, Preference>,
+    /// Erased contacts and addresses.
+    forgotten: Forgotten,
 }
 
 impl Directory {
@@ -82,9 +102,42 @@ impl Directory {
                     message: e.to_string(),
                 })?;
             directory.apply_events(&events, settings.data.default_contact_zone());
-            directory.fingerprint = live_fingerprint(settings);
         }
+        let preferences = settings.preference_store();
+        if preferences.exists() {
+            let store = PreferenceStore::open(&preferences).map_err(|e| consent_error(&e))?;
+            directory.preferences = store.all().map_err(|e| consent_error(&e))?;
+            directory.forgotten = store.forgotten().map_err(|e| consent_error(&e))?;
+        }
+        directory.fingerprint = live_fingerprint(settings);
         Ok(directory)
+    }
+
+    /// What the contact chose that stops a message of `topic` at `at` (Unix seconds), given
+    /// the instants of its other messages: unsubscribed from everything, the topic turned off,
+    /// a pause, or a frequency it asked for.
+    pub fn choice(
+        &self,
+        contact_id: &str,
+        topic: Option<&str>,
+        at: i64,
+        others: impl IntoIterator<Item = i64>,
+    ) -> Option<Suppression> {
+        let block = self
+            .preferences
+            .get(contact_id)?
+            .blocks(topic, at, others)?;
+        Some(match block {
+            Block::Unsubscribed => Suppression::Unsubscribed,
+            Block::TopicOff => Suppression::TopicOptOut,
+            Block::Paused => Suppression::Paused,
+            Block::Frequency => Suppression::FrequencyChoice,
+        })
+    }
+
+    /// Whether any contact asked for a frequency (planning then looks further back).
+    pub fn has_frequency_choices(&self) -> bool {
+        self.preferences.values().any(|p| p.frequency.is_some())
     }
 
     /// Whether the exports or the event store changed since this was read.
@@ -161,6 +214,8 @@ impl Directory {
             history,
             opted_out,
             fingerprint,
+            preferences: HashMap::new(),
+            forgotten: Forgotten::default(),
         })
     }
 
@@ -185,6 +240,14 @@ impl Directory {
             return Some(Suppression::NoEmail);
         };
         let contacts = &self.history.contacts;
+        if !self.forgotten.is_empty()
+            && (self.forgotten.contact(contacts.ids.name(c))
+                || contacts.email[c as usize]
+                    .as_deref()
+                    .is_some_and(|e| self.forgotten.email(e)))
+        {
+            return Some(Suppression::Erased);
+        }
         if contacts.email[c as usize]
             .as_deref()
             .is_none_or(|e| !e.contains('@'))
@@ -214,12 +277,20 @@ fn opt_out(kind: EmailEventKind) -> Option<Suppression> {
 /// exists.
 fn live_fingerprint(settings: &Settings) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     let mut out = fingerprint(&settings.data);
-    if let Some(store) = settings.events.as_deref().filter(|p| p.exists()) {
+    let stores = [settings.events.clone(), Some(settings.preference_store())];
+    for store in stores.iter().flatten().filter(|p| p.exists()) {
         walk(store, &mut out);
         walk(&wal(store), &mut out);
-        out.sort();
     }
+    out.sort();
     out
+}
+
+fn consent_error(e: &augur_consent::Error) -> Error {
+    Error::Setting {
+        setting: "preferences.store".into(),
+        message: e.to_string(),
+    }
 }
 
 /// The write-ahead log beside an SQLite database: where its recent commits are.

@@ -1,6 +1,9 @@
 //! One e-mail: headers (deterministic Message-ID, `List-Unsubscribe` with a signed one-click link
 //! and a mailto, RFC 8058's `List-Unsubscribe-Post`) around a plain-text and an HTML part.
 
+use std::sync::Arc;
+
+use augur_consent::{Keyring, Link};
 use hmac::{Hmac, Mac};
 use lettre::Message;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
@@ -151,31 +154,70 @@ impl Header for ListUnsubscribePost {
 /// How unsubscribes reach the shop.
 #[derive(Debug, Clone)]
 pub struct Unsubscribe {
-    /// One-click endpoint, if configured.
+    /// One-click endpoint, if any: the shop's own (`campaigns.unsubscribe_url`), or augur's
+    /// hosted `<preferences.public_url>/u/` when `hosted` is set.
     pub url: Option<String>,
     /// `mailto:` address.
     pub mailto: String,
-    /// Signs the links.
+    /// Signs the `mailto:` subject and the shop's own endpoint's links.
     pub signer: Signer,
+    /// Signs hosted `/u/<token>` links (augur serve answers them).
+    pub hosted: Option<Arc<Keyring>>,
 }
 
 impl Unsubscribe {
-    /// The `List-Unsubscribe` value (`<https…>, <mailto:…>`) and the link for templates.
-    pub fn header_and_link(&self, campaign: &str, contact: &str) -> (String, Option<String>) {
+    /// The `List-Unsubscribe` value (`<https…>, <mailto:…>`) and the link for templates; a
+    /// hosted link's token is issued at `at` (Unix seconds) and expires `link_days` later.
+    pub fn header_and_link(
+        &self,
+        campaign: &str,
+        contact: &str,
+        at: i64,
+    ) -> (String, Option<String>) {
         let sig = self.signer.sign(campaign, contact);
         let mailto = format!(
             "<mailto:{}?subject=unsubscribe%20{campaign}%20{}%20{sig}>",
             self.mailto,
             utf8_percent_encode(contact, NON_ALPHANUMERIC)
         );
-        match &self.url {
-            Some(base) => {
-                let link = self.signer.link(base, campaign, contact);
-                (format!("<{link}>, {mailto}"), Some(link))
-            }
+        let link = match (&self.url, &self.hosted) {
+            (Some(base), Some(keyring)) => Some(format!(
+                "{base}{}",
+                keyring.sign(&Link {
+                    contact: contact.to_string(),
+                    campaign: campaign.to_string(),
+                    issued: at,
+                })
+            )),
+            (Some(base), None) => Some(self.signer.link(base, campaign, contact)),
+            (None, _) => None,
+        };
+        match link {
+            Some(link) => (format!("<{link}>, {mailto}"), Some(link)),
             None => (mailto, None),
         }
     }
+}
+
+/// The keys for hosted `/u/<token>` links, when augur hosts them: `preferences.public_url` is
+/// set and `campaigns.unsubscribe_url` (an endpoint of the shop's own) is not.
+///
+/// # Errors
+/// The preference store (where a generated key is kept) cannot be opened.
+pub fn hosted_keyring(config: &crate::config::Settings) -> Result<Option<Arc<Keyring>>, String> {
+    if config.campaigns.unsubscribe_url.is_some() || config.preferences.public_url.is_none() {
+        return Ok(None);
+    }
+    let generated = if config.preferences.keys.is_empty() {
+        let store = augur_consent::PreferenceStore::open(&config.preference_store())
+            .map_err(|e| e.to_string())?;
+        Some(store.generated_key().map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    Keyring::new(&config.preferences, generated)
+        .map(|k| Some(Arc::new(k)))
+        .map_err(|e| e.to_string())
 }
 
 /// Everything but the recipient and content, fixed per campaign.
@@ -197,6 +239,7 @@ impl Envelope {
         from: &str,
         reply_to: Option<&str>,
         signer: Signer,
+        hosted: Option<Arc<Keyring>>,
     ) -> Result<Self, String> {
         let from = mailbox(from).map_err(|e| format!("from: {e}"))?;
         let reply_to = reply_to
@@ -208,13 +251,23 @@ impl Envelope {
             .unsubscribe_mailto
             .clone()
             .unwrap_or_else(|| format!("unsubscribe@{}", from.email.domain()));
+        let url = match (&config.campaigns.unsubscribe_url, &hosted) {
+            (Some(own), _) => Some(own.clone()),
+            (None, Some(_)) => config
+                .preferences
+                .public_url
+                .as_ref()
+                .map(|base| format!("{}/u/", base.trim_end_matches('/'))),
+            (None, None) => None,
+        };
         Ok(Self {
             from,
             reply_to,
             unsubscribe: Unsubscribe {
-                url: config.campaigns.unsubscribe_url.clone(),
+                url,
                 mailto,
                 signer,
+                hosted,
             },
         })
     }
@@ -230,7 +283,8 @@ pub fn build(
     content: &Rendered,
 ) -> Result<Message, String> {
     let to = with_ascii_domain(mailbox(to)?)?;
-    let (list_unsubscribe, _) = envelope.unsubscribe.header_and_link(campaign, contact);
+    let now = chrono::Utc::now().timestamp();
+    let (list_unsubscribe, _) = envelope.unsubscribe.header_and_link(campaign, contact, now);
     let mut builder = Message::builder()
         .from(envelope.from.clone())
         .to(to)

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS runs (
     require_consent INTEGER NOT NULL,
     planned_at INTEGER NOT NULL,
     cap_max INTEGER,
-    cap_days REAL
+    cap_days REAL,
+    topic TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -73,7 +74,7 @@ CREATE TABLE IF NOT EXISTS ab_tests (
     clear INTEGER,
     evidence TEXT
 );
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 ";
 
 /// From schema 1: runs remember their frequency cap, so the sender checks it again.
@@ -91,6 +92,13 @@ ALTER TABLE messages ADD COLUMN churn_tier TEXT;
 ALTER TABLE messages ADD COLUMN country TEXT;
 ALTER TABLE messages ADD COLUMN segments TEXT;
 PRAGMA user_version = 3;
+";
+
+/// From schema 3: runs remember their topic, so the sender checks the contacts' topic
+/// choices again.
+const MIGRATE_3_TO_4: &str = "
+ALTER TABLE runs ADD COLUMN topic TEXT;
+PRAGMA user_version = 4;
 ";
 
 /// The statuses that count against a frequency cap: messages on their way or gone, and the
@@ -125,6 +133,8 @@ pub struct Run {
     pub require_consent: bool,
     /// The campaign's frequency cap (checked at planning and again at sending).
     pub cap: Option<CapSpec>,
+    /// The campaign's topic (contacts' topic choices are checked again at sending).
+    pub topic: Option<String>,
     /// The campaign's A/B test, when it has one: the rest of the audience waits for its winner.
     pub test: Option<TestRecord>,
 }
@@ -366,6 +376,8 @@ pub struct Claimed {
     pub reply_to: Option<String>,
     /// Whether its run requires recorded consent.
     pub require_consent: bool,
+    /// Its run's topic.
+    pub topic: Option<String>,
 }
 
 /// What became of one delivery attempt.
@@ -417,7 +429,7 @@ impl Outbox {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
-        if version > 3 {
+        if version > 4 {
             return Err(Error::outbox(
                 path,
                 format!("written by a newer augur (schema {version}); upgrade augur"),
@@ -441,6 +453,9 @@ impl Outbox {
             }
             if (1..=2).contains(&version) {
                 tx.execute_batch(MIGRATE_2_TO_3)?;
+            }
+            if (1..=3).contains(&version) {
+                tx.execute_batch(MIGRATE_3_TO_4)?;
             }
             tx.execute_batch(SCHEMA)
         })
@@ -496,11 +511,11 @@ impl Outbox {
         let cap = run.cap;
         self.write(|tx| {
             tx.execute(
-                "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at, cap_max, cap_days)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'), ?9, ?10)",
+                "INSERT OR IGNORE INTO runs (run_id, campaign_id, planned_for, window_end, model_version, sender, reply_to, require_consent, planned_at, cap_max, cap_days, topic)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%s','now'), ?9, ?10, ?11)",
                 params![run.run_id, run.campaign_id, run.planned_for, run.window_end, run.model_version,
                         run.sender, run.reply_to, run.require_consent,
-                        run.cap.map(|c| c.max_messages), run.cap.map(|c| c.per_days)],
+                        run.cap.map(|c| c.max_messages), run.cap.map(|c| c.per_days), run.topic],
             )?;
             if let Some(t) = &run.test {
                 tx.execute(
@@ -746,6 +761,61 @@ impl Outbox {
         Ok(out)
     }
 
+    /// Every message planned for `contact`, oldest first, as its data export shows them: run,
+    /// campaign, status and reason, variant, send and sent instants (Unix seconds), subject.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn messages_of(&self, contact: &str) -> Result<Vec<serde_json::Value>> {
+        self.select(
+            "SELECT run_id, campaign_id, status, reason, variant, send_at, sent_at, subject, email
+             FROM messages WHERE contact_id = ?1 ORDER BY send_at, id",
+            [contact],
+            |r| {
+                Ok(serde_json::json!({
+                    "run_id": r.get::<_, String>(0)?,
+                    "campaign_id": r.get::<_, String>(1)?,
+                    "status": r.get::<_, String>(2)?,
+                    "reason": r.get::<_, Option<String>>(3)?,
+                    "variant": r.get::<_, Option<String>>(4)?,
+                    "send_at": r.get::<_, i64>(5)?,
+                    "sent_at": r.get::<_, Option<i64>>(6)?,
+                    "subject": r.get::<_, Option<String>>(7)?,
+                    "email": r.get::<_, Option<String>>(8)?,
+                }))
+            },
+        )
+    }
+
+    /// Erases `contact` here, in one transaction: its queued and waiting messages are
+    /// suppressed (`erased`), and every row of it keeps only what reports count (campaign,
+    /// status, instants, variant, group facts): the address, the rendered content and the
+    /// contact id itself are removed (the id becomes `erased:<row>`). Returns (cancelled,
+    /// rows scrubbed).
+    ///
+    /// # Errors
+    /// The database cannot be written (nothing changed then).
+    pub fn forget(&mut self, contact: &str) -> Result<(usize, usize)> {
+        self.write(|tx| {
+            let cancelled = tx.execute(
+                "UPDATE messages SET status = ?2, reason = 'erased'
+                 WHERE contact_id = ?1 AND status IN (?3, ?4)",
+                params![
+                    contact,
+                    Status::Suppressed,
+                    Status::Queued,
+                    Status::AwaitingTest
+                ],
+            )?;
+            let scrubbed = tx.execute(
+                "UPDATE messages SET contact_id = 'erased:' || id, email = NULL, subject = NULL,
+                 html = NULL, text = NULL, message_id = NULL WHERE contact_id = ?1",
+                [contact],
+            )?;
+            Ok((cancelled, scrubbed))
+        })
+    }
+
     /// The key that signs unsubscribe links: `configured` if given, else one generated once and
     /// kept here, so links stay valid across runs.
     pub fn signing_key(&self, configured: Option<&str>) -> Result<Vec<u8>> {
@@ -813,7 +883,7 @@ impl Outbox {
                 .prepare(
                     "SELECT m.id, m.run_id, m.campaign_id, m.contact_id, m.email, m.message_id,
                             m.subject, m.html, m.text, m.attempts, r.sender, r.reply_to, r.require_consent,
-                            r.cap_max, r.cap_days
+                            r.cap_max, r.cap_days, r.topic
                      FROM messages m JOIN runs r ON r.run_id = m.run_id
                      WHERE m.status = ?3 AND m.send_at <= ?1 AND m.next_attempt_at <= ?1
                        AND m.expires_at > ?1
@@ -844,6 +914,7 @@ impl Outbox {
                         sender: r.get(10)?,
                         reply_to: r.get(11)?,
                         require_consent: r.get(12)?,
+                        topic: r.get(15)?,
                     };
                     Ok((claimed, cap))
                 })?
@@ -1148,7 +1219,7 @@ mod tests {
     }
 
     #[test]
-    fn an_outbox_of_schema_1_is_migrated_through_2_to_3_and_keeps_its_rows() {
+    fn an_outbox_of_schema_1_is_migrated_through_each_version_and_keeps_its_rows() {
         let dir = std::env::temp_dir().join(format!("augur-outbox-v1-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("outbox.sqlite");
@@ -1156,12 +1227,15 @@ mod tests {
         {
             let conn = rusqlite::Connection::open(&path).expect("sqlite");
             let v1 = SCHEMA
-                .replace(",\n    cap_max INTEGER,\n    cap_days REAL", "")
+                .replace(
+                    ",\n    cap_max INTEGER,\n    cap_days REAL,\n    topic TEXT",
+                    "",
+                )
                 .replace(
                     "    churn_tier TEXT,\n    country TEXT,\n    segments TEXT,\n",
                     "",
                 )
-                .replace("user_version = 3", "user_version = 1");
+                .replace("user_version = 4", "user_version = 1");
             assert!(
                 !v1.contains("cap_max") && !v1.contains("segments TEXT"),
                 "the schema 1 of this test has no caps and no plan facts"
@@ -1182,7 +1256,7 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .expect("the run, with a cap column");
-        assert_eq!((cap, version), (None, 3));
+        assert_eq!((cap, version), (None, 4));
         let facts: i64 = outbox
             .conn
             .query_row(

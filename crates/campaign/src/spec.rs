@@ -20,6 +20,10 @@ pub struct CampaignFile {
     /// Human name for reports.
     #[serde(default)]
     pub name: String,
+    /// The kind of e-mail (one of `[preferences] topics`): a contact who turned it off on the
+    /// preference page gets none of it. Absent: only unsubscribing from everything stops it.
+    #[serde(default)]
+    pub topic: Option<String>,
     /// Who is selected.
     pub audience: AudienceSpec,
     /// When messages go out.
@@ -296,6 +300,11 @@ impl Campaign {
             return Err(bad(format!(
                 "id `{}`: use 1 to 64 characters of a-z, 0-9, `_` and `-`",
                 file.id
+            )));
+        }
+        if let Some(topic) = file.topic.as_deref().filter(|t| !is_slug(t)) {
+            return Err(bad(format!(
+                "topic `{topic}`: use 1 to 64 characters of a-z, 0-9, `_` and `-`"
             )));
         }
         let audience = &file.audience;

@@ -34,7 +34,7 @@ pub use history::{AttributeColumn, Contacts, EmailEvents, History, Orders, Produ
 pub use ids::{IdIndex, NONE, canonical_id};
 pub use live::LiveRow;
 pub use load::{
-    Progress, load, load_checked, load_email_kinds, load_with_live, load_with_progress,
+    Erased, Progress, load, load_checked, load_email_kinds, load_with_live, load_with_progress,
 };
 pub use quality::{DropReason, QualityReport, TableReport};
 pub use time::{

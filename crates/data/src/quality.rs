@@ -36,6 +36,8 @@ pub enum DropReason {
     ZeroQuantity,
     /// A negative unit price (adjustments, bad-debt write-offs).
     NegativePrice,
+    /// A row of a contact (or address) that was erased (`augur contacts forget`).
+    Erased,
 }
 
 impl DropReason {
@@ -53,6 +55,7 @@ impl DropReason {
             Self::ExcludedProduct => "excluded product code",
             Self::ZeroQuantity => "zero quantity",
             Self::NegativePrice => "negative unit price",
+            Self::Erased => "erased contact (kept out of training)",
         }
     }
 }

@@ -95,6 +95,16 @@ impl EventStore {
         &self.path
     }
 
+    /// Deletes every event of `contact_id` (its erasure); returns how many.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub fn forget(&mut self, contact_id: &str) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM events WHERE contact_id = ?1", [contact_id])
+            .map_err(|e| self.err(e))
+    }
+
     fn err(&self, e: impl std::fmt::Display) -> Error {
         Error::store(&self.path, e)
     }

@@ -615,6 +615,7 @@ fn plan_sends(
             reply_to: campaign.file.sender.reply_to.clone(),
             require_consent: campaign.file.audience.require_consent,
             cap: campaign.file.caps,
+            topic: campaign.file.topic.clone(),
             test: None,
         };
         let inserted = outbox.insert_plan(&run, &rows)?;

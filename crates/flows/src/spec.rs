@@ -30,6 +30,10 @@ pub struct FlowFile {
     /// A contact in a flow of higher priority leaves this one before its next message.
     #[serde(default)]
     pub priority: i32,
+    /// The kind of e-mail (one of `[preferences] topics`): a contact who turned it off gets no
+    /// step of this series.
+    #[serde(default)]
+    pub topic: Option<String>,
     /// What starts the series.
     pub trigger: TriggerSpec,
     /// Who may enter.
@@ -447,6 +451,7 @@ fn step(path: &Path, flow: &FlowFile, spec: &StepSpec, names: &[&str]) -> Result
         } else {
             flow.name.clone()
         },
+        topic: flow.topic.clone(),
         audience: AudienceSpec {
             segment: None,
             rule: Some(Rule::All(Vec::new())),

@@ -200,6 +200,19 @@ impl FlowState {
         self.select("WHERE contact_id = ?1 ORDER BY id", params![contact_id])
     }
 
+    /// Deletes every enrollment of `contact_id` (its erasure); returns how many.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub fn forget(&mut self, contact_id: &str) -> Result<usize> {
+        self.conn
+            .execute(
+                "DELETE FROM enrollments WHERE contact_id = ?1",
+                [contact_id],
+            )
+            .map_err(|e| Error::state(&self.path, e))
+    }
+
     /// Every enrollment of a flow.
     pub fn of_flow(&self, flow_id: &str) -> Result<Vec<Enrollment>> {
         self.select("WHERE flow_id = ?1 ORDER BY id", params![flow_id])

@@ -94,13 +94,21 @@ impl Keys {
     }
 }
 
+/// Whether a request needs an admin key: `/v1/admin/…`, and the data-subject routes (a
+/// contact's export and its erasure), which an ordinary scoring key must not reach.
+fn needs_admin(method: &axum::http::Method, path: &str) -> bool {
+    path.starts_with("/v1/admin")
+        || *method == axum::http::Method::DELETE
+        || (path.starts_with("/v1/contacts/") && path.ends_with("/export"))
+}
+
 /// Middleware on the `/v1` routes.
 pub async fn require_key(
     State(keys): State<Arc<Keys>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let admin_route = request.uri().path().starts_with("/v1/admin");
+    let admin_route = needs_admin(request.method(), request.uri().path());
     let token = request
         .headers()
         .get(header::AUTHORIZATION)

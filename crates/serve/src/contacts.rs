@@ -42,8 +42,18 @@ impl From<ModeParam> for Mode {
     }
 }
 
-fn contact_index(loaded: &Loaded, id: &str) -> Result<usize, ApiError> {
-    loaded.artifact.snapshot.contact(id).ok_or_else(|| {
+/// The model's index of contact `id`; 404 when the model does not know it or it was erased.
+fn contact_index(state: &AppState, loaded: &Loaded, id: &str) -> Result<usize, ApiError> {
+    let erased = state
+        .preferences
+        .as_ref()
+        .is_some_and(|p| p.is_forgotten(id));
+    let found = if erased {
+        None
+    } else {
+        loaded.artifact.snapshot.contact(id)
+    };
+    found.ok_or_else(|| {
         ApiError::not_found(
             "unknown_contact",
             format!("no contact `{id}` in model {}", loaded.version()),
@@ -60,7 +70,7 @@ fn check_k(k: Option<usize>) -> Result<usize, ApiError> {
 }
 
 /// A JSON answer that borrows from the loaded model: serialized here, while the model is held.
-fn json_response(value: &impl Serialize) -> Result<Response, ApiError> {
+pub(crate) fn json_response(value: &impl Serialize) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value)
         .map_err(|e| ApiError::internal(format!("writing the answer: {e}")))?;
     Ok((
@@ -93,7 +103,7 @@ pub async fn get_contact(
     let Query(query) = query?;
     let Path(id) = id?;
     let loaded = state.current.load();
-    let c = contact_index(&loaded, &id)?;
+    let c = contact_index(&state, &loaded, &id)?;
     let live = match &state.events {
         Some(events) => events.live(&id, loaded.artifact.snapshot.as_of)?,
         None => None,
@@ -168,7 +178,7 @@ pub async fn get_recommendations(
     let Query(query) = query?;
     let Path(id) = id?;
     let loaded = state.current.load();
-    let c = contact_index(&loaded, &id)?;
+    let c = contact_index(&state, &loaded, &id)?;
     let catalog = &loaded.artifact.snapshot.products;
     let categories = comma_list(query.category.as_deref())
         .map(|name| {
@@ -257,7 +267,7 @@ pub async fn get_send_time(
     let Query(query) = query?;
     let Path(id) = id?;
     let loaded = state.current.load();
-    let c = contact_index(&loaded, &id)?;
+    let c = contact_index(&state, &loaded, &id)?;
     let after = match query.after.as_deref() {
         None => Utc::now(),
         Some(raw) => DateTime::parse_from_rfc3339(raw)
@@ -444,6 +454,7 @@ pub async fn post_score(
         body.fields
     };
     let loaded = state.current.load_full();
+    let forgotten = state.preferences.as_ref().map(|p| p.forgotten());
     tokio::task::spawn_blocking(move || {
         let snapshot = &loaded.artifact.snapshot;
         let found: Vec<Option<Contact<'_>>> = body
@@ -452,6 +463,7 @@ pub async fn post_score(
             .map(|id| {
                 snapshot
                     .contact(id)
+                    .filter(|_| !forgotten.as_ref().is_some_and(|f| f.contact(id)))
                     .map(|c| contact_parts(&loaded, c, &request, &parts))
             })
             .collect();

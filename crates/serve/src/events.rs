@@ -65,6 +65,44 @@ impl Events {
     }
 }
 
+impl Events {
+    /// Checks one event and appends it durably (an event stored before is not stored again).
+    ///
+    /// # Errors
+    /// The event breaks the contract, or the store cannot be written.
+    pub fn record(&self, event: serde_json::Value) -> Result<(), String> {
+        let now = chrono::Utc::now().timestamp();
+        let event = augur_events::check(event, now, self.config.max_future_seconds)?;
+        let contact = event.contact_id.clone();
+        self.store
+            .lock()
+            .map_err(|_| "the event store failed earlier; restart")?
+            .append(&[event], now)
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut contacts) = self.contacts.write() {
+            contacts.insert(contact);
+        }
+        Ok(())
+    }
+
+    /// Deletes every event of `contact`; returns how many.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub fn forget(&self, contact: &str) -> Result<usize, String> {
+        let n = self
+            .store
+            .lock()
+            .map_err(|_| "the event store failed earlier; restart")?
+            .forget(contact)
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut contacts) = self.contacts.write() {
+            contacts.remove(contact);
+        }
+        Ok(n)
+    }
+}
+
 /// The live part of a contact's answer, from its events (oldest first).
 fn live_view(events: &[augur_events::Stored]) -> Live {
     use augur_data::{EmailEventKind, WebEventKind};

@@ -15,6 +15,8 @@ mod events;
 mod listen;
 mod metrics;
 mod ops;
+mod preferences;
+mod privacy;
 pub mod routes;
 mod segments;
 mod state;
@@ -32,13 +34,19 @@ use tower::ServiceBuilder;
 pub use config::ServeConfig;
 pub use error::{ApiError, Error};
 pub use events::Events;
+pub use preferences::Preferences;
+pub use privacy::ContactRecords;
 pub use state::AppState;
 
 /// The routes, with auth on `/v1`, body and concurrency limits, timeouts and metrics.
 pub fn router(state: Arc<AppState>) -> Router {
     let config = &state.config;
     let v1 = Router::new()
-        .route(routes::CONTACT, get(contacts::get_contact))
+        .route(
+            routes::CONTACT,
+            get(contacts::get_contact).delete(privacy::forget),
+        )
+        .route(routes::EXPORT, get(privacy::export))
         .route(routes::RECOMMENDATIONS, get(contacts::get_recommendations))
         .route(routes::SEND_TIME, get(contacts::get_send_time))
         .route(routes::SCORE, post(contacts::post_score))
@@ -65,6 +73,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(routes::READYZ, get(ops::readyz))
         .route(routes::METRICS, get(ops::metrics))
         .route(routes::OPENAPI, get(ops::openapi))
+        .route(
+            routes::PREFERENCES,
+            get(preferences::page).post(preferences::post),
+        )
         .merge(v1)
         .fallback(|| async {
             ApiError::not_found("unknown_route", "no such route; see /openapi.json")

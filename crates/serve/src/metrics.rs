@@ -26,6 +26,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     version: String,
 }
@@ -44,6 +49,7 @@ pub struct Metrics {
     contacts: Gauge,
     model_created: Gauge<i64, AtomicI64>,
     model_age: Gauge<f64, AtomicU64>,
+    preferences: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -53,6 +59,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a `/u/{token}` request's outcome.
+    pub fn preference(&self, outcome: &'static str) {
+        self.preferences
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
     /// An empty registry.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("augur");
@@ -61,6 +74,12 @@ impl Metrics {
             latency_histogram,
         );
         let model = Family::<ModelLabels, Gauge>::default();
+        let preferences = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "preference_requests",
+            "Requests to /u/{token} by outcome (choices, saved, unsubscribed, a refused token's reason, rate_limited)",
+            preferences.clone(),
+        );
         let contacts = Gauge::default();
         let model_created = Gauge::<i64, AtomicI64>::default();
         let model_age = Gauge::<f64, AtomicU64>::default();
@@ -102,6 +121,7 @@ impl Metrics {
             contacts,
             model_created,
             model_age,
+            preferences,
         }
     }
 

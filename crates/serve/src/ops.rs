@@ -103,6 +103,8 @@ pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>
         crate::contacts::get_send_time, crate::contacts::post_score,
         crate::segments::list, crate::segments::contacts, crate::segments::preview,
         crate::events::post_events,
+        crate::privacy::export, crate::privacy::forget,
+        crate::preferences::page, crate::preferences::post,
     ),
     // Schemas that only query parameters reference are not collected from the paths.
     components(schemas(crate::segments::Format)),
@@ -110,6 +112,8 @@ pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<Reloaded>
         (name = "contacts", description = "One contact's or a batch's predictions: churn, recommendations, send time, segments."),
         (name = "segments", description = "Predictive segments: the list, their members, and ad-hoc previews."),
         (name = "events", description = "Events as they happen (orders, web and e-mail events, contact changes), for triggered series."),
+        (name = "privacy", description = "Data-subject rights: a contact's export and its erasure (admin key)."),
+        (name = "preferences", description = "The links in every message: RFC 8058 one-click unsubscribe and the preference page (the token is the credential)."),
         (name = "operations", description = "Health, readiness, metrics, this document and model reloads."),
     ),
     modifiers(&BearerAuth)

@@ -15,6 +15,10 @@ pub const SEGMENTS: &str = "/v1/segments";
 pub const PREVIEW: &str = "/v1/segments/preview";
 /// A segment's contacts.
 pub const SEGMENT_CONTACTS: &str = "/v1/segments/{name}/contacts";
+/// A contact's data export (admin).
+pub const EXPORT: &str = "/v1/contacts/{id}/export";
+/// The one-click unsubscribe and preference page of a message's link.
+pub const PREFERENCES: &str = "/u/{token}";
 /// Events as they happen.
 pub const EVENTS: &str = "/v1/events";
 /// Model reload.
@@ -28,8 +32,10 @@ pub const METRICS: &str = "/metrics";
 /// The OpenAPI document.
 pub const OPENAPI: &str = "/openapi.json";
 /// Every route.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 15] = [
     CONTACT,
+    EXPORT,
+    PREFERENCES,
     RECOMMENDATIONS,
     SEND_TIME,
     SCORE,

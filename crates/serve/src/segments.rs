@@ -144,20 +144,32 @@ fn row(loaded: &Loaded, c: usize, format: Format, out: &mut Vec<u8>) {
 
 /// Rows of matching contacts in `from..to`, and the next contact after the last one scanned
 /// when `limit` matches were reached first.
+/// Whether contact `c` is listed: in the segment, and not erased.
+fn member<'a>(
+    loaded: &'a Loaded,
+    matcher: &'a Matcher,
+    forgotten: &'a augur_consent::Forgotten,
+) -> impl Fn(usize) -> bool + 'a {
+    let models = loaded.artifact.models();
+    let snapshot = &loaded.artifact.snapshot;
+    move |c| {
+        matcher.matches(&loaded.fields.record(snapshot, &models, c))
+            && !forgotten.contact(snapshot.contacts.name(c as u32))
+    }
+}
+
 fn scan(
     loaded: &Loaded,
-    matcher: &Matcher,
+    member: &dyn Fn(usize) -> bool,
     from: usize,
     to: usize,
     format: Format,
     limit: usize,
     out: &mut Vec<u8>,
 ) -> (usize, Option<usize>) {
-    let models = loaded.artifact.models();
-    let snapshot = &loaded.artifact.snapshot;
     let mut found = 0;
     for c in from..to {
-        if matcher.matches(&loaded.fields.record(snapshot, &models, c)) {
+        if member(c) {
             row(loaded, c, format, out);
             found += 1;
             if found == limit {
@@ -200,6 +212,12 @@ pub async fn contacts(
     let Query(query) = query?;
     let Path(name) = name?;
     let loaded = state.current.load_full();
+    // Erased contacts are left out of every listing.
+    let forgotten = state
+        .preferences
+        .as_ref()
+        .map(|p| p.forgotten())
+        .unwrap_or_default();
     let Some(index) = loaded.segments.iter().position(|s| s.name == name) else {
         let names: Vec<&str> = loaded.segments.iter().map(|s| s.name.as_str()).collect();
         return Err(ApiError::not_found(
@@ -232,8 +250,8 @@ pub async fn contacts(
         }
         let (body, next) = tokio::task::spawn_blocking(move || {
             let mut out = header_line.to_vec();
-            let matcher = &loaded.segments[index].matcher;
-            let (_, next) = scan(&loaded, matcher, start, n, format, limit, &mut out);
+            let member = member(&loaded, &loaded.segments[index].matcher, &forgotten);
+            let (_, next) = scan(&loaded, &member, start, n, format, limit, &mut out);
             (out, next.map(|c| format!("{}.{c}", loaded.version())))
         })
         .await
@@ -251,12 +269,12 @@ pub async fn contacts(
         if !header_line.is_empty() && tx.blocking_send(Bytes::from_static(header_line)).is_err() {
             return;
         }
-        let matcher = &loaded.segments[index].matcher;
+        let member = member(&loaded, &loaded.segments[index].matcher, &forgotten);
         let mut from = start;
         while from < n {
             let to = (from + CHUNK).min(n);
             let mut out = Vec::new();
-            scan(&loaded, matcher, from, to, format, usize::MAX, &mut out);
+            scan(&loaded, &member, from, to, format, usize::MAX, &mut out);
             if !out.is_empty() && tx.blocking_send(Bytes::from(out)).is_err() {
                 return; // the client went away
             }

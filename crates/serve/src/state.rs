@@ -118,6 +118,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The event store `POST /v1/events` appends to (`None`: not opened, the route answers 500).
     pub events: Option<Arc<crate::events::Events>>,
+    /// The preference store behind `/u/{token}` and erasures (`None`: those routes answer 404
+    /// or 500).
+    pub preferences: Option<Arc<crate::preferences::Preferences>>,
+    /// What the campaign and series stages hold about contacts, for exports and erasures.
+    pub records: Option<Arc<dyn crate::privacy::ContactRecords>>,
     /// Set when the shutdown signal arrives: `/readyz` answers 503 from then on.
     draining: AtomicBool,
     /// Why the newest model did not load, while the current one keeps answering.
@@ -149,10 +154,33 @@ impl AppState {
             keys,
             metrics,
             events,
+            preferences: None,
+            records: None,
             draining: AtomicBool::new(false),
             reload_error: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Opens the preference store at `store` with `config`, for `/u/{token}` and erasures.
+    ///
+    /// # Errors
+    /// The store cannot be opened, or the settings are unusable.
+    pub fn with_preferences(
+        mut self,
+        config: augur_consent::PreferencesConfig,
+        store: &std::path::Path,
+    ) -> Result<Self, Error> {
+        let prefs = crate::preferences::Preferences::open(config, store)
+            .map_err(|e| Error::Setup(format!("preferences: {e}")))?;
+        self.preferences = Some(Arc::new(prefs));
+        Ok(self)
+    }
+
+    /// Adds what the campaign and series stages hold, for exports and erasures.
+    pub fn with_records(mut self, records: Arc<dyn crate::privacy::ContactRecords>) -> Self {
+        self.records = Some(records);
+        self
     }
 
     /// The version of the model `models/current` names now (or of the version directory given

@@ -258,7 +258,7 @@ fn write_config(out: &Path) -> Result<()> {
         [tables.orders]\npath = \"orders.parquet\"\n\n\
         [tables.email_events]\npath = \"email_events\"\n\n\
         [tables.web_events]\npath = \"web_events.parquet\"\n\n\
-        [campaigns]\nunsubscribe_url = \"https://shop.example.com/unsubscribe\"\n";
+        [campaigns]\n\n[preferences]\n# Every message links to augur serve's own one-click unsubscribe and preference page\n# (/u/<token>, docs/privacy.md); campaigns and series name their topic.\npublic_url = \"http://127.0.0.1:8080\"\ntopics = [\n  { id = \"offers\", name = \"Offers and products picked for you\" },\n  { id = \"news\", name = \"Welcome and news from the shop\" },\n  { id = \"reminders\", name = \"Reminders about your cart and orders\" },\n]\n";
     let path = out.join("augur.toml");
     std::fs::write(&path, text).map_err(|source| Error::Io { path, source })
 }

@@ -100,11 +100,16 @@ fn audience(config: &Settings, campaign: &Campaign, fields: &Fields) -> Result<M
 /// The envelope of a campaign: sender, reply-to and unsubscribe links.
 pub fn envelope(config: &Settings, campaign: &Campaign, signing_key: Vec<u8>) -> Result<Envelope> {
     let sender = &campaign.file.sender;
+    let hosted = crate::message::hosted_keyring(config).map_err(|message| Error::Setting {
+        setting: "preferences".into(),
+        message,
+    })?;
     Envelope::new(
         config,
         &sender.from,
         sender.reply_to.as_deref(),
         Signer::new(signing_key),
+        hosted,
     )
     .map_err(|e| Error::Campaign {
         path: campaign.path.clone(),
@@ -292,6 +297,26 @@ impl<'a> Planner<'a> {
         } = *inputs;
         let fields = Fields::new(&artifact.snapshot);
         let matcher = audience(config, campaign, &fields)?;
+        // With topics configured, a campaign's must be one of them (a typo would never match a
+        // contact's choice); without any, contacts cannot turn topics off and any name passes.
+        if let Some(topic) = campaign.file.topic.as_deref()
+            && !config.preferences.topics.is_empty()
+            && config.preferences.topic(topic).is_none()
+        {
+            return Err(Error::Campaign {
+                path: campaign.path.clone(),
+                message: format!(
+                    "topic `{topic}` is not one of `[preferences] topics` ({}); add it there or fix the name",
+                    config
+                        .preferences
+                        .topics
+                        .iter()
+                        .map(|t| t.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         let templates = Templates::compile(campaign)?;
         let signing_key = outbox.signing_key(config.campaigns.signing_key.as_deref())?;
         let envelope = envelope(config, campaign, signing_key)?;
@@ -306,7 +331,16 @@ impl<'a> Planner<'a> {
         };
         let cap = campaign.file.caps;
         let repeat_after = campaign.file.audience.resend_after_days;
-        let lookback_days = cap.map_or(0.0, |c| c.per_days).max(repeat_after);
+        // A contact's own frequency choice looks back a month at most.
+        let chosen = if directory.has_frequency_choices() {
+            30.0
+        } else {
+            0.0
+        };
+        let lookback_days = cap
+            .map_or(0.0, |c| c.per_days)
+            .max(repeat_after)
+            .max(chosen);
         let lookback = Duration::seconds((lookback_days * 86_400.0).ceil() as i64);
         let earlier = outbox.earlier_messages(
             (at - lookback - Duration::days(1)).timestamp(),
@@ -534,9 +568,16 @@ impl<'a> Planner<'a> {
         let recently_in_campaign = mine
             .iter()
             .any(|e| e.campaign_id == id && (e.at - send_at).abs() < repeat);
-        self.inputs
-            .directory
+        let directory = self.inputs.directory;
+        let chosen = directory.choice(
+            contact_id,
+            campaign.file.topic.as_deref(),
+            send_at,
+            mine.iter().map(|e| e.at),
+        );
+        directory
             .suppression(d, campaign.file.audience.require_consent)
+            .or(chosen)
             .or(recently_in_campaign.then_some(Suppression::RecentlyInCampaign))
             .or(capped.then_some(Suppression::FrequencyCap))
             .or(no_send_time.then_some(Suppression::NoSendTime))
@@ -572,10 +613,11 @@ impl<'a> Planner<'a> {
                 .unwrap_or_default();
         let d = s.d.map(|d| d as usize);
         let first_name = d.and_then(|d| contacts.first_name[d].as_deref());
-        let (_, link) = self
-            .envelope
-            .unsubscribe
-            .header_and_link(campaign.id(), s.contact_id);
+        let (_, link) = self.envelope.unsubscribe.header_and_link(
+            campaign.id(),
+            s.contact_id,
+            self.inputs.at.timestamp(),
+        );
         let local = send_at
             .with_timezone(&s.zone)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -723,6 +765,7 @@ pub fn store_plan(
         reply_to: inputs.campaign.file.sender.reply_to.clone(),
         require_consent: inputs.campaign.file.audience.require_consent,
         cap: inputs.campaign.file.caps,
+        topic: inputs.campaign.file.topic.clone(),
         test: inputs.campaign.file.test.as_ref().map(|t| {
             let hours = |h: f64| inputs.at.timestamp() + (h * 3600.0).round() as i64;
             TestRecord {

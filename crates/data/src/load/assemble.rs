@@ -62,6 +62,9 @@ pub struct Loader {
     pub(crate) email_kinds: Option<Vec<EmailEventKind>>,
     /// Rows posted after the exports, added to their tables before each is finished.
     pub(crate) live: Vec<crate::LiveRow>,
+    /// Whether a contact (by id, and by address on the contacts table) was erased: its rows
+    /// are dropped and counted, never shown.
+    pub(crate) erased: Option<crate::Erased>,
 }
 
 impl Loader {
@@ -98,6 +101,7 @@ impl Loader {
             web_values,
             email_kinds: None,
             live: Vec::new(),
+            erased: None,
         })
     }
 
@@ -184,6 +188,16 @@ impl Loader {
         report.note("rows added from the event store", added);
     }
 
+    /// Whether contact `key` (with `email`, on the contacts table) was erased; its row is
+    /// counted as dropped, with no example (the id is not shown anywhere).
+    fn is_erased(&self, key: &str, email: Option<&str>, report: &mut TableReport) -> bool {
+        let erased = self.erased.as_ref().is_some_and(|f| f(key, email));
+        if erased {
+            report.drop_row(DropReason::Erased, || "(withheld)".into());
+        }
+        erased
+    }
+
     fn contact(&mut self, id: &str) -> u32 {
         let i = self.history.contacts.intern(id, self.default_zone);
         if self.raw_zones.len() < self.history.contacts.len() {
@@ -236,6 +250,9 @@ impl Loader {
                 });
                 continue;
             };
+            if self.is_erased(&key, email.str(row), report) {
+                continue;
+            }
             if self.history.contacts.ids.get(&key).is_some() {
                 report.drop_row(DropReason::DuplicateId, || key.to_string());
                 continue;
@@ -374,6 +391,9 @@ impl Loader {
                 qty = -qty.abs();
                 cancelled += 1;
             }
+            if self.is_erased(&contact_key, None, report) {
+                continue;
+            }
             let c = self.contact(&contact_key);
             let p = self.product(&product_key);
             let order_index = match &order_key {
@@ -461,6 +481,9 @@ impl Loader {
             let Some(ts) = checked_time(times, row, report) else {
                 continue;
             };
+            if self.is_erased(&contact_key, None, report) {
+                continue;
+            }
             let c = self.contact(&contact_key);
             let camp = campaign
                 .str(row)
@@ -500,6 +523,9 @@ impl Loader {
             let Some(ts) = checked_time(times, row, report) else {
                 continue;
             };
+            if self.is_erased(&contact_key, None, report) {
+                continue;
+            }
             let c = self.contact(&contact_key);
             let p = product
                 .str(row)

@@ -47,6 +47,10 @@ pub fn load_email_kinds(
     load_inner(config, Some(kinds.to_vec()), &|_, _| {})
 }
 
+/// Whether a contact was erased, by its id and (on the contacts table) its address: its rows
+/// are left out of the history and counted in the report as `erased`.
+pub type Erased = std::sync::Arc<dyn Fn(&str, Option<&str>) -> bool + Send + Sync>;
+
 /// [`load`], adding rows that arrived after the exports (events posted as they happen): each is
 /// sorted in with its table's rows, exact duplicates of exported rows are dropped, and contact
 /// changes apply on top of the contacts table. The report notes how many live rows each table
@@ -54,9 +58,11 @@ pub fn load_email_kinds(
 pub fn load_with_live(
     config: &Config,
     live: &[crate::LiveRow],
+    erased: Option<crate::Erased>,
 ) -> Result<(History, QualityReport)> {
     let mut loader = Loader::new(config)?;
     loader.live = live.to_vec();
+    loader.erased = erased;
     run_tables(config, loader, &|_, _| {})
 }
 

@@ -61,9 +61,9 @@ pub(crate) async fn accept_until(
         };
         let stream = match accepted {
             // Answers are small and written whole: no waiting for Nagle's algorithm.
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 stream.set_nodelay(true).ok();
-                stream
+                (stream, peer)
             }
             Err(e) => {
                 // Out of descriptors or a reset before accept: wait a moment, never spin.
@@ -76,7 +76,15 @@ pub(crate) async fn accept_until(
             tracing::debug!("serve.max_connections reached; connection closed");
             continue;
         };
-        let service = TowerToHyperService::new(router.clone());
+        let (stream, peer) = stream;
+        // The peer address, for the per-address rate limit of `/u/{token}`.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut r: hyper::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            },
+        ));
         let (http, watcher) = (http.clone(), graceful.watcher());
         let timeout = limits.header_read_timeout;
         let mut closed = closed.clone();
