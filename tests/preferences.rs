@@ -118,7 +118,7 @@ fn one_click_and_the_preference_page_stop_what_they_name_and_erasure_forgets() {
         .collect();
     let mut people: Vec<(&String, &String)> = links.iter().collect();
     people.sort();
-    let [a, b, c, d, e, f] = [0, 1, 2, 3, 4, 5].map(|i| people[i]);
+    let [a, b, c, d, e, f, g] = [0, 1, 2, 3, 4, 5, 6].map(|i| people[i]);
 
     let server = Server::start(&dir, &[]);
     // RFC 8058 one-click, form-urlencoded and multipart; twice is harmless.
@@ -164,6 +164,20 @@ fn one_click_and_the_preference_page_stop_what_they_name_and_erasure_forgets() {
     assert!(neutral.contains("This link does not work"), "{neutral}");
     let (status, _) = post_form(&server, &tampered, form, one_click);
     assert_eq!(status, 404);
+    // A `mailto:` reply, posted as an event, is an unsubscribe in the preference store too.
+    let g_id = &by_email[g.0.as_str()];
+    let event = serde_json::json!({"events": [{"type": "email", "contact_id": g_id,
+        "occurred_at": chrono::Utc::now().to_rfc3339(), "event": "unsubscribe"}]});
+    let (status, _) = server.post("/v1/events", KEY, &event.to_string());
+    assert_eq!(status, 202);
+    let (_, export) = server.get(&format!("/v1/contacts/{g_id}/export"), Some(ADMIN));
+    let export: Value = serde_json::from_str(&export).expect("json");
+    assert!(
+        export["preferences"]["current"]["unsubscribed_at"].is_i64(),
+        "{export}"
+    );
+    assert_eq!(export["preferences"]["history"][0]["source"], "event");
+
     // Data-subject export (admin only), then erasure of f.
     let f_id = &by_email[f.0.as_str()];
     let (status, _) = server.get(&format!("/v1/contacts/{f_id}/export"), Some(KEY));
@@ -197,7 +211,12 @@ fn one_click_and_the_preference_page_stop_what_they_name_and_erasure_forgets() {
     // A later campaign of each topic obeys every choice; the old exports still list f.
     let offers = plan_and_send(&dir, &log, "offers2", "offers");
     let news = plan_and_send(&dir, &log, "news2", "news");
-    for (who, why) in [(a, "one-click"), (b, "multipart one-click"), (d, "pause")] {
+    for (who, why) in [
+        (a, "one-click"),
+        (b, "multipart one-click"),
+        (d, "pause"),
+        (g, "mailto"),
+    ] {
         assert!(!offers.contains(who.0) && !news.contains(who.0), "{why}");
     }
     assert!(!offers.contains(c.0) && news.contains(c.0), "topic opt-out");

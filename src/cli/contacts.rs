@@ -31,6 +31,18 @@ pub enum ContactsCommand {
         /// The contact id.
         id: String,
     },
+    /// Print each contact's hosted link (`<preferences.public_url>/u/<token>`): its one-click
+    /// unsubscribe and preference page, for messages augur does not send (receipts, support).
+    Link {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// What the link is for, recorded in its token (e.g. `receipts`).
+        #[arg(long, default_value = "manual")]
+        campaign: String,
+        /// Contact ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
     /// Erase contacts: their queued messages are cancelled, their rows keep no personal data,
     /// their posted events and series enrollments are deleted, and their ids and addresses are
     /// kept only as salted hashes, so that no audience, listing or training takes them again.
@@ -52,6 +64,16 @@ pub fn run(args: &ContactsArgs) -> anyhow::Result<ExitCode> {
             doc.insert("contact_id".into(), json!(id));
             outln!("{}", serde_json::to_string_pretty(&Value::Object(doc))?);
         }
+        ContactsCommand::Link {
+            config,
+            campaign,
+            ids,
+        } => {
+            let settings = Settings::load(config.config.as_deref())?;
+            for line in links(&settings, campaign, ids)? {
+                outln!("{line}");
+            }
+        }
         ContactsCommand::Forget { config, ids } => {
             let settings = Settings::load(config.config.as_deref())?;
             let records = Records::new(&settings);
@@ -68,6 +90,41 @@ pub fn run(args: &ContactsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The hosted link of each of `ids`, signed now for `campaign`.
+fn links(settings: &Settings, campaign: &str, ids: &[String]) -> anyhow::Result<Vec<String>> {
+    let Some(base) = settings.preferences.public_url.as_deref() else {
+        anyhow::bail!(
+            "`preferences.public_url` is not set: set it to where augur serve is reachable (docs/privacy.md)"
+        );
+    };
+    let keyring = keyring(settings)?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let token = token(&keyring, campaign, id);
+            format!("{id}\t{}/u/{token}", base.trim_end_matches('/'))
+        })
+        .collect())
+}
+
+/// The keys that sign hosted links (configured, or generated in the preference store).
+pub fn keyring(settings: &Settings) -> anyhow::Result<augur_consent::Keyring> {
+    let store = PreferenceStore::open(&settings.campaign().preference_store())?;
+    Ok(augur_consent::Keyring::for_store(
+        &settings.preferences,
+        &store,
+    )?)
+}
+
+/// The token of contact `id`'s link for `campaign`, signed now.
+pub fn token(keyring: &augur_consent::Keyring, campaign: &str, id: &str) -> String {
+    keyring.sign(&augur_consent::Link {
+        contact: id.to_string(),
+        campaign: campaign.to_string(),
+        issued: chrono::Utc::now().timestamp(),
+    })
 }
 
 /// What erasing did, summed over the contacts.
@@ -213,6 +270,35 @@ impl augur_serve::ContactRecords for Records {
             })
             .map_err(|e| format!("{e:#}"))
     }
+}
+
+/// The unsubscribes kept in the preference store (one-click, the page, posted opt-outs), as
+/// `unsubscribe` e-mail events for training.
+pub fn opt_out_rows(settings: &Settings) -> anyhow::Result<Vec<augur_data::LiveRow>> {
+    let path = settings.campaign().preference_store();
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<augur_data::LiveRow> = PreferenceStore::open(&path)?
+        .all()?
+        .into_iter()
+        .filter_map(|(contact_id, p)| {
+            Some(augur_data::LiveRow::Email {
+                contact_id,
+                kind: augur_data::EmailEventKind::Unsubscribe,
+                campaign_id: None,
+                machine_open: false,
+                at: p.unsubscribed_at?,
+            })
+        })
+        .collect();
+    if !rows.is_empty() {
+        tracing::info!(
+            unsubscribes = rows.len(),
+            "adding the preference store's unsubscribes"
+        );
+    }
+    Ok(rows)
 }
 
 /// The erased contacts, for training to leave out (`None` when nobody was erased).

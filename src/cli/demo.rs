@@ -221,6 +221,7 @@ fn serve(args: &DemoArgs, mut config: Settings, flows_dir: &Path) -> anyhow::Res
         config.serve.api_key = Some(key.clone());
         key
     });
+    let keyring = super::contacts::keyring(&config)?;
     super::serve::start(&args.models, &args.listen, config, |state, addr| {
         let loaded = state.current.load();
         let snapshot = &loaded.artifact.snapshot;
@@ -244,6 +245,11 @@ fn serve(args: &DemoArgs, mut config: Settings, flows_dir: &Path) -> anyhow::Res
         outln!("  curl -s {auth} http://{addr}/v1/segments");
         outln!("  curl -s {auth} 'http://{addr}/v1/segments/at_risk/contacts?format=csv&limit=5'");
         outln!("  curl -s http://{addr}/metrics");
+        let page = super::contacts::token(&keyring, "demo", contact);
+        outln!(
+            "Every message links to its contact's own preference page (one-click unsubscribe, topics, frequency, pause); {contact}'s:"
+        );
+        outln!("  http://{addr}/u/{page}");
         // A contact who may be mailed, for the cart series.
         let mailable = (0..snapshot.len()).find(|&c| {
             let flag = |name: &str| {

@@ -38,7 +38,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(args.config.config.as_deref())?;
     tracing::info!(config = %settings.source, "configuration loaded");
     let as_of = args.as_of.as_deref().map(parse_instant).transpose()?;
-    let live = live_rows(&settings.events.store)?;
+    let mut live = live_rows(&settings.events.store)?;
+    live.extend(super::contacts::opt_out_rows(&settings)?);
     let erased = super::contacts::erased(&settings)?;
     let trained = train(
         &settings.data,

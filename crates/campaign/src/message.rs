@@ -208,14 +208,9 @@ pub fn hosted_keyring(config: &crate::config::Settings) -> Result<Option<Arc<Key
     if config.campaigns.unsubscribe_url.is_some() || config.preferences.public_url.is_none() {
         return Ok(None);
     }
-    let generated = if config.preferences.keys.is_empty() {
-        let store = augur_consent::PreferenceStore::open(&config.preference_store())
-            .map_err(|e| e.to_string())?;
-        Some(store.generated_key().map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
-    Keyring::new(&config.preferences, generated)
+    let store = augur_consent::PreferenceStore::open(&config.preference_store())
+        .map_err(|e| e.to_string())?;
+    Keyring::for_store(&config.preferences, &store)
         .map(|k| Some(Arc::new(k)))
         .map_err(|e| e.to_string())
 }

@@ -121,6 +121,21 @@ impl Keyring {
         })
     }
 
+    /// The configured keys, or — when none is configured — the key generated once and kept in
+    /// `store`, so that every process (the planner, the sender, the service) signs and verifies
+    /// with the same one.
+    ///
+    /// # Errors
+    /// The store cannot be read or written.
+    pub fn for_store(config: &PreferencesConfig, store: &crate::PreferenceStore) -> Result<Self> {
+        let generated = if config.keys.is_empty() {
+            Some(store.generated_key()?)
+        } else {
+            None
+        };
+        Self::new(config, generated)
+    }
+
     fn signer(&self) -> &Key {
         &self.keys[0]
     }

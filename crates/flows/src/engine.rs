@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use augur_campaign::{Directory, Inputs, Outbox, Run, Status, Window};
+use augur_campaign::{Directory, Inputs, Outbox, Run, Status, Suppression, Window};
 use augur_data::EmailEventKind;
 use augur_events::{Body, EventStore, Stored};
 use augur_model::{Artifact, Fields};
@@ -455,9 +455,17 @@ fn exit_reason(
         return Ok(Some("ordered"));
     }
     let d = runner.directory.contact(&e.contact_id);
+    // The contact's own choices end a series when they stop all of it for good: unsubscribed
+    // from everything, or the series' topic turned off (a pause or a frequency choice only
+    // holds a step back, at planning).
+    let chosen = runner
+        .directory
+        .choice(&e.contact_id, flow.file.topic.as_deref(), i64::MAX, [])
+        .filter(|s| matches!(s, Suppression::Unsubscribed | Suppression::TopicOptOut));
     if let Some(s) = runner
         .directory
         .suppression(d, flow.file.entry.require_consent)
+        .or(chosen)
     {
         return Ok(Some(s.name()));
     }

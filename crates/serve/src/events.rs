@@ -66,25 +66,6 @@ impl Events {
 }
 
 impl Events {
-    /// Checks one event and appends it durably (an event stored before is not stored again).
-    ///
-    /// # Errors
-    /// The event breaks the contract, or the store cannot be written.
-    pub fn record(&self, event: serde_json::Value) -> Result<(), String> {
-        let now = chrono::Utc::now().timestamp();
-        let event = augur_events::check(event, now, self.config.max_future_seconds)?;
-        let contact = event.contact_id.clone();
-        self.store
-            .lock()
-            .map_err(|_| "the event store failed earlier; restart")?
-            .append(&[event], now)
-            .map_err(|e| e.to_string())?;
-        if let Ok(mut contacts) = self.contacts.write() {
-            contacts.insert(contact);
-        }
-        Ok(())
-    }
-
     /// Deletes every event of `contact`; returns how many.
     ///
     /// # Errors
@@ -233,6 +214,11 @@ pub async fn post_events(
         drop(store);
         if let Ok(mut contacts) = events.contacts.write() {
             contacts.extend(valid.iter().map(|e| e.contact_id.clone()));
+        }
+        // A `mailto:` reply or a feedback loop's complaint is an unsubscribe from everything in
+        // the preference store too, so that the contact's export shows it with the rest.
+        if let Some(prefs) = &state.preferences {
+            prefs.record_opt_outs(&valid);
         }
         Ok::<_, ApiError>(EventsAnswer {
             accepted: valid.len(),

@@ -149,6 +149,18 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     tokio::spawn(state.clone().watch());
+    if let Some(prefs) = state.preferences.clone() {
+        // Erasures made by another process (`augur contacts forget`) reach every answer within
+        // a second; this service's own `DELETE` applies at once.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let prefs = prefs.clone();
+                let _ = tokio::task::spawn_blocking(move || prefs.refresh()).await;
+            }
+        });
+    }
     let limits = listen::Limits {
         max_connections: state.config.max_connections,
         header_read_timeout: Duration::from_secs_f64(state.config.header_read_timeout_seconds),

@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use augur_consent::{
     Change, Forgotten, Frequency, Keyring, Preference, PreferenceStore, PreferencesConfig,
@@ -28,9 +30,13 @@ pub struct Preferences {
     config: PreferencesConfig,
     keyring: Keyring,
     store: Mutex<PreferenceStore>,
-    /// Erased contacts, re-read when another process (`augur contacts forget`) changes the
-    /// store.
-    forgotten: RwLock<(i64, Arc<Forgotten>)>,
+    /// Erased contacts, read by every contact request without a lock; [`Preferences::refresh`]
+    /// re-reads them when another process (`augur contacts forget`) changed the store.
+    forgotten: ArcSwap<Forgotten>,
+    /// The store's `data_version` when `forgotten` was read.
+    seen: std::sync::atomic::AtomicI64,
+    /// Changes go to one writer thread, which commits whatever has queued up together.
+    writer: std::sync::mpsc::Sender<Job>,
     limiter: Limiter,
     page: minijinja::Environment<'static>,
 }
@@ -50,14 +56,12 @@ impl Preferences {
     /// The store cannot be opened, or the page does not compile.
     pub fn open(config: PreferencesConfig, path: &std::path::Path) -> Result<Self, String> {
         let store = PreferenceStore::open(path).map_err(|e| e.to_string())?;
-        let generated = if config.keys.is_empty() {
-            Some(store.generated_key().map_err(|e| e.to_string())?)
-        } else {
-            None
-        };
-        let keyring = Keyring::new(&config, generated).map_err(|e| e.to_string())?;
+        let keyring = Keyring::for_store(&config, &store).map_err(|e| e.to_string())?;
         let forgotten = store.forgotten().map_err(|e| e.to_string())?;
         let version = store.data_version().map_err(|e| e.to_string())?;
+        let writing = PreferenceStore::open(path).map_err(|e| e.to_string())?;
+        writing.defer_checkpoints().map_err(|e| e.to_string())?;
+        let writer = spawn_writer(writing)?;
         let mut page = minijinja::Environment::new();
         page.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
         page.add_template("preferences", PAGE)
@@ -67,27 +71,40 @@ impl Preferences {
             config,
             keyring,
             store: Mutex::new(store),
-            forgotten: RwLock::new((version, Arc::new(forgotten))),
+            forgotten: ArcSwap::from_pointee(forgotten),
+            seen: std::sync::atomic::AtomicI64::new(version),
+            writer,
             page,
         })
     }
 
-    /// The erased contacts as of now (re-read when the store changed).
+    /// The erased contacts as last read.
     pub fn forgotten(&self) -> Arc<Forgotten> {
-        let current = self.forgotten.read().map(|f| f.clone()).ok();
-        let version = self.store.lock().ok().and_then(|s| s.data_version().ok());
-        match (current, version) {
-            (Some((seen, f)), Some(v)) if seen == v => f,
-            (_, Some(v)) => {
-                let fresh = self.store.lock().ok().and_then(|s| s.forgotten().ok());
-                let fresh = Arc::new(fresh.unwrap_or_default());
-                if let Ok(mut slot) = self.forgotten.write() {
-                    *slot = (v, fresh.clone());
-                }
-                fresh
+        self.forgotten.load_full()
+    }
+
+    /// Re-reads the erased contacts if another process changed the store since they were read,
+    /// and checkpoints the write-ahead log the writer leaves to it. Called every second.
+    pub fn refresh(&self) {
+        use std::sync::atomic::Ordering;
+        let Ok(store) = self.store.lock() else {
+            return;
+        };
+        if let Err(e) = store.checkpoint() {
+            tracing::debug!(error = %e, "preference store checkpoint deferred");
+        }
+        let Ok(version) = store.data_version() else {
+            return;
+        };
+        if version == self.seen.load(Ordering::Relaxed) {
+            return;
+        }
+        match store.forgotten() {
+            Ok(fresh) => {
+                self.forgotten.store(Arc::new(fresh));
+                self.seen.store(version, Ordering::Relaxed);
             }
-            (Some((_, f)), None) => f,
-            (None, None) => Arc::new(Forgotten::default()),
+            Err(e) => tracing::warn!(error = %e, "erased contacts not re-read"),
         }
     }
 
@@ -108,12 +125,32 @@ impl Preferences {
             .map_err(|_| "the preference store failed earlier")?;
         store.forget(id, email, now).map_err(|e| e.to_string())?;
         drop(store);
-        if let Ok(mut slot) = self.forgotten.write() {
-            let mut f = (*slot.1).clone();
+        self.forgotten.rcu(|f| {
+            let mut f = (**f).clone();
             f.insert(id, email);
-            slot.1 = Arc::new(f);
-        }
+            f
+        });
         Ok(())
+    }
+
+    /// Records the unsubscribes and complaints among posted `events` as unsubscribes from
+    /// everything (source `event`). A failure is logged: the events themselves are stored, and
+    /// planning and sending honour them from the event store either way.
+    pub fn record_opt_outs(&self, events: &[augur_events::Event]) {
+        use augur_data::EmailEventKind;
+        for e in events {
+            let augur_events::Body::Email { event, .. } = &e.body else {
+                continue;
+            };
+            if matches!(
+                event,
+                EmailEventKind::Unsubscribe | EmailEventKind::Complaint
+            ) && let Err(error) =
+                self.apply_blocking(&e.contact_id, &Change::UnsubscribeAll, "event")
+            {
+                tracing::error!(%error, "a posted opt-out was not recorded in the preference store");
+            }
+        }
     }
 
     /// A contact's choices and their history, for its data export.
@@ -130,15 +167,43 @@ impl Preferences {
         Ok(serde_json::json!({ "current": now, "history": history }))
     }
 
-    fn apply(&self, id: &str, change: &Change, source: &str) -> Result<Preference, String> {
-        let now = chrono::Utc::now().timestamp();
-        let mut store = self
-            .store
-            .lock()
-            .map_err(|_| "the preference store failed earlier")?;
-        store
-            .apply(id, change, now, source)
-            .map_err(|e| e.to_string())
+    /// Hands a change to the writer; the receiver gets the choices after it once its batch is
+    /// committed.
+    fn submit(
+        &self,
+        id: &str,
+        change: &Change,
+        source: &str,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Preference, String>>, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Job {
+                contact: id.to_string(),
+                change: change.clone(),
+                source: source.to_string(),
+                reply,
+            })
+            .map_err(|_| "the preference store's writer stopped")?;
+        Ok(answer)
+    }
+
+    /// Applies a change durably (waits for its batch's commit).
+    async fn apply(&self, id: &str, change: &Change, source: &str) -> Result<Preference, String> {
+        self.submit(id, change, source)?
+            .await
+            .map_err(|_| "the preference store's writer stopped")?
+    }
+
+    /// [`Preferences::apply`] from a thread that may block.
+    fn apply_blocking(
+        &self,
+        id: &str,
+        change: &Change,
+        source: &str,
+    ) -> Result<Preference, String> {
+        self.submit(id, change, source)?
+            .blocking_recv()
+            .map_err(|_| "the preference store's writer stopped")?
     }
 
     fn get(&self, id: &str) -> Result<Preference, String> {
@@ -148,6 +213,59 @@ impl Preferences {
             .map_err(|_| "the preference store failed earlier")?;
         store.get(id).map_err(|e| e.to_string())
     }
+}
+
+/// One change waiting for the writer, and where its outcome goes.
+struct Job {
+    contact: String,
+    change: Change,
+    source: String,
+    reply: tokio::sync::oneshot::Sender<Result<Preference, String>>,
+}
+
+/// Most changes committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// The writer: takes the first waiting change, everything else that queued up meanwhile, and
+/// commits them in one transaction (one disk flush) before answering each. Under a burst of
+/// one-click posts a request waits for at most one flush in progress and its own, instead of
+/// one flush per request ahead of it. Ends when the service drops its [`Preferences`].
+fn spawn_writer(mut store: PreferenceStore) -> Result<std::sync::mpsc::Sender<Job>, String> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("preference-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let changes: Vec<(&str, &Change, &str)> = jobs
+                    .iter()
+                    .map(|j| (j.contact.as_str(), &j.change, j.source.as_str()))
+                    .collect();
+                let now = chrono::Utc::now().timestamp();
+                let outcome = store.apply_all(&changes, now);
+                drop(changes);
+                match outcome {
+                    Ok(after) => {
+                        for (job, p) in jobs.into_iter().zip(after) {
+                            let _ = job.reply.send(Ok(p));
+                        }
+                    }
+                    Err(e) => {
+                        for job in jobs {
+                            let _ = job.reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("the preference writer did not start: {e}"))?;
+    Ok(tx)
 }
 
 /// Requests per client address per minute (a fixed one-minute window).
@@ -391,61 +509,45 @@ pub async fn post(
     let one_click = fields
         .iter()
         .any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click");
-    let state2 = state.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        if one_click {
-            return unsubscribe(&state2, &prefs, &contact, "one_click")
-                .map(|_| (prefs, token, Page::Unsubscribed, None, Vec::new()));
-        }
+    let (page, source, change, summary) = if one_click {
+        (
+            Page::Unsubscribed,
+            "one_click",
+            Change::UnsubscribeAll,
+            Vec::new(),
+        )
+    } else {
         let now = chrono::Utc::now().timestamp();
         let tag = field(&fields, "form").unwrap_or_default();
         if !prefs.keyring.check_form_tag(&token, tag, now) || cross_site(&headers) {
-            return Ok((prefs, token, Page::StaleForm, None, Vec::new()));
+            return render(&prefs, Page::StaleForm, &token, None, &[]);
         }
         if field(&fields, "action") == Some("unsubscribe") {
-            return unsubscribe(&state2, &prefs, &contact, "page")
-                .map(|_| (prefs, token, Page::Unsubscribed, None, Vec::new()));
+            (
+                Page::Unsubscribed,
+                "page",
+                Change::UnsubscribeAll,
+                Vec::new(),
+            )
+        } else {
+            let (change, summary) = choices(&prefs, &fields, now);
+            (Page::Saved, "page", change, summary)
         }
-        let (change, summary) = choices(&prefs, &fields, now);
-        let after = prefs.apply(&contact, &change, "page")?;
-        Ok((prefs, token, Page::Saved, Some(after), summary))
-    })
-    .await;
-    match result {
-        Ok(Ok((prefs, token, page, choice, summary))) => {
+    };
+    // No blocking-pool hop: the change goes straight to the writer thread, and the answer
+    // leaves once its batch is committed. An unsubscribe is then durable: planning, sending and
+    // series read it from the store, and the next training reads it as an e-mail event.
+    match prefs.apply(&contact, &change, source).await {
+        Ok(after) => {
             state.metrics.preference(page.name());
             if one_click {
                 // RFC 8058 asks only for a success status; a short text suits mail clients.
                 return (StatusCode::OK, "unsubscribed\n").into_response();
             }
-            render(&prefs, page, &token, choice.as_ref(), &summary)
+            render(&prefs, page, &token, Some(&after), &summary)
         }
-        Ok(Err(e)) => failed(&e),
-        Err(e) => failed(&e.to_string()),
+        Err(e) => failed(&e),
     }
-}
-
-/// Unsubscribes `contact` from everything: durable in the preference store, and appended to the
-/// event store as an `unsubscribe` e-mail event the first time (so the next training and every
-/// process reading the store see it).
-fn unsubscribe(
-    state: &AppState,
-    prefs: &Preferences,
-    contact: &str,
-    source: &str,
-) -> Result<(), String> {
-    let now = chrono::Utc::now().timestamp();
-    let after = prefs.apply(contact, &Change::UnsubscribeAll, source)?;
-    if after.unsubscribed_at == Some(now)
-        && let Some(events) = &state.events
-    {
-        let event = serde_json::json!({
-            "type": "email", "contact_id": contact, "event": "unsubscribe",
-            "occurred_at": chrono::DateTime::from_timestamp(now, 0).map(|d| d.to_rfc3339()),
-        });
-        events.record(event)?;
-    }
-    Ok(())
 }
 
 /// The page's choices as one change, and the lines that confirm them.
