@@ -276,18 +276,12 @@ impl PreferenceStore {
         changes: &[(&str, &Change, &str)],
         at: i64,
     ) -> Result<Vec<Preference>> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::store(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let mut out = Vec::with_capacity(changes.len());
-        for &(contact, change, source) in changes {
-            out.push(apply_one(&tx, contact, change, at, source).map_err(err)?);
-        }
-        tx.commit().map_err(err)?;
-        Ok(out)
+        self.write(|tx| {
+            changes
+                .iter()
+                .map(|&(contact, change, source)| apply_one(tx, contact, change, at, source))
+                .collect()
+        })
     }
 
     /// Every change `contact` made, oldest first.
@@ -348,28 +342,38 @@ impl PreferenceStore {
     /// The database cannot be written (nothing changed then).
     pub fn forget(&mut self, contact: &str, email: Option<&str>, at: i64) -> Result<()> {
         let salt = self.secret("salt", 32)?;
+        let mut hashes = vec![hash(&salt, "contact", contact)];
+        if let Some(e) = email.filter(|e| e.contains('@')) {
+            hashes.push(hash(&salt, "email", &normalize(e)));
+        }
+        self.write(|tx| {
+            for h in hashes {
+                tx.execute(
+                    "INSERT OR IGNORE INTO forgotten (hash, at) VALUES (?1, ?2)",
+                    params![h.to_vec(), at],
+                )?;
+            }
+            tx.execute("DELETE FROM preferences WHERE contact_id = ?1", [contact])?;
+            tx.execute("DELETE FROM changes WHERE contact_id = ?1", [contact])?;
+            Ok(())
+        })
+    }
+
+    /// Runs `work` in one write transaction (the write lock taken at its start, so a
+    /// concurrent writer waits rather than failing halfway) and commits it durably.
+    fn write<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::store(&path, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let mut hashes = vec![hash(&salt, "contact", contact)];
-        if let Some(e) = email.filter(|e| e.contains('@')) {
-            hashes.push(hash(&salt, "email", &normalize(e)));
-        }
-        for h in hashes {
-            tx.execute(
-                "INSERT OR IGNORE INTO forgotten (hash, at) VALUES (?1, ?2)",
-                params![h.to_vec(), at],
-            )
-            .map_err(err)?;
-        }
-        tx.execute("DELETE FROM preferences WHERE contact_id = ?1", [contact])
-            .map_err(err)?;
-        tx.execute("DELETE FROM changes WHERE contact_id = ?1", [contact])
-            .map_err(err)?;
-        tx.commit().map_err(err)
+        let out = work(&tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
     }
 
     /// Stops this connection from copying the write-ahead log into the database when it grows
