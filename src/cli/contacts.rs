@@ -59,6 +59,12 @@ pub fn run(args: &ContactsArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         ContactsCommand::Export { config, id } => {
             let settings = Settings::load(config.config.as_deref())?;
+            let store = settings.campaign().preference_store();
+            if store.exists() && PreferenceStore::open(&store)?.forgotten()?.contact(id) {
+                anyhow::bail!(
+                    "contact `{id}` was erased: augur keeps nothing of it but a salted hash of its id and address"
+                );
+            }
             let records = Records::new(&settings);
             let mut doc = records.export_all(id)?;
             doc.insert("contact_id".into(), json!(id));
