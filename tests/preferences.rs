@@ -224,6 +224,28 @@ fn one_click_and_the_preference_page_stop_what_they_name_and_erasure_forgets() {
     assert!(!offers.contains(f.0) && !news.contains(f.0), "erased");
     assert!(offers.len() > 50, "everyone else still gets offers");
 
+    // Nothing new is stored about an erased contact.
+    let server = Server::start(&dir, &[]);
+    let event = serde_json::json!({"events": [{"type": "web", "contact_id": f_id,
+        "occurred_at": chrono::Utc::now().to_rfc3339(), "event": "view"}]});
+    let (status, answer) = server.post("/v1/events", KEY, &event.to_string());
+    assert_eq!(
+        (status, answer["stored"].as_u64()),
+        (207, Some(0)),
+        "{answer}"
+    );
+    // Tokens that do not verify are rate-limited per address; valid one-click posts are not
+    // (mail providers post them for everyone from a few addresses).
+    drop(server);
+    let limited = Server::start(&dir, &[("AUGUR_PREFERENCES__REQUESTS_PER_MINUTE", "3")]);
+    for _ in 0..5 {
+        let (status, _) = post_form(&limited, &path_of(c.1), form, one_click);
+        assert_eq!(status, 200);
+    }
+    let statuses: Vec<u16> = (0..5).map(|_| limited.get(&tampered, None).0).collect();
+    assert_eq!(statuses, [404, 404, 404, 429, 429]);
+    drop(limited);
+
     // The pause ends after 30 days; the erasure never does.
     let later = (chrono::Utc::now() + chrono::Duration::days(31)).to_rfc3339();
     let (_, rows) = dry_run(&dir, "later", &["--at", &later]);

@@ -33,8 +33,9 @@ pub struct PreferencesConfig {
     pub link_days: f64,
     /// Days the page's "pause" stops every message.
     pub pause_days: f64,
-    /// Requests to `/u/…` one client address may make per minute (page views, form posts and
-    /// one-click posts together); more get 429.
+    /// Requests to `/u/…` one client address may make per minute (page views, form posts, and
+    /// any request whose token does not verify); more get 429. Valid one-click posts are not
+    /// counted: mail providers send them for all their users from a few addresses.
     pub requests_per_minute: u32,
 }
 

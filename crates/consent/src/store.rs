@@ -203,6 +203,43 @@ impl PreferenceStore {
         read()?.ok_or_else(|| self.err("the generated secret was not kept"))
     }
 
+    /// The generated key, if one was ever made, and when configured keys replaced it (recorded
+    /// the first time this is asked with `replaced_now`, so that its grace period runs from
+    /// then).
+    ///
+    /// # Errors
+    /// The database cannot be read or written.
+    pub fn replaced_key(&self, replaced_now: i64) -> Result<Option<(Vec<u8>, i64)>> {
+        let key: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'signing_key'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('signing_key_replaced_at', ?1)",
+                [replaced_now.to_string().into_bytes()],
+            )
+            .map_err(|e| self.err(e))?;
+        let at: Vec<u8> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'signing_key_replaced_at'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let at = String::from_utf8_lossy(&at).parse().unwrap_or(replaced_now);
+        Ok(Some((key, at)))
+    }
+
     /// The key that signs links when `[preferences] keys` names none.
     ///
     /// # Errors

@@ -127,13 +127,24 @@ impl Keyring {
     ///
     /// # Errors
     /// The store cannot be read or written.
+    ///
+    /// When keys are configured after links were signed with the generated one, the generated
+    /// key keeps verifying them for `key_grace_days` from the first time the configured keys
+    /// were seen, like a retired key.
     pub fn for_store(config: &PreferencesConfig, store: &crate::PreferenceStore) -> Result<Self> {
-        let generated = if config.keys.is_empty() {
-            Some(store.generated_key()?)
-        } else {
-            None
-        };
-        Self::new(config, generated)
+        if config.keys.is_empty() {
+            return Self::new(config, Some(store.generated_key()?));
+        }
+        let mut ring = Self::new(config, None)?;
+        let now = chrono::Utc::now().timestamp();
+        if let Some((secret, replaced)) = store.replaced_key(now)? {
+            ring.keys.push(Key {
+                id: "local".into(),
+                secret,
+                until: Some(replaced + (config.key_grace_days * 86_400.0) as i64),
+            });
+        }
+        Ok(ring)
     }
 
     fn signer(&self) -> &Key {
@@ -284,6 +295,27 @@ mod tests {
             Err(Refused::UnknownKey)
         );
         assert!(rotated.sign(&link()).starts_with("new."));
+    }
+
+    #[test]
+    fn links_signed_with_the_generated_key_outlive_its_replacement_for_the_grace_period() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let store = crate::PreferenceStore::open(&dir.path().join("p.sqlite")).expect("test setup");
+        let generated =
+            Keyring::for_store(&PreferencesConfig::default(), &store).expect("test setup");
+        let now = chrono::Utc::now().timestamp();
+        let token = generated.sign(&Link {
+            issued: now,
+            ..link()
+        });
+        let configured = config(&[("k1", "0123456789abcdef-secret", None)]);
+        let ring = Keyring::for_store(&configured, &store).expect("test setup");
+        assert!(ring.sign(&link()).starts_with("k1."));
+        assert!(ring.verify(&token, now + 29 * 86_400).is_ok());
+        assert_eq!(
+            ring.verify(&token, now + 31 * 86_400),
+            Err(Refused::UnknownKey)
+        );
     }
 
     #[test]

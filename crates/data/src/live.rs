@@ -65,3 +65,15 @@ pub enum LiveRow {
         email_consent: Option<bool>,
     },
 }
+
+impl LiveRow {
+    /// The contact the row is about.
+    pub fn contact_id(&self) -> &str {
+        match self {
+            Self::Order { contact_id, .. }
+            | Self::Web { contact_id, .. }
+            | Self::Email { contact_id, .. }
+            | Self::Contact { contact_id, .. } => contact_id,
+        }
+    }
+}

@@ -31,10 +31,24 @@ pub fn check_batch(
     now: i64,
     max_future: i64,
 ) -> (Vec<Event>, Vec<Rejected>) {
+    check_batch_refusing(events, now, max_future, |_| None)
+}
+
+/// [`check_batch`], also refusing a valid event when `refuse` gives a reason (e.g. its contact
+/// was erased).
+pub fn check_batch_refusing(
+    events: Vec<serde_json::Value>,
+    now: i64,
+    max_future: i64,
+    refuse: impl Fn(&Event) -> Option<String>,
+) -> (Vec<Event>, Vec<Rejected>) {
     let mut valid = Vec::with_capacity(events.len());
     let mut rejected = Vec::new();
     for (index, value) in events.into_iter().enumerate() {
-        match check(value, now, max_future) {
+        match check(value, now, max_future).and_then(|e| match refuse(&e) {
+            Some(reason) => Err(reason),
+            None => Ok(e),
+        }) {
             Ok(e) => valid.push(e),
             Err(reason) => rejected.push(Rejected { index, reason }),
         }

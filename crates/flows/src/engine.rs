@@ -456,8 +456,9 @@ fn exit_reason(
     }
     let d = runner.directory.contact(&e.contact_id);
     // The contact's own choices end a series when they stop all of it for good: unsubscribed
-    // from everything, or the series' topic turned off (a pause or a frequency choice only
-    // holds a step back, at planning).
+    // from everything, or the series' topic turned off. A pause or a frequency choice does not
+    // end it: the step that falls in it is planned as suppressed (`paused`,
+    // `frequency_choice`) and the series goes on to the next one.
     let chosen = runner
         .directory
         .choice(&e.contact_id, flow.file.topic.as_deref(), i64::MAX, [])

@@ -201,8 +201,19 @@ pub async fn post_events(
     }
     let answer = tokio::task::spawn_blocking(move || {
         let now = chrono::Utc::now().timestamp();
-        let (valid, rejected) =
-            augur_events::check_batch(body.events, now, events.config.max_future_seconds);
+        // An erased contact stays erased: nothing new is stored about it.
+        let forgotten = state.preferences.as_ref().map(|p| p.forgotten());
+        let (valid, rejected) = augur_events::check_batch_refusing(
+            body.events,
+            now,
+            events.config.max_future_seconds,
+            |e| {
+                forgotten
+                    .as_ref()
+                    .is_some_and(|f| f.contact(&e.contact_id))
+                    .then(|| "the contact was erased (DELETE /v1/contacts/{id}); nothing more is kept about it".to_string())
+            },
+        );
         let mut store = events
             .store
             .lock()

@@ -417,11 +417,15 @@ fn peer(request: &Request) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-/// Checks the rate limit and the token; the contact's id when both pass.
+/// Checks the token and the rate limit; the contact's id when both pass. Requests with a
+/// token that does not verify always count against the client address's limit (that is where
+/// guessing and abuse are); a valid one-click post does not (`limit_valid` false): mail
+/// providers post them for all their users from a few addresses.
 fn admit(
     state: &AppState,
     peer: Option<IpAddr>,
     token: &str,
+    limit_valid: bool,
 ) -> Result<(Arc<Preferences>, String), Box<Response>> {
     let Some(prefs) = state.preferences.clone() else {
         return Err(Box::new(html_response(
@@ -429,14 +433,17 @@ fn admit(
             "<!doctype html><title>Not found</title><p>Not found.".into(),
         )));
     };
-    if let Some(ip) = peer
+    let now = chrono::Utc::now().timestamp();
+    let verified = prefs.keyring.verify(token, now);
+    let counted = verified.is_err() || limit_valid;
+    if counted
+        && let Some(ip) = peer
         && !prefs.limiter.allow(ip)
     {
         state.metrics.preference("rate_limited");
         return Err(Box::new(render(&prefs, Page::Limited, token, None, &[])));
     }
-    let now = chrono::Utc::now().timestamp();
-    let link = match prefs.keyring.verify(token, now) {
+    let link = match verified {
         Ok(link) => link,
         Err(refused) => {
             state.metrics.preference(refused.name());
@@ -466,7 +473,7 @@ pub async fn page(
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
-    let (prefs, contact) = match admit(&state, peer(&request), &token) {
+    let (prefs, contact) = match admit(&state, peer(&request), &token, true) {
         Ok(ok) => ok,
         Err(page) => return *page,
     };
@@ -497,18 +504,21 @@ pub async fn post(
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
-    let (prefs, contact) = match admit(&state, peer(&request), &token) {
+    let peer = peer(&request);
+    let headers = request.headers().clone();
+    let fields = read_fields(request).await;
+    let one_click = fields.as_ref().is_some_and(|fields| {
+        fields
+            .iter()
+            .any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
+    });
+    let (prefs, contact) = match admit(&state, peer, &token, !one_click) {
         Ok(ok) => ok,
         Err(page) => return *page,
     };
-    let headers = request.headers().clone();
-    let fields = match read_fields(request).await {
-        Some(f) => f,
-        None => return render(&prefs, Page::StaleForm, &token, None, &[]),
+    let Some(fields) = fields else {
+        return render(&prefs, Page::StaleForm, &token, None, &[]);
     };
-    let one_click = fields
-        .iter()
-        .any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click");
     let (page, source, change, summary) = if one_click {
         (
             Page::Unsubscribed,

@@ -356,6 +356,11 @@ pub async fn preview(
         )));
     }
     let loaded = state.current.load_full();
+    let forgotten = state
+        .preferences
+        .as_ref()
+        .map(|p| p.forgotten())
+        .unwrap_or_default();
     let budget = state.config.max_rule_work;
     // Set when this request ends early (the client went away, or its time ran out and the
     // timeout layer dropped it): the work stops at the next chunk instead of running on.
@@ -374,7 +379,10 @@ pub async fn preview(
             )));
         }
         let models = loaded.artifact.models();
-        let hits = |c: &usize| matcher.matches(&loaded.fields.record(snapshot, &models, *c));
+        let hits = |c: &usize| {
+            matcher.matches(&loaded.fields.record(snapshot, &models, *c))
+                && !forgotten.contact(snapshot.contacts.name(*c as u32))
+        };
         let mut count = 0;
         for start in (0..snapshot.len()).step_by(PREVIEW_CHUNK) {
             if abandoned.load(std::sync::atomic::Ordering::Relaxed) {

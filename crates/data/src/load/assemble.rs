@@ -112,6 +112,13 @@ impl Loader {
         let rows = std::mem::take(&mut self.live);
         let mut added = 0;
         for row in &rows {
+            if self
+                .erased
+                .as_ref()
+                .is_some_and(|f| f(row.contact_id(), None))
+            {
+                continue;
+            }
             match (table, row) {
                 (
                     TableKind::Orders,

@@ -92,7 +92,12 @@ fn run_tables(
         loader.report.tables.push(report);
     }
     let live = std::mem::take(&mut loader.live);
+    let erased = loader.erased.clone();
     let (mut history, report) = loader.finish();
+    // A contact change posted for an erased contact does not bring it back.
+    let live = live
+        .into_iter()
+        .filter(|row| !erased.as_ref().is_some_and(|f| f(row.contact_id(), None)));
     for row in live {
         if let crate::LiveRow::Contact {
             contact_id,
