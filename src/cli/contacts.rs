@@ -174,10 +174,9 @@ impl Records {
         }
         let store = self.settings.preference_store();
         if store.exists() {
-            let store = PreferenceStore::open(&store)?;
             doc.insert(
                 "preferences".into(),
-                json!({ "current": store.get(id)?, "history": store.history(id)? }),
+                PreferenceStore::open(&store)?.export(id)?,
             );
         }
         Ok(doc)

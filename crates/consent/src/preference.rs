@@ -105,11 +105,6 @@ impl Preference {
             .any(|o| (o - at).abs() < gap)
             .then_some(Block::Frequency)
     }
-
-    /// Whether it differs from the default (anything chosen at all).
-    pub fn is_set(&self) -> bool {
-        *self != Self::default()
-    }
 }
 
 #[cfg(test)]

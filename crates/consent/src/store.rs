@@ -86,11 +86,6 @@ impl Forgotten {
         self.hashes.is_empty()
     }
 
-    /// How many hashes are kept.
-    pub fn len(&self) -> usize {
-        self.hashes.len()
-    }
-
     /// Whether contact `id` was erased.
     pub fn contact(&self, id: &str) -> bool {
         !self.is_empty() && self.hashes.contains(&hash(&self.salt, "contact", id))
@@ -170,11 +165,6 @@ impl PreferenceStore {
             conn,
             path: path.to_path_buf(),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
@@ -348,6 +338,18 @@ impl PreferenceStore {
             }
         }
         Ok(out)
+    }
+
+    /// A contact's choices and every change to them, as its data export shows them:
+    /// `{"current": …, "history": […]}`.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn export(&self, contact: &str) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "current": self.get(contact)?,
+            "history": self.history(contact)?,
+        }))
     }
 
     /// Erased contacts and addresses.

@@ -162,9 +162,7 @@ impl Preferences {
             .store
             .lock()
             .map_err(|_| "the preference store failed earlier")?;
-        let now = store.get(id).map_err(|e| e.to_string())?;
-        let history = store.history(id).map_err(|e| e.to_string())?;
-        Ok(serde_json::json!({ "current": now, "history": history }))
+        store.export(id).map_err(|e| e.to_string())
     }
 
     /// Hands a change to the writer; the receiver gets the choices after it once its batch is
