@@ -180,6 +180,12 @@ fn completejourney_backtest_beats_the_baselines() {
     );
     assert!(ll("augur") > ll("global_profile"), "{send}");
     assert!(near("augur") > near("global_profile"), "{send}");
+    let week = |name: &str| {
+        send[name]["hour_of_week_log_likelihood"]
+            .as_f64()
+            .expect("hour-of-week ll")
+    };
+    assert!(week("augur") > week("global_profile"), "{send}");
     let auc = |name: &str| m["churn"][name]["roc_auc"].as_f64().expect("auc");
     eprintln!(
         "Complete Journey backtest churn ROC AUC: augur {:.4}, recency {:.4}, RFM logistic regression {:.4}",

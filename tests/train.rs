@@ -147,6 +147,14 @@ fn train_beats_baselines_and_score_writes_every_contact() {
     assert!(recall("new_items", "augur") > recall("new_items", "popularity"));
     let ll = |name: &str| m["send_time"][name]["log_likelihood"].as_f64().expect("ll");
     assert!(ll("augur") > ll("global_profile"));
+    let week = |name: &str| {
+        m["send_time"][name]["hour_of_week_log_likelihood"]
+            .as_f64()
+            .expect("hour-of-week ll")
+    };
+    assert!(week("augur") > week("global_profile"), "{}", m["send_time"]);
+    let kappa_day = manifest["hyperparameters"]["send_time"]["kappa_day"].as_f64();
+    assert!(kappa_day.is_some_and(|k| k >= 0.0), "{manifest}");
     let version = manifest["version"].as_str().expect("version");
     let report = std::fs::read_to_string(dir.join("models").join(version).join("report.html"))
         .expect("report");

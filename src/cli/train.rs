@@ -173,13 +173,16 @@ pub fn print_summary(backtest: &Backtest, fallbacks: &[String]) {
         }
     }
     if !backtest.send_time.is_empty() {
-        outln!("\nsend time (hour of day)          log-lik/engagement  top-1 hit  ±1 h hit");
+        outln!(
+            "\nsend time (hour of day)          log-lik/engagement  top-1 hit  ±1 h hit  log-lik by hour of week"
+        );
         for (name, m) in &backtest.send_time {
             outln!(
-                "  {name:<32} {:>18.3}  {:>9.3}  {:>8.3}",
+                "  {name:<32} {:>18.3}  {:>9.3}  {:>8.3}  {:>23.3}",
                 m.log_likelihood,
                 m.top1_hit_rate,
-                m.within_1h_hit_rate
+                m.within_1h_hit_rate,
+                m.hour_of_week_log_likelihood
             );
         }
     }

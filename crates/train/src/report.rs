@@ -238,7 +238,8 @@ const NEW_ITEMS_NOTE: &str =
     " Only products new to the contact count here: the harder task of discovery.";
 const SEND_NOTE: &str = "How well each profile predicted the local hour of the engagement that followed (opens, clicks, or orders and visits where there are no e-mail events). \
 Log-likelihood per engagement is the log of the probability the profile gave that hour (closer to 0 is better); \
-top-1 hit is the share of engagements in the profile's best hour, ±1 h hit within an hour of it (higher is better).";
+top-1 hit is the share of engagements in the profile's best hour, ±1 h hit within an hour of it (higher is better). \
+The last column scores the hour of the week (168 hours), which also judges the weekday shape.";
 
 fn table(backtest: &Backtest) -> String {
     let mut s = String::new();
@@ -275,13 +276,13 @@ fn table(backtest: &Backtest) -> String {
     }
     let _ = writeln!(
         s,
-        "<h2>Send time (hour of day)</h2><p class=\"note\">{SEND_NOTE}</p><table><tr><th>model</th><th>log-likelihood / engagement</th><th>top-1 hit</th><th>±1 h hit</th></tr>"
+        "<h2>Send time (hour of day)</h2><p class=\"note\">{SEND_NOTE}</p><table><tr><th>model</th><th>log-likelihood / engagement</th><th>top-1 hit</th><th>±1 h hit</th><th>log-likelihood by hour of week</th></tr>"
     );
     for (name, m) in &backtest.send_time {
         let _ = writeln!(
             s,
-            "<tr><td>{name}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-            m.log_likelihood, m.top1_hit_rate, m.within_1h_hit_rate
+            "<tr><td>{name}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+            m.log_likelihood, m.top1_hit_rate, m.within_1h_hit_rate, m.hour_of_week_log_likelihood
         );
     }
     s.push_str("</table>");

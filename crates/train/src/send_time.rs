@@ -21,7 +21,8 @@ pub const CLUSTERS: usize = 8;
 /// Engagement weight a contact needs to take part in clustering.
 pub const MIN_CLUSTER_WEIGHT: f64 = 5.0;
 
-/// Held-out send-time metrics, on hours of the day (24 bins) as is usual for this task.
+/// Held-out send-time metrics, on hours of the day (24 bins) as is usual for this task, and
+/// the log-likelihood over hours of the week (168 bins), which also judges the weekday shape.
 #[derive(Debug, Clone, Serialize)]
 pub struct SendTimeMetrics {
     /// Which engagement was held out: `email` (human opens and clicks) or `orders_and_web`
@@ -35,6 +36,8 @@ pub struct SendTimeMetrics {
     pub top1_hit_rate: f64,
     /// Share within one hour of it.
     pub within_1h_hit_rate: f64,
+    /// Mean log-likelihood per engagement of its hour of the week (nats).
+    pub hour_of_week_log_likelihood: f64,
 }
 
 /// Engagements in a held-out window: (contact, local hour of week), and of which kind.
@@ -125,22 +128,25 @@ pub fn evaluate(
     mut profile_of: impl FnMut(u32) -> Vec<f64>,
 ) -> SendTimeMetrics {
     let (kind, held_out) = (held_out.kind, &held_out.events);
-    let (mut ll, mut top1, mut near) = (0.0, 0usize, 0usize);
-    let mut cache: std::collections::HashMap<u32, ([f64; 24], usize)> =
-        std::collections::HashMap::new();
-    for &(c, how) in held_out.iter() {
-        let (hod, best) = *cache.entry(c).or_insert_with(|| {
-            let hod = hour_of_day(&profile_of(c));
-            let best = (0..24)
-                .max_by(|&a, &b| hod[a].total_cmp(&hod[b]))
-                .unwrap_or(0);
-            (hod, best)
-        });
-        let h = how % 24;
-        ll += hod[h].max(1e-12).ln();
-        let d = (h as i64 - best as i64).rem_euclid(24);
-        top1 += usize::from(d == 0);
-        near += usize::from(d.min(24 - d) <= 1);
+    let (mut ll, mut ll_week, mut top1, mut near) = (0.0, 0.0, 0usize, 0usize);
+    // One contact at a time, so that only one profile is held (a million contacts' profiles
+    // would take gigabytes).
+    let mut by_contact = held_out.clone();
+    by_contact.sort_by_key(|(c, _)| *c);
+    for group in by_contact.chunk_by(|a, b| a.0 == b.0) {
+        let week = profile_of(group[0].0);
+        let hod = hour_of_day(&week);
+        let best = (0..24)
+            .max_by(|&a, &b| hod[a].total_cmp(&hod[b]))
+            .unwrap_or(0);
+        for &(_, how) in group {
+            let h = how % 24;
+            ll += hod[h].max(1e-12).ln();
+            ll_week += week.get(how).copied().unwrap_or(0.0).max(1e-12).ln();
+            let d = (h as i64 - best as i64).rem_euclid(24);
+            top1 += usize::from(d == 0);
+            near += usize::from(d.min(24 - d) <= 1);
+        }
     }
     let n = held_out.len().max(1) as f64;
     SendTimeMetrics {
@@ -149,6 +155,7 @@ pub fn evaluate(
         log_likelihood: ll / n,
         top1_hit_rate: top1 as f64 / n,
         within_1h_hit_rate: near as f64 / n,
+        hour_of_week_log_likelihood: ll_week / n,
     }
 }
 
@@ -216,6 +223,9 @@ fn priors(counts: &[[f32; HOURS]]) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
 
 /// Pseudo-counts tried for the cluster prior (zero: no cluster) and the population prior.
 const KAPPA_GRID: [f64; 10] = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+/// Pseudo-counts tried for the prior's weekday shape (see [`SendTimeModel::kappa_day`]): zero
+/// keeps every engagement on its day, the last shares all of it whatever the contact's weight.
+const KAPPA_DAY_GRID: [f64; 10] = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 1e9];
 /// A population pseudo-count so large that the contact's own engagement no longer counts:
 /// the global profile itself is one of the candidates, so the chosen model is never worse
 /// than it on the selection window.
@@ -336,5 +346,50 @@ pub fn fit(
     }
     model.kappa_cluster = best.1;
     model.kappa_population = best.2;
+    model.kappa_day = choose_kappa_day(&model, earlier, &held_out);
     Ok(model)
+}
+
+/// The [`KAPPA_DAY_GRID`] value under which the held-out engagements' hours of the week are
+/// likeliest, given each contact's counts before them. Sharing never changes a profile's hours
+/// of the day, so it is chosen after the pooling, on the full week.
+fn choose_kappa_day(
+    model: &SendTimeModel,
+    earlier: &[[f32; HOURS]],
+    held_out: &[(u32, usize)],
+) -> f64 {
+    use rayon::prelude::*;
+    let mut by_contact: std::collections::HashMap<u32, Vec<usize>> =
+        std::collections::HashMap::new();
+    for &(c, how) in held_out {
+        by_contact.entry(c).or_default().push(how);
+    }
+    let mut by_contact: Vec<(u32, Vec<usize>)> = by_contact.into_iter().collect();
+    // Summed in contact order: the same choice on every run.
+    by_contact.sort_unstable_by_key(|(c, _)| *c);
+    let lls: Vec<f64> = KAPPA_DAY_GRID
+        .par_iter()
+        .map(|&kappa| {
+            let mut trial = model.clone();
+            trial.kappa_day = kappa;
+            let mut profile = [0f32; HOURS];
+            by_contact
+                .iter()
+                .map(|(c, hours)| {
+                    trial.profile_into(&earlier[*c as usize], &mut profile);
+                    hours
+                        .iter()
+                        .map(|h| f64::from(profile[*h]).max(1e-12).ln())
+                        .sum::<f64>()
+                })
+                .sum()
+        })
+        .collect();
+    let mut best = (f64::NEG_INFINITY, 0.0);
+    for (&ll, &kappa) in lls.iter().zip(&KAPPA_DAY_GRID) {
+        if ll > best.0 {
+            best = (ll, kappa);
+        }
+    }
+    best.1
 }

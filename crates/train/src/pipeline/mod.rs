@@ -173,8 +173,10 @@ fn served(choices: Option<&crate::affinity::RankerChoices>, send: &SendTimeModel
         "send time: the global profile (it predicted the selection window best)".to_string()
     } else {
         format!(
-            "send time: own engagement pooled toward its cluster (pseudo-count {}) and the population ({})",
-            send.kappa_cluster, send.kappa_population
+            "send time: own engagement pooled toward its cluster (pseudo-count {}) and the population ({}); its weekday shape toward theirs ({})",
+            send.kappa_cluster,
+            send.kappa_population,
+            send.kappa_day
         )
     });
     out
@@ -213,7 +215,7 @@ fn hyperparameters(
     serde_json::json!({
         "churn": { "model": "logistic_regression", "alpha": churn.alpha, "alphas_tried": options.churn_alphas, "features": augur_model::CHURN_FEATURES, "cutoffs": cutoffs, "calibration": "platt", "max_training_rows": MAX_TRAINING_ROWS, "max_iterations": MAX_ITERATIONS },
         "affinity": { "item_to_item": "ease", "ease_products": EASE_PRODUCTS, "ease_neighbors": EASE_NEIGHBORS, "ease_lambda_share": LAMBDA_SHARE, "signals": signals, "rank_features": augur_model::RANK_FEATURES, "rankers": rankers, "ranker_choices": ranker_choices },
-        "send_time": { "clusters": send.clusters.len(), "kappa_cluster": send.kappa_cluster, "kappa_population": send.kappa_population, "weights": send.weights },
+        "send_time": { "clusters": send.clusters.len(), "kappa_cluster": send.kappa_cluster, "kappa_population": send.kappa_population, "kappa_day": send.kappa_day, "weights": send.weights },
     })
 }
 
