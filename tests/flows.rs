@@ -1,7 +1,7 @@
 //! Events posted to a real `augur serve` socket, and triggered series run by the real binary
 //! (`augur flows run --once --at T`) into the real SQLite outbox.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
@@ -83,6 +83,11 @@ fn post(server: &Server, events: &Value) -> (u16, Value) {
 
 /// The arguments of `augur flows run --once --at T` on the test's files.
 fn tick_args(at: i64) -> Vec<String> {
+    tick_args_with(at, "models")
+}
+
+/// [`tick_args`] with the model directory `models`.
+fn tick_args_with(at: i64, models: &str) -> Vec<String> {
     [
         "flows",
         "run",
@@ -91,7 +96,7 @@ fn tick_args(at: i64) -> Vec<String> {
         "--flows",
         "flows",
         "--models",
-        "models",
+        models,
         "--once",
         "--at",
     ]
@@ -103,8 +108,13 @@ fn tick_args(at: i64) -> Vec<String> {
 
 /// `augur flows run --once --at T`: its output.
 fn tick(dir: &Dir, at: i64) -> String {
-    let out = run(dir.augur().args(tick_args(at)));
-    assert_eq!(out.status.code(), Some(0));
+    tick_with(dir, at, "models")
+}
+
+/// [`tick`] with the model directory `models`.
+fn tick_with(dir: &Dir, at: i64, models: &str) -> String {
+    let out = run(dir.augur().args(tick_args_with(at, models)));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::util::stderr(&out));
     stdout(&out)
 }
 
@@ -764,5 +774,192 @@ fn a_contact_lookup_shows_what_was_posted_since_the_model_at_once() {
     assert!(
         !recommended(&after).contains(&bought),
         "what was just bought is not recommended again"
+    );
+}
+
+/// The contacts a flow entered, in the state.
+fn entered(dir: &Dir, flow: &str) -> BTreeSet<String> {
+    enrollments(dir)
+        .into_iter()
+        .filter(|e| e.0 == flow)
+        .map(|e| e.1)
+        .collect()
+}
+
+#[test]
+fn birthdays_start_a_series_once_a_year_and_missed_days_are_caught_up() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    flow_file(
+        &dir,
+        "birthday",
+        r#"id = "birthday"
+[trigger]
+date = "attribute.birthday"
+[[steps]]
+name = "wishes"
+send = { subject = "Happy birthday, {{ first_name }}" }"#,
+    );
+    // Who has a birthday on which day, from the contacts export itself.
+    let mut by_day: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for batch in crate::util::read_parquet(&dir.join("demo/contacts.parquet")) {
+        let ids = crate::util::col(&batch, "contact_id")
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("ids")
+            .clone();
+        let days = crate::util::col(&batch, "birthday")
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("birthdays")
+            .clone();
+        for (id, day) in ids.iter().zip(days.iter()) {
+            if let (Some(id), Some(day)) = (id, day) {
+                by_day
+                    .entry(day[5..].to_string())
+                    .or_default()
+                    .insert(id.to_string());
+            }
+        }
+    }
+    // The day of 2025 with the most birthdays (not in the year's last days, so that the days
+    // after it are in the same year), at noon UTC.
+    let (first_day, first) = by_day
+        .iter()
+        .filter(|(d, _)| d.as_str() < "12-25")
+        .max_by_key(|(_, c)| c.len())
+        .map(|(d, c)| (d.clone(), c.clone()))
+        .expect("birthdays in the demo");
+    let noon = |offset: i64| {
+        chrono::NaiveDate::parse_from_str(&format!("2025-{first_day}"), "%Y-%m-%d")
+            .expect("a day")
+            .and_hms_opt(12, 0, 0)
+            .expect("noon")
+            .and_utc()
+            .timestamp()
+            + offset * 86_400
+    };
+    let out = tick(&dir, noon(0));
+    assert_eq!(entered(&dir, "birthday"), first, "{out}");
+    let mailed: BTreeSet<String> = messages_of(&dir, "birthday")
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert!(!mailed.is_empty() && mailed.is_subset(&first), "{mailed:?}");
+    // The same day again: nobody a second time.
+    tick(&dir, noon(0) + 3600);
+    assert_eq!(entered(&dir, "birthday"), first);
+    // Three days later: the two days in between are caught up.
+    tick(&dir, noon(3));
+    let mut expected = first.clone();
+    for offset in 1..=3 {
+        let d = chrono::DateTime::from_timestamp(noon(offset), 0)
+            .expect("instant")
+            .format("%m-%d")
+            .to_string();
+        expected.extend(by_day.get(&d).cloned().unwrap_or_default());
+    }
+    assert!(expected.len() > first.len());
+    assert_eq!(entered(&dir, "birthday"), expected);
+    // A column of numbers is no date: the tick stops and says which flow and what to map.
+    flow_file(
+        &dir,
+        "born",
+        "id = \"born\"\n[trigger]\ndate = \"attribute.birth_year\"\n[[steps]]\nname = \"hi\"\nsend = { subject = \"Hi\" }",
+    );
+    let out = run(dir.augur().args(tick_args(noon(4))));
+    assert_ne!(out.status.code(), Some(0));
+    let err = crate::util::stderr(&out);
+    assert!(
+        err.contains("born.toml") && err.contains("YYYY-MM-DD"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_segment_entered_between_two_models_starts_a_series_for_the_newcomers_only() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    flow_file(
+        &dir,
+        "risk",
+        r#"id = "risk"
+[trigger]
+segment = "at_risk"
+[[steps]]
+name = "miss-you"
+send = { subject = "We miss you" }"#,
+    );
+    // An older model of the same exports, 60 days before the fixture's.
+    let version = std::fs::read_to_string(dir.join("models/current")).expect("current");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.join("models")
+                .join(version.trim())
+                .join("manifest.json"),
+        )
+        .expect("manifest"),
+    )
+    .expect("json");
+    let as_of = manifest["as_of_seconds"].as_i64().expect("as of");
+    let out = run(dir.augur().args([
+        "train",
+        "--config",
+        "demo/augur.toml",
+        "--as-of",
+        &rfc3339(as_of - 60 * 86_400),
+        "--models",
+        "old",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::util::stderr(&out));
+    let at = t0();
+    tick_with(&dir, at, "old");
+    assert!(
+        entered(&dir, "risk").is_empty(),
+        "the first model seen is the baseline"
+    );
+    let state = rusqlite::Connection::open(dir.join("outbox/flows.sqlite")).expect("state");
+    let before: BTreeSet<String> = state
+        .prepare("SELECT contact_id FROM members WHERE flow_id = 'risk'")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert!(!before.is_empty());
+    tick_with(&dir, at + 60, "models");
+    let server = Server::start(&dir, &[]);
+    let (status, body) = server.get("/v1/segments/at_risk/contacts?format=jsonl", Some(KEY));
+    assert_eq!(status, 200, "{body}");
+    let now: BTreeSet<String> = body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json line")["contact_id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    let newcomers: BTreeSet<String> = now.difference(&before).cloned().collect();
+    assert!(
+        !newcomers.is_empty(),
+        "the newer model has contacts newly at risk"
+    );
+    assert_eq!(entered(&dir, "risk"), newcomers);
+    // The same model again: no one enters twice.
+    tick_with(&dir, at + 120, "models");
+    assert_eq!(entered(&dir, "risk"), newcomers);
+    // A segment that does not exist stops the tick, naming the file.
+    flow_file(
+        &dir,
+        "typo",
+        "id = \"typo\"\n[trigger]\nsegment = \"at_rsik\"\n[[steps]]\nname = \"hi\"\nsend = { subject = \"Hi\" }",
+    );
+    let out = run(dir.augur().args(tick_args(at + 180)));
+    assert_ne!(out.status.code(), Some(0));
+    let err = crate::util::stderr(&out);
+    assert!(
+        err.contains("typo.toml") && err.contains("at_rsik"),
+        "{err}"
     );
 }

@@ -97,6 +97,7 @@ pub fn tick(
 ) -> Result<TickReport> {
     let mut report = TickReport::default();
     read_triggers(runner, state, &mut report)?;
+    crate::scan::scan(runner, state, at, &mut report)?;
     loop {
         let pending = state.due("pending", at, DUE_BATCH)?;
         if pending.is_empty() {
@@ -259,13 +260,10 @@ fn entry_rule(runner: &Runner<'_>, flow: &Flow, contact: &str) -> Result<bool> {
     let fields = Fields::new(snapshot);
     let matcher = match (&entry.rule, &entry.segment) {
         (Some(rule), _) => rule.compile(&fields.schema)?,
-        (None, Some(name)) => {
-            let all = augur_segment::catalog(&runner.settings.segments, &fields.schema)?;
-            match all.into_iter().find(|s| s.name == *name) {
-                Some(s) => s.matcher,
-                None => return Ok(false),
-            }
-        }
+        (None, Some(name)) => match crate::scan::segment_matcher(runner, name)? {
+            Some(matcher) => matcher,
+            None => return Ok(false),
+        },
         (None, None) => return Ok(true),
     };
     let models = runner.artifact.models();

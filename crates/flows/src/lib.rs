@@ -9,6 +9,7 @@
 mod engine;
 mod error;
 mod report;
+mod scan;
 mod spec;
 mod state;
 
@@ -16,8 +17,8 @@ pub use engine::{Runner, TickReport, in_holdout, tick};
 pub use error::{Error, Result};
 pub use report::{FlowReport, StepFigures, Uplift, report};
 pub use spec::{
-    BranchSpec, Condition, EntrySpec, ExitSpec, Flow, FlowFile, SendSpec, Step, StepSpec, Target,
-    Trigger, TriggerSpec, seconds,
+    BranchSpec, Condition, DateField, EntrySpec, ExitSpec, Flow, FlowFile, SendSpec, Step,
+    StepSpec, Target, Trigger, TriggerSpec, seconds,
 };
 pub use state::{Enrollment, FlowState};
 

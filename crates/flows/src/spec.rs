@@ -55,13 +55,19 @@ pub struct FlowFile {
     pub steps: Vec<StepSpec>,
 }
 
-/// `[trigger]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[trigger]`: exactly one of `event`, `segment` and `date`.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerSpec {
     /// `signup` (a new contact with consent), `order`, or a web event (`add_to_cart`, `view`,
     /// `checkout`, …).
-    pub event: String,
+    pub event: Option<String>,
+    /// A predictive segment entered (built-in or configured): a contact in it under a newly
+    /// trained model that was not in it under the model the flow saw before.
+    pub segment: Option<String>,
+    /// An anniversary: `first_order`, or `attribute.<name>` (a contact column holding a date,
+    /// `YYYY-MM-DD`, e.g. a birthday). It fires on the day (UTC) of the same month and day.
+    pub date: Option<String>,
     /// `order`: the series starts only if the contact has not ordered within `within`.
     pub unless: Option<String>,
     /// How long to wait for the `unless` event, e.g. `1h`.
@@ -183,7 +189,7 @@ pub enum Condition {
 }
 
 /// What starts a series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     /// A new contact with consent.
     Signup,
@@ -191,6 +197,19 @@ pub enum Trigger {
     Order,
     /// A web event; with `Some(seconds)`, only if no order follows within that long.
     Web(WebEventKind, Option<i64>),
+    /// A segment (by name) entered between two trained models.
+    SegmentEntered(String),
+    /// The yearly return of a date's month and day.
+    Anniversary(DateField),
+}
+
+/// The date an anniversary trigger reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DateField {
+    /// The contact's first order (from its first anniversary on).
+    FirstOrder,
+    /// A contact attribute holding `YYYY-MM-DD` (its name, without `attribute.`).
+    Attribute(String),
 }
 
 /// Where a branch goes.
@@ -340,6 +359,35 @@ impl Flow {
 }
 
 fn trigger(spec: &TriggerSpec) -> Result<Trigger, String> {
+    let given = [&spec.event, &spec.segment, &spec.date];
+    if given.iter().filter(|g| g.is_some()).count() != 1 {
+        return Err(
+            "give exactly one of `event`, `segment` (a segment entered) or `date` (an anniversary)"
+                .into(),
+        );
+    }
+    if (spec.segment.is_some() || spec.date.is_some())
+        && (spec.unless.is_some() || spec.within.is_some())
+    {
+        return Err("`unless` and `within` go with `event`".into());
+    }
+    if let Some(name) = &spec.segment {
+        return Ok(Trigger::SegmentEntered(name.clone()));
+    }
+    if let Some(raw) = &spec.date {
+        return match raw.as_str() {
+            "first_order" => Ok(Trigger::Anniversary(DateField::FirstOrder)),
+            other => match other.strip_prefix("attribute.") {
+                Some(name) if !name.is_empty() => {
+                    Ok(Trigger::Anniversary(DateField::Attribute(name.to_string())))
+                }
+                _ => Err(format!(
+                    "date = `{other}`: use `first_order` or `attribute.<name>` (a contact column holding YYYY-MM-DD)"
+                )),
+            },
+        };
+    }
+    let event = spec.event.as_deref().unwrap_or_default();
     let within = spec.within.as_deref().map(seconds).transpose()?;
     match (spec.unless.as_deref(), within) {
         (Some("order"), Some(_)) | (None, None) => {}
@@ -347,10 +395,8 @@ fn trigger(spec: &TriggerSpec) -> Result<Trigger, String> {
         (Some(other), _) => return Err(format!("unless = `{other}`: only `order` is supported")),
         (None, Some(_)) => return Err("`within` goes with `unless = \"order\"`".into()),
     }
-    match spec.event.as_str() {
-        "signup" | "order" if within.is_some() => {
-            Err(format!("event `{}` takes no `unless`", spec.event))
-        }
+    match event {
+        "signup" | "order" if within.is_some() => Err(format!("event `{event}` takes no `unless`")),
         "signup" => Ok(Trigger::Signup),
         "order" => Ok(Trigger::Order),
         raw => WebEventKind::parse(raw)
@@ -503,9 +549,10 @@ mod tests {
     fn triggers_are_checked() {
         let t = |event: &str, unless: Option<&str>, within: Option<&str>| {
             trigger(&TriggerSpec {
-                event: event.into(),
+                event: Some(event.into()),
                 unless: unless.map(Into::into),
                 within: within.map(Into::into),
+                ..TriggerSpec::default()
             })
         };
         assert_eq!(
@@ -519,5 +566,35 @@ mod tests {
                 .expect_err("an error")
                 .contains("add_to_cart")
         );
+        let other = |segment: Option<&str>, date: Option<&str>, within: Option<&str>| {
+            trigger(&TriggerSpec {
+                segment: segment.map(Into::into),
+                date: date.map(Into::into),
+                within: within.map(Into::into),
+                ..TriggerSpec::default()
+            })
+        };
+        assert_eq!(
+            other(Some("at_risk"), None, None),
+            Ok(Trigger::SegmentEntered("at_risk".into()))
+        );
+        assert_eq!(
+            other(None, Some("attribute.birthday"), None),
+            Ok(Trigger::Anniversary(DateField::Attribute(
+                "birthday".into()
+            )))
+        );
+        assert_eq!(
+            other(None, Some("first_order"), None),
+            Ok(Trigger::Anniversary(DateField::FirstOrder))
+        );
+        assert!(
+            other(None, Some("birthday"), None)
+                .expect_err("an error")
+                .contains("attribute.<name>")
+        );
+        assert!(other(Some("at_risk"), Some("first_order"), None).is_err());
+        assert!(other(Some("at_risk"), None, Some("1h")).is_err());
+        assert!(other(None, None, None).is_err());
     }
 }

@@ -2,6 +2,10 @@
 //! that started it — unique, so an event read twice enrolls once), and the position in the
 //! event store up to which triggers were read. SQLite beside the outbox, durable like it.
 //!
+//! Triggers that no event fires are found by scans (see `crate::scan`): each scan is recorded
+//! under a key (`model:<version>`, `date:<day>`) with the triggers it found, in one transaction,
+//! so that a scan runs once; a segment trigger also keeps the members it saw last.
+//!
 //! States: `pending` (triggered; waits for the trigger's `within` or its entry checks),
 //! `skipped` (did not enter, with the reason), `holdout` (entered the control group: nothing
 //! is sent), `active` (at `step`, due at `next_at`), `completed`, `exited` (with the reason).
@@ -31,7 +35,18 @@ CREATE TABLE IF NOT EXISTS enrollments (
 );
 CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (state, next_at);
 CREATE INDEX IF NOT EXISTS enrollments_contact ON enrollments (contact_id, flow_id);
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS scans (
+    flow_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    done_at INTEGER NOT NULL,
+    PRIMARY KEY (flow_id, key)
+);
+CREATE TABLE IF NOT EXISTS members (
+    flow_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    PRIMARY KEY (flow_id, contact_id)
+);
+PRAGMA user_version = 2;
 ";
 
 /// An enrollment.
@@ -104,6 +119,28 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enrollment> {
     })
 }
 
+/// Stores triggers as pending enrollments (one already stored is left alone); how many were new.
+fn insert_triggered(
+    tx: &rusqlite::Transaction<'_>,
+    triggered: &[Triggered],
+) -> rusqlite::Result<usize> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO enrollments (flow_id, contact_id, trigger_id, triggered_at, state, next_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+    )?;
+    let mut added = 0;
+    for t in triggered {
+        added += insert.execute(params![
+            t.flow_id,
+            t.contact_id,
+            t.trigger_id,
+            t.triggered_at,
+            t.due_at
+        ])?;
+    }
+    Ok(added)
+}
+
 impl FlowState {
     /// Opens (creating if needed) the state at `path`.
     ///
@@ -124,7 +161,8 @@ impl FlowState {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| err(&e))?;
-        if version > 1 {
+        // Schema 1 lacks only the scan tables, which the schema below adds.
+        if version > 2 {
             return Err(err(&format!(
                 "written by a newer augur (schema {version}); upgrade augur"
             )));
@@ -158,25 +196,8 @@ impl FlowState {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let mut added = 0;
+        let added = insert_triggered(&tx, triggered).map_err(err)?;
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO enrollments (flow_id, contact_id, trigger_id, triggered_at, state, next_at)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                )
-                .map_err(err)?;
-            for t in triggered {
-                added += insert
-                    .execute(params![
-                        t.flow_id,
-                        t.contact_id,
-                        t.trigger_id,
-                        t.triggered_at,
-                        t.due_at
-                    ])
-                    .map_err(err)?;
-            }
             tx.execute(
                 "INSERT INTO cursor (id, seq) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET seq = ?1",
                 params![seq],
@@ -205,12 +226,95 @@ impl FlowState {
     /// # Errors
     /// The database cannot be written.
     pub fn forget(&mut self, contact_id: &str) -> Result<usize> {
+        let err = |e| Error::state(&self.path, e);
+        self.conn
+            .execute("DELETE FROM members WHERE contact_id = ?1", [contact_id])
+            .map_err(err)?;
         self.conn
             .execute(
                 "DELETE FROM enrollments WHERE contact_id = ?1",
                 [contact_id],
             )
-            .map_err(|e| Error::state(&self.path, e))
+            .map_err(err)
+    }
+
+    /// Whether the flow's scan `key` was done.
+    pub fn scanned(&self, flow_id: &str, key: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM scans WHERE flow_id = ?1 AND key = ?2",
+                params![flow_id, key],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The greatest key of the flow's scans that start with `prefix` (keys of one kind sort
+    /// in time order), if any.
+    pub fn last_scan(&self, flow_id: &str, prefix: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT max(key) FROM scans WHERE flow_id = ?1 AND substr(key, 1, length(?2)) = ?2",
+                params![flow_id, prefix],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The segment members the flow's last scan saw.
+    pub fn members(&self, flow_id: &str) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT contact_id FROM members WHERE flow_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([flow_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records the flow's scan `key` as done at `at` with the triggers it found (stored as
+    /// pending enrollments, as [`FlowState::enroll`] does) and, for a segment trigger, the
+    /// members it saw, in one transaction. Returns how many triggers were new.
+    pub fn record_scan(
+        &mut self,
+        flow_id: &str,
+        key: &str,
+        at: i64,
+        triggered: &[Triggered],
+        members: Option<&[String]>,
+    ) -> Result<usize> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| Error::state(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let added = insert_triggered(&tx, triggered).map_err(err)?;
+        {
+            if let Some(members) = members {
+                tx.execute("DELETE FROM members WHERE flow_id = ?1", [flow_id])
+                    .map_err(err)?;
+                let mut member = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO members (flow_id, contact_id) VALUES (?1, ?2)",
+                    )
+                    .map_err(err)?;
+                for contact in members {
+                    member.execute(params![flow_id, contact]).map_err(err)?;
+                }
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO scans (flow_id, key, done_at) VALUES (?1, ?2, ?3)",
+                params![flow_id, key, at],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(added)
     }
 
     /// Every enrollment of a flow.

@@ -41,6 +41,6 @@ pub use send_time::{
 };
 pub use send_window::{Quiet, Slot, parse_within, ranked_slots};
 pub use snapshot::{
-    AtHand, FLAGS, Fields, Models, ProductCatalog, Snapshot, build_snapshot, build_snapshot_with,
-    default_request,
+    AtHand, FACTS, FLAGS, Fields, Models, ProductCatalog, Snapshot, build_snapshot,
+    build_snapshot_with, default_request,
 };

@@ -37,6 +37,7 @@ pub(crate) fn contacts_schema() -> SchemaRef {
         Field::new("email_consent", DataType::Boolean, true),
         utf8("loyalty_tier", true),
         Field::new("birth_year", DataType::Int32, true),
+        utf8("birthday", true),
     ]))
 }
 
@@ -113,6 +114,7 @@ pub(crate) struct ContactRows {
     pub email_consent: BooleanBuilder,
     pub loyalty_tier: StringBuilder,
     pub birth_year: Int32Builder,
+    pub birthday: StringBuilder,
 }
 
 #[derive(Default)]
@@ -217,6 +219,7 @@ impl ChunkRows {
                 Arc::new(c.email_consent.finish()),
                 Arc::new(c.loyalty_tier.finish()),
                 Arc::new(c.birth_year.finish()),
+                Arc::new(c.birthday.finish()),
             ],
         )?;
         let o = &mut self.orders;

@@ -84,8 +84,16 @@ fn write_contact(rng: &mut impl Rng, id: &str, index: u64, traits: &Traits, rows
         "bronze"
     };
     c.loyalty_tier.append_value(tier);
-    c.birth_year
-        .append_option((!rng.random_bool(0.1)).then(|| rng.random_range(1950..2006)));
+    let birth_year = (!rng.random_bool(0.1)).then(|| rng.random_range(1950..2006));
+    c.birth_year.append_option(birth_year);
+    // The day of the year comes from the contact's index, not the random stream, so that the
+    // rest of the history stays what it was before birthdays were written.
+    let day_of_year = (index.wrapping_mul(2_654_435_761) % 365) as u32 + 1;
+    c.birthday.append_option(
+        birth_year
+            .and_then(|y| chrono::NaiveDate::from_yo_opt(y, day_of_year))
+            .map(|d| d.format("%Y-%m-%d").to_string()),
+    );
 }
 
 fn pick_new_product(rng: &mut impl Rng, traits: &Traits, world: &World) -> usize {
