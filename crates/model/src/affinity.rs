@@ -86,9 +86,11 @@ impl Default for Signals {
 /// contact's own when it bought the product twice or more, else the product's), and whether it
 /// was bought twice or more. For every candidate: the item-to-item score from the contact's
 /// history, recent popularity, the product's repeat rate and the contact's web interest in it;
-/// last, the item-to-item score again for the contact's own products only (what co-purchases
-/// say about a product counts differently when the contact already buys it).
-pub const RANK_FEATURES: [&str; 13] = [
+/// then the item-to-item score again for the contact's own products only (what co-purchases
+/// say about a product counts differently when the contact already buys it); last, the
+/// popularity of the last 30 days beside that of the last 90 (what is rising now, such as the
+/// season's products).
+pub const RANK_FEATURES: [&str; 14] = [
     "owned",
     "ln_orders",
     "ln_bought",
@@ -102,6 +104,7 @@ pub const RANK_FEATURES: [&str; 13] = [
     "repeat_rate",
     "ln_web",
     "owned_item_to_item",
+    "popularity_30d",
 ];
 
 /// Number of ranker features.
@@ -114,8 +117,27 @@ pub const RANK_FEATURE_COUNT: usize = RANK_FEATURES.len();
 pub struct Ranker {
     /// What the weights are: `learned_ranker`, `own_most_bought`, `popularity` or `default`.
     pub source: String,
-    /// One weight per feature, in raw (unscaled) feature units.
+    /// One weight per feature, in raw (unscaled) feature units. A model written before a
+    /// feature was added has fewer weights: the missing ones read as 0, which is how that model
+    /// ranked.
+    #[serde(deserialize_with = "weights_or_fewer")]
     pub weights: [f64; RANK_FEATURE_COUNT],
+}
+
+/// [`Ranker::weights`] from a list of at most [`RANK_FEATURE_COUNT`] numbers, zero-padded.
+fn weights_or_fewer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<[f64; RANK_FEATURE_COUNT], D::Error> {
+    let given = Vec::<f64>::deserialize(deserializer)?;
+    if given.len() > RANK_FEATURE_COUNT {
+        return Err(serde::de::Error::invalid_length(
+            given.len(),
+            &"at most one weight per ranker feature",
+        ));
+    }
+    let mut weights = [0.0; RANK_FEATURE_COUNT];
+    weights[..given.len()].copy_from_slice(&given);
+    Ok(weights)
 }
 
 impl Ranker {
@@ -205,6 +227,9 @@ pub struct AffinityModel {
     pub neighbors: Vec<Vec<(u32, f32)>>,
     /// Recent popularity per product, max 1.
     pub popularity: Vec<f32>,
+    /// Popularity over the last 30 days, max 1.
+    #[serde(default)]
+    pub popularity_30d: Vec<f32>,
     /// Share of a product's buyers who bought it again.
     pub repeat_rate: Vec<f32>,
     /// Per product: the median days between two purchases of it by the same contact
@@ -455,6 +480,7 @@ pub fn rank_features(
     let mut f = [0.0; RANK_FEATURE_COUNT];
     f[8] = i2i;
     f[9] = (100.0 * popularity).ln_1p();
+    f[13] = (100.0 * f64::from(model.popularity_30d.get(p).copied().unwrap_or(0.0))).ln_1p();
     f[10] = repeat_rate;
     if let Some(item) = item {
         f[11] = item.web.ln_1p();
@@ -528,7 +554,7 @@ impl AffinityModel {
                 (0..self.product_ids.len() as u32)
                     .map(|p| {
                         let f = rank_features(self, p, None, 0.0, 0.0);
-                        w[9] * f[9] + w[10] * f[10]
+                        w[9] * f[9] + w[10] * f[10] + w[13] * f[13]
                     })
                     .collect()
             })
@@ -667,6 +693,20 @@ pub fn category_affinity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ranker_written_with_fewer_features_reads_with_zero_weights_for_the_new_ones() {
+        let old: Ranker =
+            serde_json::from_str(r#"{"source": "learned_ranker", "weights": [1.0, 2.0, 3.0]}"#)
+                .expect("an older ranker reads");
+        assert_eq!(&old.weights[..3], &[1.0, 2.0, 3.0]);
+        assert!(old.weights[3..].iter().all(|w| *w == 0.0));
+        let too_many = format!(
+            r#"{{"source": "x", "weights": {:?}}}"#,
+            vec![1.0; RANK_FEATURE_COUNT + 1]
+        );
+        assert!(serde_json::from_str::<Ranker>(&too_many).is_err());
+    }
 
     #[test]
     fn category_shares_sum_purchases_and_views_per_category() {

@@ -63,6 +63,14 @@ pub fn fit_with_profiles(
     }
     let max = popularity.iter().copied().fold(0f32, f32::max).max(1.0);
     popularity.iter_mut().for_each(|p| *p /= max);
+    let mut popularity_30d = vec![0f32; n_products];
+    for i in rows_before(&o.at, t - 30 * DAY)..end {
+        if o.quantity[i] > 0.0 {
+            popularity_30d[o.product[i] as usize] += 1.0;
+        }
+    }
+    let max = popularity_30d.iter().copied().fold(0f32, f32::max).max(1.0);
+    popularity_30d.iter_mut().for_each(|p| *p /= max);
 
     // Repeat rate: buyers with two or more orders of the product.
     let mut orders_of: HashMap<(u32, u32), (u32, u32)> = HashMap::new();
@@ -138,6 +146,7 @@ pub fn fit_with_profiles(
         product_ids: history.products.ids.names().map(String::from).collect(),
         neighbors,
         popularity,
+        popularity_30d,
         repeat_rate,
         repurchase_days,
         popular_by_country,
