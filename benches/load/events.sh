@@ -34,40 +34,8 @@ for _ in $(seq 1 600); do
 done
 curl -sf http://127.0.0.1:8092/readyz > /dev/null || { cat "$WORK/serve.out"; exit 1; }
 
-# $BATCHES distinct bodies of 1,000 events each, made before the clock starts; a run that
-# cycles through them all would store duplicates, so the script says when it did.
-cat > "$WORK/events.lua" <<LUA
-local bodies = {}
-local now = os.time() - 3600
-local kinds = {"view", "add_to_cart", "view", "checkout"}
-for b = 1, $BATCHES do
-    local events = {}
-    for i = 1, 1000 do
-        local n = (b - 1) * 1000 + i
-        local contact = "L" .. (n % 50000)
-        if i % 10 == 0 then
-            events[i] = string.format('{"type":"order","contact_id":"%s","occurred_at":%d,"order_id":"LO%d","product_id":"P%05d","quantity":1,"unit_price":9.5}', contact, now + n % 3600, n, n % 500)
-        else
-            events[i] = string.format('{"type":"web","event":"%s","event_id":"e%d","contact_id":"%s","occurred_at":%d,"product_id":"P%05d"}', kinds[n % 4 + 1], n, contact, now + n % 3600, n % 500)
-        end
-    end
-    bodies[b] = '{"events":[' .. table.concat(events, ",") .. ']}'
-end
-local i = 0
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $KEY"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-    i = i % #bodies + 1
-    return wrk.format(nil, "/v1/events", nil, bodies[i])
-end
-done = function(summary, latency, requests)
-    io.write(string.format("batches %d (%d distinct), events/s %.0f, latency p50 %.1f ms, p99 %.1f ms, non-2xx %d\n",
-        summary.requests, math.min(summary.requests, #bodies),
-        summary.requests * 1000 / (summary.duration / 1e6),
-        latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-        summary.errors.status))
-end
-LUA
-wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/events.lua" http://127.0.0.1:8092 | tail -1
+# $BATCHES distinct bodies of 1,000 events each (benches/load/event_batches.lua), made before
+# the clock starts.
+export AUGUR_KEY=$KEY BATCHES
+wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/load/event_batches.lua http://127.0.0.1:8092 | tail -1
 echo "stored: $(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$WORK/events.sqlite")"

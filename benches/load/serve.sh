@@ -5,6 +5,8 @@
 #
 #   benches/load/serve.sh [MODELS_DIR] [DURATION]
 #   e.g. benches/load/serve.sh /tmp/bigmodels 20s
+#   INGEST_RATE=20 benches/load/serve.sh /tmp/bigmodels 20s   # while 20 batches of 1,000 events
+#                                                            # a second are posted (/v1/events)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODELS=${1:-models}
@@ -23,6 +25,9 @@ cat > "$WORK/serve.toml" <<TOML
 [serve]
 listen = "127.0.0.1:8091"
 max_concurrent_requests = 4096
+max_body_bytes = 4194304
+[events]
+store = "$WORK/events.sqlite"
 [segments.everyone]
 description = "every contact (load test)"
 rule = { all = [] }
@@ -78,7 +83,18 @@ rps() { grep -o "Requests/sec: *[0-9.]*" | grep -o "[0-9.]*$"; }
 for round in 1 2 3; do
     hello=$(wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency http://127.0.0.1:8090/ | tee "$WORK/hello.$round" | rps)
     hello_p99=$(grep -E "^ +99%" "$WORK/hello.$round" | awk '{print $2}')
+    if [ -n "${INGEST_RATE:-}" ]; then
+        # One connection posting batches of 1,000 events, paced at INGEST_RATE batches a second.
+        AUGUR_KEY=$KEY BATCHES=${BATCHES:-600} DELAY_MS=$((1000 / INGEST_RATE)) \
+            wrk -t1 -c1 -d"$DURATION" -s benches/load/event_batches.lua http://127.0.0.1:8091 \
+            > "$WORK/ingest.$round" &
+        INGEST=$!
+    fi
     contact=$(wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency -s "$WORK/contacts.lua" http://127.0.0.1:8091 | tee "$WORK/contacts.$round" | rps)
+    if [ -n "${INGEST_RATE:-}" ]; then
+        wait "$INGEST"
+        echo "round $round, posted meanwhile: $(tail -1 "$WORK/ingest.$round")"
+    fi
     p50=$(grep -E "^ +50%" "$WORK/contacts.$round" | awk '{print $2}')
     p99=$(grep -E "^ +99%" "$WORK/contacts.$round" | awk '{print $2}')
     errors=$(grep -E "Non-2xx" "$WORK/contacts.$round" || echo "0 errors")
