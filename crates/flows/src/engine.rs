@@ -260,7 +260,7 @@ fn entry_rule(runner: &Runner<'_>, flow: &Flow, contact: &str) -> Result<bool> {
     let fields = Fields::new(snapshot);
     let matcher = match (&entry.rule, &entry.segment) {
         (Some(rule), _) => rule.compile(&fields.schema)?,
-        (None, Some(name)) => match crate::scan::segment_matcher(runner, name)? {
+        (None, Some(name)) => match crate::scan::segment_matcher(runner, &fields, name)? {
             Some(matcher) => matcher,
             None => return Ok(false),
         },

@@ -47,9 +47,13 @@ pub(crate) fn scan(
     Ok(())
 }
 
-/// The matcher of a segment (built-in or configured), `None` when there is no such segment.
-pub(crate) fn segment_matcher(runner: &Runner<'_>, name: &str) -> Result<Option<Matcher>> {
-    let fields = Fields::new(&runner.artifact.snapshot);
+/// The matcher of a segment (built-in or configured) over the model's `fields`, `None` when
+/// there is no such segment.
+pub(crate) fn segment_matcher(
+    runner: &Runner<'_>,
+    fields: &Fields,
+    name: &str,
+) -> Result<Option<Matcher>> {
     let all = augur_segment::catalog(&runner.settings.segments, &fields.schema)?;
     Ok(all.into_iter().find(|s| s.name == name).map(|s| s.matcher))
 }
@@ -74,14 +78,14 @@ fn segment_entered(
     if state.scanned(flow.id(), &key)? {
         return Ok(0);
     }
-    let Some(matcher) = segment_matcher(runner, name)? else {
+    let snapshot = &runner.artifact.snapshot;
+    let fields = Fields::new(snapshot);
+    let Some(matcher) = segment_matcher(runner, &fields, name)? else {
         return Err(flow_error(
             flow,
             format!("[trigger] segment `{name}` is neither built in nor configured in [segments]"),
         ));
     };
-    let snapshot = &runner.artifact.snapshot;
-    let fields = Fields::new(snapshot);
     let models = runner.artifact.models();
     let now: Vec<String> = (0..snapshot.len())
         .filter(|&c| matcher.matches(&fields.record(snapshot, &models, c)))

@@ -190,22 +190,30 @@ impl FlowState {
     /// Stores triggers as pending enrollments (an enrollment already stored is left alone) and
     /// moves the cursor to `seq`, in one transaction. Returns how many were new.
     pub fn enroll(&mut self, triggered: &[Triggered], seq: i64) -> Result<usize> {
+        self.write(|tx| {
+            let added = insert_triggered(tx, triggered)?;
+            tx.execute(
+                "INSERT INTO cursor (id, seq) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET seq = ?1",
+                params![seq],
+            )?;
+            Ok(added)
+        })
+    }
+
+    /// Runs `work` in one immediate write transaction and commits it.
+    fn write<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| Error::state(&path, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let added = insert_triggered(&tx, triggered).map_err(err)?;
-        {
-            tx.execute(
-                "INSERT INTO cursor (id, seq) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET seq = ?1",
-                params![seq],
-            )
-            .map_err(err)?;
-        }
+        let out = work(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(added)
+        Ok(out)
     }
 
     /// Enrollments in `state` due at `at` or before, earliest first, at most `limit`.
@@ -287,34 +295,23 @@ impl FlowState {
         triggered: &[Triggered],
         members: Option<&[String]>,
     ) -> Result<usize> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::state(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let added = insert_triggered(&tx, triggered).map_err(err)?;
-        {
+        self.write(|tx| {
+            let added = insert_triggered(tx, triggered)?;
             if let Some(members) = members {
-                tx.execute("DELETE FROM members WHERE flow_id = ?1", [flow_id])
-                    .map_err(err)?;
-                let mut member = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO members (flow_id, contact_id) VALUES (?1, ?2)",
-                    )
-                    .map_err(err)?;
+                tx.execute("DELETE FROM members WHERE flow_id = ?1", [flow_id])?;
+                let mut member = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO members (flow_id, contact_id) VALUES (?1, ?2)",
+                )?;
                 for contact in members {
-                    member.execute(params![flow_id, contact]).map_err(err)?;
+                    member.execute(params![flow_id, contact])?;
                 }
             }
             tx.execute(
                 "INSERT OR IGNORE INTO scans (flow_id, key, done_at) VALUES (?1, ?2, ?3)",
                 params![flow_id, key, at],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(added)
+            )?;
+            Ok(added)
+        })
     }
 
     /// Every enrollment of a flow.
@@ -335,34 +332,24 @@ impl FlowState {
 
     /// Stores enrollments as changed, in one transaction.
     pub fn save(&mut self, changed: &[Enrollment]) -> Result<()> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| Error::state(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut update = tx
-                .prepare_cached(
-                    "UPDATE enrollments SET state = ?2, reason = ?3, entered_at = ?4, step = ?5,
-                     step_at = ?6, next_at = ?7, last_sent_at = ?8 WHERE id = ?1",
-                )
-                .map_err(err)?;
+        self.write(|tx| {
+            let mut update = tx.prepare_cached(
+                "UPDATE enrollments SET state = ?2, reason = ?3, entered_at = ?4, step = ?5,
+                 step_at = ?6, next_at = ?7, last_sent_at = ?8 WHERE id = ?1",
+            )?;
             for e in changed {
-                update
-                    .execute(params![
-                        e.id,
-                        e.state,
-                        e.reason,
-                        e.entered_at,
-                        e.step as i64,
-                        e.step_at,
-                        e.next_at,
-                        e.last_sent_at
-                    ])
-                    .map_err(err)?;
+                update.execute(params![
+                    e.id,
+                    e.state,
+                    e.reason,
+                    e.entered_at,
+                    e.step as i64,
+                    e.step_at,
+                    e.next_at,
+                    e.last_sent_at
+                ])?;
             }
-        }
-        tx.commit().map_err(err)
+            Ok(())
+        })
     }
 }
