@@ -29,7 +29,7 @@ fn setup() -> Dir {
     );
     dir.write(
         "templates/cart.html",
-        "<p>Hi {{ first_name }}, your cart: {% for p in products %}{{ p.name }} {% endfor %}</p>",
+        "<p>Hi {{ first_name }}, your cart: {{ trigger_product.id if trigger_product else 'nothing' }}; also {% for p in products %}{{ p.name }} {% endfor %}</p>",
     );
     dir.write(
         "templates/cart.txt",
@@ -223,6 +223,11 @@ fn a_cart_series_reminds_once_and_stops_at_an_order_or_an_unsubscribe() {
         let hour = (send_at.rem_euclid(86_400)) / 3600;
         assert!((8..21).contains(&hour), "outside 21:00-08:00 UTC: {hour}");
     }
+    let bodies = bodies_of(&dir, "cart");
+    assert!(
+        bodies.values().all(|b| b.contains("your cart: P00001;")),
+        "the reminder names the carted product: {bodies:?}"
+    );
     // Then one buyer orders and one unsubscribes, between the two steps.
     let (status, _) = post(
         &server,
@@ -962,4 +967,155 @@ send = { subject = "We miss you" }"#,
         err.contains("typo.toml") && err.contains("at_rsik"),
         "{err}"
     );
+}
+
+/// Rewrites the demo's products export as its rows plus `extra` (id, price, in stock).
+fn products_with(dir: &Dir, original: &[arrow::array::RecordBatch], extra: &[(&str, f64, bool)]) {
+    use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, StringArray};
+    use std::sync::Arc;
+    let mut ids: Vec<String> = Vec::new();
+    let mut prices: Vec<Option<f64>> = Vec::new();
+    let mut stock: Vec<Option<bool>> = Vec::new();
+    for batch in original {
+        let id = crate::util::col(batch, "product_id")
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("ids");
+        let price = crate::util::col(batch, "price")
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("prices");
+        let in_stock = crate::util::col(batch, "in_stock")
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .expect("stock");
+        for i in 0..batch.num_rows() {
+            ids.push(id.value(i).to_string());
+            prices.push((!price.is_null(i)).then(|| price.value(i)));
+            stock.push((!in_stock.is_null(i)).then(|| in_stock.value(i)));
+        }
+    }
+    for (id, price, in_stock) in extra {
+        ids.push((*id).to_string());
+        prices.push(Some(*price));
+        stock.push(Some(*in_stock));
+    }
+    let names: Vec<String> = ids.iter().map(|id| format!("Item {id}")).collect();
+    crate::util::write_parquet(
+        &dir.join("demo/products.parquet"),
+        vec![
+            ("product_id", Arc::new(StringArray::from(ids)) as ArrayRef),
+            ("name", Arc::new(StringArray::from(names))),
+            ("price", Arc::new(Float64Array::from(prices))),
+            ("in_stock", Arc::new(BooleanArray::from(stock))),
+        ],
+    );
+}
+
+/// The rendered HTML of a flow's messages, by contact.
+fn bodies_of(dir: &Dir, flow: &str) -> BTreeMap<String, String> {
+    let db = rusqlite::Connection::open(dir.join("outbox/augur.sqlite")).expect("outbox");
+    let mut stmt = db
+        .prepare(
+            "SELECT contact_id, html FROM messages WHERE campaign_id = ?1 AND status = 'queued'",
+        )
+        .expect("query");
+    stmt.query_map([flow], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+#[test]
+fn a_product_back_in_stock_or_cheaper_starts_a_series_for_those_who_viewed_it_lately() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    dir.write(
+        "templates/product.html",
+        "<p>{{ trigger_product.name }} now {{ trigger_product.price }}{% if trigger_product.previous_price %}, was {{ trigger_product.previous_price }}{% endif %}</p>",
+    );
+    for (id, change) in [
+        ("restock", "product = \"back_in_stock\""),
+        (
+            "sale",
+            "product = \"price_drop\"\nmin_drop = 0.2\nviewed_within = \"7d\"",
+        ),
+    ] {
+        dir.write(
+            &format!("flows/{id}.toml"),
+            &format!(
+                "id = \"{id}\"\n[trigger]\n{change}\n[sender]\nfrom = \"Shop <news@shop.example>\"\n\
+                 [content]\nhtml = \"../templates/product.html\"\ntext = \"../templates/cart.txt\"\n\
+                 [[steps]]\nname = \"news\"\nsend = {{ subject = \"Good news\" }}\n"
+            ),
+        );
+    }
+    let original = crate::util::read_parquet(&dir.join("demo/products.parquet"));
+    let at = t0();
+    let day = 86_400;
+    let server = Server::start(&dir, &[]);
+    let view = |id: &str, product: &str, t: i64, event: &str| json!({"type": "web", "contact_id": id, "occurred_at": t, "event": event, "product_id": product});
+    let order = |id: &str, product: &str, t: i64| {
+        json!({"type": "order", "contact_id": id, "occurred_at": t, "order_id": format!("O-{id}"),
+               "product_id": product, "quantity": 1, "unit_price": 20.0})
+    };
+    let events = json!([
+        contact("PA", at - 60 * day),
+        contact("PB", at - 60 * day),
+        contact("PC", at - 60 * day),
+        contact("PD", at - 60 * day),
+        contact("PE", at - 60 * day),
+        view("PA", "P-BACK", at - 2 * day, "view"),
+        view("PB", "P-BACK", at - 40 * day, "add_to_cart"),
+        view("PC", "P-BACK", at - 3 * day, "view"),
+        order("PC", "P-BACK", at - day),
+        view("PD", "P-SALE", at - day, "add_to_cart"),
+        view("PE", "P-SALE", at - 20 * day, "view"),
+    ]);
+    let (status, body) = post(&server, &events);
+    assert_eq!(status, 202, "{body}");
+    drop(server);
+    // The first scan is the baseline: P-BACK out of stock, P-SALE at 50.
+    products_with(
+        &dir,
+        &original,
+        &[("P-BACK", 20.0, false), ("P-SALE", 50.0, true)],
+    );
+    let out = tick(&dir, at - 3600);
+    assert!(entered(&dir, "restock").is_empty(), "{out}");
+    // Back in stock; 10 % off is less than the sale flow's 20 %.
+    products_with(
+        &dir,
+        &original,
+        &[("P-BACK", 20.0, true), ("P-SALE", 45.0, true)],
+    );
+    let out = tick(&dir, at);
+    assert_eq!(
+        entered(&dir, "restock"),
+        BTreeSet::from(["PA".to_string()]),
+        "PB carted it too long ago, PC bought it since: {out}"
+    );
+    assert!(entered(&dir, "sale").is_empty(), "{out}");
+    let bodies = bodies_of(&dir, "restock");
+    assert!(bodies["PA"].contains("Item P-BACK now 20.0"), "{bodies:?}");
+    // 45 → 35 is 22 % off: the sale flow fires for the recent cart only (PE viewed 20 days ago).
+    products_with(
+        &dir,
+        &original,
+        &[("P-BACK", 20.0, true), ("P-SALE", 35.0, true)],
+    );
+    tick(&dir, at + 60);
+    assert_eq!(entered(&dir, "sale"), BTreeSet::from(["PD".to_string()]));
+    let bodies = bodies_of(&dir, "sale");
+    assert!(
+        bodies["PD"].contains("Item P-SALE now 35.0, was 45.0"),
+        "{bodies:?}"
+    );
+    // An unchanged catalog fires nothing again.
+    tick(&dir, at + 120);
+    assert_eq!(
+        entered(&dir, "restock").len() + entered(&dir, "sale").len(),
+        2
+    );
+    assert_eq!(bodies_of(&dir, "restock").len(), 1);
 }

@@ -235,7 +235,14 @@ fn plan_waiting(
                 "[test] the decision of run {run_id} is variant `{winner}`, which the campaign file no longer has; restore it"
             ),
         })?;
-    let rows = plan_contacts(inputs, outbox, run_id, Some(index), &waiting)?;
+    let rows = plan_contacts(
+        inputs,
+        outbox,
+        run_id,
+        Some(index),
+        &waiting,
+        std::collections::HashMap::new(),
+    )?;
     outbox.decide(run_id, decision, &rows)
 }
 

@@ -219,7 +219,7 @@ impl Directory {
         })
     }
 
-    /// Whether the contacts or e-mail events files changed since this was read.
+    /// Whether the contacts, products or e-mail events files changed since this was read.
     pub fn is_stale(&self, config: &Config) -> bool {
         fingerprint(config) != self.fingerprint
     }
@@ -303,7 +303,11 @@ fn wal(db: &Path) -> PathBuf {
 /// Size and modification time of every file of the contacts and e-mail events tables.
 fn fingerprint(config: &Config) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     let mut out = Vec::new();
-    for kind in [TableKind::Contacts, TableKind::EmailEvents] {
+    for kind in [
+        TableKind::Contacts,
+        TableKind::Products,
+        TableKind::EmailEvents,
+    ] {
         if let Some(root) = &config.tables.get(kind).path {
             walk(root, &mut out);
         }

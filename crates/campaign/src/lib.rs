@@ -44,7 +44,9 @@ pub use error::{Error, Result};
 pub use health::{ListHealth, Week, list_health, write_list_health};
 pub use outbox::ReportRow;
 pub use outbox::{Claimed, Due, Inserted, Outbox, PlanFacts, Planned, Run, Status};
-pub use plan::{Inputs, Summary, envelope, plan, plan_contacts, preview, run_id, store_plan};
+pub use plan::{
+    Inputs, Summary, TriggerProduct, envelope, plan, plan_contacts, preview, run_id, store_plan,
+};
 pub use report::{CampaignReport, TestSummary, report, write_report};
 pub use schedule::Window;
 pub use spec::{

@@ -18,6 +18,9 @@ pub struct Context<'a> {
     pub first_name: &'a str,
     /// Recommended products, best first.
     pub products: &'a [ProductView<'a>],
+    /// In a series: the product that started it (the carted, viewed or ordered one; the one
+    /// back in stock or cheaper), if the exports list it.
+    pub trigger_product: Option<TriggerProductView<'a>>,
     /// Categories by share of the contact's interest, highest first.
     pub category_affinity: &'a [CategoryShare<'a>],
     /// Churn tier (`low`, `medium`, `high`, `not_scored`).
@@ -68,6 +71,16 @@ pub struct ProductView<'a> {
     pub category: Option<&'a str>,
     /// Affinity score.
     pub score: f64,
+}
+
+/// The product that started a series, with its price before a price drop.
+#[derive(Debug, Serialize)]
+pub struct TriggerProductView<'a> {
+    /// The product as recommendations show it (`score` 0).
+    #[serde(flatten)]
+    pub product: ProductView<'a>,
+    /// For a price drop, the price before it.
+    pub previous_price: Option<f64>,
 }
 
 /// A category and its share of the contact's interest.

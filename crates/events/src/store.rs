@@ -176,6 +176,19 @@ impl EventStore {
         )
     }
 
+    /// Everyone's events that happened in `[from, to)`, by time (a scan of the whole store:
+    /// for rare questions such as who viewed a product that changed).
+    ///
+    /// # Errors
+    /// As [`EventStore::after`].
+    pub fn between(&self, from: i64, to: i64) -> Result<Vec<Stored>> {
+        self.select(
+            "SELECT seq, received_at, event_id, contact_id, occurred_at, body FROM events
+             WHERE occurred_at >= ?1 AND occurred_at < ?2 ORDER BY occurred_at, seq",
+            params![from, to],
+        )
+    }
+
     /// Every event, in order (for training).
     ///
     /// # Errors

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use augur_campaign::{Directory, Inputs, Outbox, Run, Status, Suppression, Window};
+use augur_campaign::{Directory, Inputs, Outbox, Run, Status, Suppression, TriggerProduct, Window};
 use augur_data::EmailEventKind;
 use augur_events::{Body, EventStore, Stored};
 use augur_model::{Artifact, Fields};
@@ -98,6 +98,7 @@ pub fn tick(
     let mut report = TickReport::default();
     read_triggers(runner, state, &mut report)?;
     crate::scan::scan(runner, state, at, &mut report)?;
+    crate::catalog::scan(runner, state, at, &mut report)?;
     loop {
         let pending = state.due("pending", at, DUE_BATCH)?;
         if pending.is_empty() {
@@ -175,6 +176,8 @@ fn fires(runner: &Runner<'_>, flow: &Flow, stored: &Stored) -> Option<Triggered>
         trigger_id,
         triggered_at: e.occurred_at,
         due_at,
+        product_id: e.body.product().map(str::to_string),
+        product_was: None,
     })
 }
 
@@ -604,6 +607,17 @@ fn plan_sends(
             .iter()
             .map(|p| due[p.index].contact_id.clone())
             .collect();
+        let triggers = members
+            .iter()
+            .filter_map(|p| {
+                let e = &due[p.index];
+                let product = TriggerProduct {
+                    product_id: e.product_id.clone()?,
+                    previous_price: e.product_was,
+                };
+                Some((e.contact_id.clone(), product))
+            })
+            .collect();
         let inputs = Inputs {
             config: runner.settings,
             artifact: runner.artifact,
@@ -611,7 +625,8 @@ fn plan_sends(
             directory: runner.directory,
             at: now,
         };
-        let rows = augur_campaign::plan_contacts(&inputs, outbox, run_id, None, &contacts)?;
+        let rows =
+            augur_campaign::plan_contacts(&inputs, outbox, run_id, None, &contacts, triggers)?;
         let run = Run {
             run_id: run_id.to_string(),
             campaign_id: flow.id().to_string(),

@@ -30,6 +30,9 @@ pub enum Error {
     /// An entry rule.
     #[error("entry rule: {0}")]
     Segment(#[from] augur_segment::Error),
+    /// Reading the exports (the web events and orders a product trigger looks back on).
+    #[error(transparent)]
+    Data(Box<augur_data::Error>),
 }
 
 /// Result with [`Error`].
@@ -38,6 +41,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<augur_campaign::Error> for Error {
     fn from(e: augur_campaign::Error) -> Self {
         Self::Campaign(Box::new(e))
+    }
+}
+
+impl From<augur_data::Error> for Error {
+    fn from(e: augur_data::Error) -> Self {
+        Self::Data(Box::new(e))
     }
 }
 

@@ -6,6 +6,7 @@
 //! each enrollment through its steps and puts due messages into the campaigns' outbox, which
 //! the campaigns' sender delivers exactly once; [`report`] reads what each series did.
 
+mod catalog;
 mod engine;
 mod error;
 mod report;
@@ -17,14 +18,14 @@ pub use engine::{Runner, TickReport, in_holdout, tick};
 pub use error::{Error, Result};
 pub use report::{FlowReport, StepFigures, Uplift, report};
 pub use spec::{
-    BranchSpec, Condition, DateField, EntrySpec, ExitSpec, Flow, FlowFile, SendSpec, Step,
-    StepSpec, Target, Trigger, TriggerSpec, seconds,
+    BranchSpec, Condition, DateField, EntrySpec, ExitSpec, Flow, FlowFile, ProductChange,
+    ProductTrigger, SendSpec, Step, StepSpec, Target, Trigger, TriggerSpec, seconds,
 };
-pub use state::{Enrollment, FlowState};
+pub use state::{Enrollment, FlowState, Listed};
 
 /// The example flows and their templates (`crates/flows/flows/`), as relative path and text,
 /// so the demo can write them next to its data.
-pub const EXAMPLES: [(&str, &str); 6] = [
+pub const EXAMPLES: [(&str, &str); 7] = [
     ("welcome.toml", include_str!("../flows/welcome.toml")),
     (
         "abandoned_cart.toml",
@@ -35,6 +36,10 @@ pub const EXAMPLES: [(&str, &str); 6] = [
         include_str!("../flows/post_purchase.toml"),
     ),
     ("winback.toml", include_str!("../flows/winback.toml")),
+    (
+        "back_in_stock.toml",
+        include_str!("../flows/back_in_stock.toml"),
+    ),
     (
         "templates/flow.html",
         include_str!("../flows/templates/flow.html"),

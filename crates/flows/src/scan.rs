@@ -41,7 +41,7 @@ pub(crate) fn scan(
             Trigger::Anniversary(field) => {
                 report.triggered += anniversaries(runner, state, flow, field, at)?;
             }
-            Trigger::Signup | Trigger::Order | Trigger::Web(..) => {}
+            Trigger::Signup | Trigger::Order | Trigger::Web(..) | Trigger::Product(_) => {}
         }
     }
     Ok(())
@@ -104,6 +104,8 @@ fn segment_entered(
                 trigger_id: format!("segment:{version}"),
                 triggered_at: at,
                 due_at: at,
+                product_id: None,
+                product_was: None,
             })
             .collect()
     };
@@ -146,6 +148,8 @@ fn anniversaries(
                 trigger_id: format!("date:{day}"),
                 triggered_at: midnight,
                 due_at: at.max(midnight),
+                product_id: None,
+                product_was: None,
             })
             .collect();
         added += state.record_scan(flow.id(), &format!("date:{day}"), at, &triggered, None)?;

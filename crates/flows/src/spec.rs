@@ -55,7 +55,7 @@ pub struct FlowFile {
     pub steps: Vec<StepSpec>,
 }
 
-/// `[trigger]`: exactly one of `event`, `segment` and `date`.
+/// `[trigger]`: exactly one of `event`, `segment`, `date` and `product`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerSpec {
@@ -68,6 +68,13 @@ pub struct TriggerSpec {
     /// An anniversary: `first_order`, or `attribute.<name>` (a contact column holding a date,
     /// `YYYY-MM-DD`, e.g. a birthday). It fires on the day (UTC) of the same month and day.
     pub date: Option<String>,
+    /// A product the contact viewed or carted changed: `back_in_stock` (listed as out of stock
+    /// by the catalog scan before, in stock now) or `price_drop` (cheaper by `min_drop` or more).
+    pub product: Option<String>,
+    /// `product`: how recent the contact's view or cart of the product must be (default 30d).
+    pub viewed_within: Option<String>,
+    /// `product = "price_drop"`: the least drop, as a share of the old price (default 0.1).
+    pub min_drop: Option<f64>,
     /// `order`: the series starts only if the contact has not ordered within `within`.
     pub unless: Option<String>,
     /// How long to wait for the `unless` event, e.g. `1h`.
@@ -189,7 +196,7 @@ pub enum Condition {
 }
 
 /// What starts a series.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
     /// A new contact with consent.
     Signup,
@@ -201,7 +208,45 @@ pub enum Trigger {
     SegmentEntered(String),
     /// The yearly return of a date's month and day.
     Anniversary(DateField),
+    /// A change of a product the contact showed interest in.
+    Product(ProductTrigger),
 }
+
+/// A product change that starts a series for the contacts who viewed or carted the product
+/// recently and have not ordered it since.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProductTrigger {
+    /// Which change.
+    pub change: ProductChange,
+    /// How recent the view or cart must be (seconds before the change is seen).
+    pub viewed_within: i64,
+    /// For a price drop, the least drop as a share of the old price, in (0, 1).
+    pub min_drop: f64,
+}
+
+/// A change of a product in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductChange {
+    /// Out of stock before, in stock now.
+    BackInStock,
+    /// Cheaper than before.
+    PriceDrop,
+}
+
+impl ProductChange {
+    /// The name in flow files and trigger ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BackInStock => "back_in_stock",
+            Self::PriceDrop => "price_drop",
+        }
+    }
+}
+
+/// Default `viewed_within` of a product trigger: 30 days.
+const VIEWED_WITHIN: i64 = 30 * 86_400;
+/// Default `min_drop` of a price-drop trigger.
+const MIN_DROP: f64 = 0.1;
 
 /// The date an anniversary trigger reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,18 +403,52 @@ impl Flow {
     }
 }
 
+fn product_trigger(change: &str, spec: &TriggerSpec) -> Result<Trigger, String> {
+    let change = match change {
+        "back_in_stock" => ProductChange::BackInStock,
+        "price_drop" => ProductChange::PriceDrop,
+        other => {
+            return Err(format!(
+                "product = `{other}`: use `back_in_stock` or `price_drop`"
+            ));
+        }
+    };
+    if change == ProductChange::BackInStock && spec.min_drop.is_some() {
+        return Err("`min_drop` goes with `product = \"price_drop\"`".into());
+    }
+    let min_drop = spec.min_drop.unwrap_or(MIN_DROP);
+    if !(min_drop > 0.0 && min_drop < 1.0) {
+        return Err(format!(
+            "min_drop = {min_drop}: give the least drop as a share of the old price, e.g. 0.1 for 10 %"
+        ));
+    }
+    let viewed_within = match spec.viewed_within.as_deref() {
+        Some(raw) => seconds(raw).map_err(|m| format!("viewed_within {m}"))?,
+        None => VIEWED_WITHIN,
+    };
+    Ok(Trigger::Product(ProductTrigger {
+        change,
+        viewed_within,
+        min_drop,
+    }))
+}
+
 fn trigger(spec: &TriggerSpec) -> Result<Trigger, String> {
-    let given = [&spec.event, &spec.segment, &spec.date];
+    let given = [&spec.event, &spec.segment, &spec.date, &spec.product];
     if given.iter().filter(|g| g.is_some()).count() != 1 {
         return Err(
-            "give exactly one of `event`, `segment` (a segment entered) or `date` (an anniversary)"
+            "give exactly one of `event`, `segment` (a segment entered), `date` (an anniversary) or `product` (back_in_stock, price_drop)"
                 .into(),
         );
     }
-    if (spec.segment.is_some() || spec.date.is_some())
-        && (spec.unless.is_some() || spec.within.is_some())
-    {
+    if spec.event.is_none() && (spec.unless.is_some() || spec.within.is_some()) {
         return Err("`unless` and `within` go with `event`".into());
+    }
+    if spec.product.is_none() && (spec.viewed_within.is_some() || spec.min_drop.is_some()) {
+        return Err("`viewed_within` and `min_drop` go with `product`".into());
+    }
+    if let Some(change) = &spec.product {
+        return product_trigger(change, spec);
     }
     if let Some(name) = &spec.segment {
         return Ok(Trigger::SegmentEntered(name.clone()));
@@ -596,5 +675,52 @@ mod tests {
         assert!(other(Some("at_risk"), Some("first_order"), None).is_err());
         assert!(other(Some("at_risk"), None, Some("1h")).is_err());
         assert!(other(None, None, None).is_err());
+    }
+
+    #[test]
+    fn product_triggers_are_checked() {
+        let t = |product: &str, viewed: Option<&str>, min_drop: Option<f64>| {
+            trigger(&TriggerSpec {
+                product: Some(product.into()),
+                viewed_within: viewed.map(Into::into),
+                min_drop,
+                ..TriggerSpec::default()
+            })
+        };
+        assert_eq!(
+            t("back_in_stock", None, None),
+            Ok(Trigger::Product(ProductTrigger {
+                change: ProductChange::BackInStock,
+                viewed_within: 30 * 86_400,
+                min_drop: 0.1,
+            }))
+        );
+        assert_eq!(
+            t("price_drop", Some("7d"), Some(0.2)),
+            Ok(Trigger::Product(ProductTrigger {
+                change: ProductChange::PriceDrop,
+                viewed_within: 7 * 86_400,
+                min_drop: 0.2,
+            }))
+        );
+        assert!(
+            t("restock", None, None)
+                .expect_err("an error")
+                .contains("back_in_stock")
+        );
+        assert!(
+            t("price_drop", None, Some(1.5))
+                .expect_err("an error")
+                .contains("share")
+        );
+        assert!(t("price_drop", None, Some(f64::NAN)).is_err());
+        assert!(t("back_in_stock", None, Some(0.2)).is_err());
+        assert!(t("back_in_stock", Some("soon"), None).is_err());
+        let mixed = trigger(&TriggerSpec {
+            event: Some("view".into()),
+            viewed_within: Some("7d".into()),
+            ..TriggerSpec::default()
+        });
+        assert!(mixed.expect_err("an error").contains("go with `product`"));
     }
 }

@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS enrollments (
     step_at INTEGER,
     next_at INTEGER NOT NULL,
     last_sent_at INTEGER,
+    product_id TEXT,
+    product_was REAL,
     UNIQUE (flow_id, contact_id, trigger_id)
 );
 CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (state, next_at);
@@ -46,8 +48,16 @@ CREATE TABLE IF NOT EXISTS members (
     contact_id TEXT NOT NULL,
     PRIMARY KEY (flow_id, contact_id)
 );
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS catalog (
+    product_id TEXT PRIMARY KEY,
+    price REAL,
+    in_stock INTEGER NOT NULL
+);
+PRAGMA user_version = 3;
 ";
+
+/// Columns added to `enrollments` after schema 1, for a state written before them.
+const ADDED_COLUMNS: [(&str, &str); 2] = [("product_id", "TEXT"), ("product_was", "REAL")];
 
 /// An enrollment.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +86,11 @@ pub struct Enrollment {
     pub next_at: i64,
     /// When its last message was planned to leave.
     pub last_sent_at: Option<i64>,
+    /// The product that started it (the carted, viewed or ordered one; the one back in stock
+    /// or cheaper), which templates see as `trigger_product`.
+    pub product_id: Option<String>,
+    /// For a price drop, the price before it.
+    pub product_was: Option<f64>,
 }
 
 /// A trigger seen in the events, to be stored as a pending enrollment.
@@ -91,6 +106,19 @@ pub struct Triggered {
     pub triggered_at: i64,
     /// When the entry checks are due.
     pub due_at: i64,
+    /// The product that started it, if one did.
+    pub product_id: Option<String>,
+    /// For a price drop, the price before it.
+    pub product_was: Option<f64>,
+}
+
+/// A product as the catalog scan last saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Price, if known.
+    pub price: Option<f64>,
+    /// Availability.
+    pub in_stock: bool,
 }
 
 /// The flows' state database.
@@ -100,7 +128,7 @@ pub struct FlowState {
     path: PathBuf,
 }
 
-const COLUMNS: &str = "id, flow_id, contact_id, trigger_id, triggered_at, state, reason, entered_at, step, step_at, next_at, last_sent_at";
+const COLUMNS: &str = "id, flow_id, contact_id, trigger_id, triggered_at, state, reason, entered_at, step, step_at, next_at, last_sent_at, product_id, product_was";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enrollment> {
     Ok(Enrollment {
@@ -116,6 +144,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Enrollment> {
         step_at: r.get(9)?,
         next_at: r.get(10)?,
         last_sent_at: r.get(11)?,
+        product_id: r.get(12)?,
+        product_was: r.get(13)?,
     })
 }
 
@@ -125,8 +155,9 @@ fn insert_triggered(
     triggered: &[Triggered],
 ) -> rusqlite::Result<usize> {
     let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO enrollments (flow_id, contact_id, trigger_id, triggered_at, state, next_at)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+        "INSERT OR IGNORE INTO enrollments
+         (flow_id, contact_id, trigger_id, triggered_at, state, next_at, product_id, product_was)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7)",
     )?;
     let mut added = 0;
     for t in triggered {
@@ -135,10 +166,26 @@ fn insert_triggered(
             t.contact_id,
             t.trigger_id,
             t.triggered_at,
-            t.due_at
+            t.due_at,
+            t.product_id,
+            t.product_was
         ])?;
     }
     Ok(added)
+}
+
+/// Adds the columns of [`ADDED_COLUMNS`] that `enrollments` lacks.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('enrollments')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, kind) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE enrollments ADD COLUMN {name} {kind}"))?;
+        }
+    }
+    Ok(())
 }
 
 impl FlowState {
@@ -161,13 +208,15 @@ impl FlowState {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| err(&e))?;
-        // Schema 1 lacks only the scan tables, which the schema below adds.
-        if version > 2 {
+        // Schema 1 lacks the scan tables, schema 2 the catalog: the schema below adds them;
+        // the trigger's product columns are added to an older `enrollments` table.
+        if version > 3 {
             return Err(err(&format!(
                 "written by a newer augur (schema {version}); upgrade augur"
             )));
         }
         conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
+        add_columns(&conn).map_err(|e| err(&e))?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -314,6 +363,46 @@ impl FlowState {
         })
     }
 
+    /// The catalog as the last product scan saw it, by product id (empty before the first).
+    pub fn catalog(&self) -> Result<std::collections::HashMap<String, Listed>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT product_id, price, in_stock FROM catalog")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let listed = Listed {
+                    price: r.get(1)?,
+                    in_stock: r.get(2)?,
+                };
+                Ok((r.get(0)?, listed))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Replaces the stored catalog with `catalog` and stores the triggers its changes fired, in
+    /// one transaction (a crash repeats the product scan whole or not at all). Returns how
+    /// many triggers were new.
+    pub fn record_catalog(
+        &mut self,
+        catalog: &[(String, Listed)],
+        triggered: &[Triggered],
+    ) -> Result<usize> {
+        self.write(|tx| {
+            let added = insert_triggered(tx, triggered)?;
+            tx.execute("DELETE FROM catalog", [])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO catalog (product_id, price, in_stock) VALUES (?1, ?2, ?3)",
+            )?;
+            for (id, listed) in catalog {
+                insert.execute(params![id, listed.price, listed.in_stock])?;
+            }
+            Ok(added)
+        })
+    }
+
     /// Every enrollment of a flow.
     pub fn of_flow(&self, flow_id: &str) -> Result<Vec<Enrollment>> {
         self.select("WHERE flow_id = ?1 ORDER BY id", params![flow_id])
@@ -351,5 +440,63 @@ impl FlowState {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_of_schema_2_gains_the_trigger_product_and_keeps_its_enrollments() {
+        let dir = std::env::temp_dir().join(format!("augur-flow-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("flows.sqlite");
+        {
+            let old = Connection::open(&path).expect("open");
+            old.execute_batch(
+                "CREATE TABLE enrollments (id INTEGER PRIMARY KEY, flow_id TEXT NOT NULL,
+                 contact_id TEXT NOT NULL, trigger_id TEXT NOT NULL, triggered_at INTEGER NOT NULL,
+                 state TEXT NOT NULL, reason TEXT, entered_at INTEGER, step INTEGER NOT NULL DEFAULT 0,
+                 step_at INTEGER, next_at INTEGER NOT NULL, last_sent_at INTEGER,
+                 UNIQUE (flow_id, contact_id, trigger_id));
+                 INSERT INTO enrollments (flow_id, contact_id, trigger_id, triggered_at, state, next_at)
+                 VALUES ('cart', 'C1', 'e1', 10, 'pending', 20);
+                 PRAGMA user_version = 2;",
+            )
+            .expect("schema 2");
+        }
+        let mut state = FlowState::open(&path).expect("upgraded");
+        let new = Triggered {
+            flow_id: "sale".into(),
+            contact_id: "C2".into(),
+            trigger_id: "price_drop:P1:30".into(),
+            triggered_at: 30,
+            due_at: 30,
+            product_id: Some("P1".into()),
+            product_was: Some(12.5),
+        };
+        let listed = Listed {
+            price: Some(10.0),
+            in_stock: true,
+        };
+        assert_eq!(
+            state
+                .record_catalog(&[("P1".into(), listed.clone())], &[new])
+                .expect("stored"),
+            1
+        );
+        let all = state.due("pending", 100, 10).expect("due");
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            (all[0].contact_id.as_str(), all[0].product_id.as_deref()),
+            ("C1", None)
+        );
+        assert_eq!(all[1].product_id.as_deref(), Some("P1"));
+        assert_eq!(all[1].product_was, Some(12.5));
+        assert_eq!(state.catalog().expect("catalog")["P1"], listed);
+        drop(state);
+        FlowState::open(&path).expect("opens again");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

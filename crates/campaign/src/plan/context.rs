@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use augur_data::{AttributeColumn, Contacts, NONE, Products};
 use augur_model::Snapshot;
 
-use crate::render::{CategoryShare, ProductView};
+use crate::plan::TriggerProduct;
+use crate::render::{CategoryShare, ProductView, TriggerProductView};
 
 /// Recommendations (the model's product index, score) as templates see them; products the
 /// exports no longer hold are left out.
@@ -19,19 +20,36 @@ pub(super) fn product_views<'a>(
         .iter()
         .filter_map(|&(p, score)| {
             let q = product_of.get(p as usize).copied().flatten()?;
-            let i = q as usize;
-            Some(ProductView {
-                id: products.ids.name(q),
-                name: products.name[i].as_deref().unwrap_or(products.ids.name(q)),
-                price: products.price[i],
-                url: products.url[i].as_deref(),
-                image_url: products.image_url[i].as_deref(),
-                category: (products.category[i] != NONE)
-                    .then(|| products.categories.name(products.category[i])),
-                score,
-            })
+            Some(product_view(products, q, score))
         })
         .collect()
+}
+
+/// Product `q` of the exports as templates see it.
+fn product_view(products: &Products, q: u32, score: f64) -> ProductView<'_> {
+    let i = q as usize;
+    ProductView {
+        id: products.ids.name(q),
+        name: products.name[i].as_deref().unwrap_or(products.ids.name(q)),
+        price: products.price[i],
+        url: products.url[i].as_deref(),
+        image_url: products.image_url[i].as_deref(),
+        category: (products.category[i] != NONE)
+            .then(|| products.categories.name(products.category[i])),
+        score,
+    }
+}
+
+/// The product that started a series, if the exports hold it.
+pub(super) fn trigger_product_view<'a>(
+    trigger: &TriggerProduct,
+    products: &'a Products,
+) -> Option<TriggerProductView<'a>> {
+    let q = products.ids.get(&trigger.product_id)?;
+    Some(TriggerProductView {
+        product: product_view(products, q, 0.0),
+        previous_price: trigger.previous_price,
+    })
 }
 
 /// The contact's five strongest categories with their shares of its interest.

@@ -174,7 +174,8 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
 /// `variant` (an index into the campaign's variants) or, when `None`, the campaign's split.
 /// Contacts the model does not know (new since it was trained) get the population's send time
 /// and the most popular products. Rows are returned, not stored: an A/B test's remainder is
-/// stored by [`Outbox::decide`], a series' step by [`Outbox::insert_plan`].
+/// stored by [`Outbox::decide`], a series' step by [`Outbox::insert_plan`]. `triggers` gives a
+/// series' contacts the product that started their enrollment (empty for a campaign).
 ///
 /// # Errors
 /// As [`plan`]; and when no message renders at all.
@@ -184,9 +185,11 @@ pub fn plan_contacts(
     run: &str,
     variant: Option<usize>,
     contacts: &[String],
+    triggers: HashMap<String, TriggerProduct>,
 ) -> Result<Vec<Planned>> {
     let mut planner = Planner::new(inputs, outbox, run.to_string(), variant)?;
     planner.preselected = true;
+    planner.triggers = triggers;
     let snapshot = &inputs.artifact.snapshot;
     let rows: Vec<Planned> = contacts
         .par_iter()
@@ -256,6 +259,18 @@ struct Planner<'a> {
     weights: Vec<f64>,
     /// The first per-contact rendering failure, for the error when nothing renders.
     first_failure: std::sync::OnceLock<String>,
+    /// In a series' step: the product that started each contact's enrollment.
+    triggers: HashMap<String, TriggerProduct>,
+}
+
+/// The product that started a contact's enrollment in a series, which its messages show as
+/// `trigger_product` (see `docs/campaigns.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerProduct {
+    /// External product id.
+    pub product_id: String,
+    /// For a price drop, the price before it.
+    pub previous_price: Option<f64>,
 }
 
 /// A contact being planned: in the model's snapshot (`c`), or new since it was trained.
@@ -384,6 +399,7 @@ impl<'a> Planner<'a> {
                 .collect(),
             weights: campaign.file.variants.iter().map(|v| v.weight).collect(),
             first_failure: std::sync::OnceLock::new(),
+            triggers: HashMap::new(),
         })
     }
 
@@ -611,6 +627,10 @@ impl<'a> Planner<'a> {
         let categories =
             s.c.map(|c| context::category_shares(snapshot, c))
                 .unwrap_or_default();
+        let trigger_product = self
+            .triggers
+            .get(s.contact_id)
+            .and_then(|t| context::trigger_product_view(t, &directory.history.products));
         let d = s.d.map(|d| d as usize);
         let first_name = d.and_then(|d| contacts.first_name[d].as_deref());
         let (_, link) = self.envelope.unsubscribe.header_and_link(
@@ -632,6 +652,7 @@ impl<'a> Planner<'a> {
             },
             first_name: first_name.unwrap_or(&campaign.file.content.first_name_fallback),
             products: &products,
+            trigger_product,
             category_affinity: &categories,
             churn_tier: s.c.map_or("not_scored", |c| snapshot.churn_tier(c)),
             churn_risk: s.c.and_then(|c| snapshot.churn_risk(c)),
