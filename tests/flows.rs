@@ -737,15 +737,20 @@ fn a_contact_lookup_shows_what_was_posted_since_the_model_at_once() {
     let (_, preview) = server.post(
         "/v1/segments/preview",
         KEY,
-        &json!({"rule": {"field": "orders", "gte": 1}, "sample": 1}).to_string(),
+        &json!({"rule": {"all": [{"field": "orders", "gte": 1}, {"field": "churn_risk", "gte": 0.5}]}, "sample": 2}).to_string(),
     );
-    let contact = preview["sample"][0]["contact_id"]
-        .as_str()
-        .expect("a buyer")
-        .to_string();
+    let sample = |i: usize| {
+        preview["sample"][i]["contact_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("two buyers at risk: {preview}"))
+            .to_string()
+    };
+    let (contact, browser) = (sample(0), sample(1));
     let (status, before) = server.get_json(&format!("/v1/contacts/{contact}"));
     assert_eq!(status, 200);
     assert!(before.get("live").is_none(), "nothing posted yet: {before}");
+    assert_eq!(before["churn"]["source"], "model");
+    let (_, browsed_before) = server.get_json(&format!("/v1/contacts/{browser}"));
     let recommended = |answer: &Value| -> Vec<String> {
         answer["recommendations"]
             .as_array()
@@ -780,6 +785,25 @@ fn a_contact_lookup_shows_what_was_posted_since_the_model_at_once() {
         !recommended(&after).contains(&bought),
         "what was just bought is not recommended again"
     );
+    // The order re-scores the churn risk at once: lower, and no longer explained by a silence.
+    let risk = |answer: &Value| answer["churn"]["risk"].as_f64().expect("a risk");
+    assert_eq!(after["churn"]["source"], "live", "{after}");
+    assert!(
+        risk(&after) < risk(&before) - 0.05,
+        "an order lowers the risk: {} → {}",
+        risk(&before),
+        risk(&after)
+    );
+    let said = after["churn"]["explanations"].to_string();
+    assert!(!said.contains("no order for"), "{said}");
+    // A cart alone moves nothing the churn model reads from orders: the model's risk stays.
+    let cart_only = json!([
+        {"type": "web", "contact_id": browser, "occurred_at": now - 30, "event": "add_to_cart", "product_id": "P00003"},
+    ]);
+    assert_eq!(post(&server, &cart_only).0, 202);
+    let (_, browsed) = server.get_json(&format!("/v1/contacts/{browser}"));
+    assert_eq!(browsed["live"]["events"], 1, "{browsed}");
+    assert_eq!(browsed["churn"], browsed_before["churn"]);
 }
 
 /// The contacts a flow entered, in the state.

@@ -40,6 +40,19 @@ impl Facts {
         }
     }
 
+    /// The facts with the orders of `since` counted at the as-of time.
+    pub(crate) fn with(mut self, since: &crate::live::Since) -> Self {
+        if since.orders > 0 {
+            let n = f64::from(since.orders);
+            self.orders = Some(self.orders.unwrap_or(0.0) + n);
+            self.orders_90d = Some(self.orders_90d.unwrap_or(0.0) + n);
+            self.spend = Some(self.spend.unwrap_or(0.0) + since.spend.max(0.0));
+            self.days_since_last_order = Some(0.0);
+            self.days_since_first_order.get_or_insert(0.0);
+        }
+        self
+    }
+
     /// Days between two orders on average, when the contact ordered more than once.
     fn usual_gap(&self) -> Option<f64> {
         let (orders, tenure, recency) = (

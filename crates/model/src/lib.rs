@@ -16,6 +16,7 @@ mod churn;
 mod error;
 mod explain;
 mod features;
+mod live;
 mod partial;
 mod score;
 mod send_time;
@@ -34,6 +35,7 @@ pub use features::{
     CHURN_FEATURES, ContactState, buyers_rfa, buys_between, churn_features, contact_states,
     is_machine_open, rows_before,
 };
+pub use live::{LiveChurn, Since};
 pub use score::{write_scores, write_scores_in_row_groups};
 pub use send_time::{
     Engagement, EngagementWeights, HOURS, SendTimeModel, engagement_counts, history_clock,

@@ -117,8 +117,31 @@ pub async fn get_contact(
             .collect();
     }
     let mut contact = full_contact(&loaded, c, &request, query.profile);
+    if let (Some(live), Some(churn)) = (&live, contact.churn.as_mut()) {
+        rescore(&loaded, c, live, churn);
+    }
     contact.live = live;
     json_response(&contact)
+}
+
+/// Moves the churn part of an answer with the orders and opt-outs posted since the as-of time
+/// (unchanged when they move nothing).
+fn rescore(loaded: &Loaded, c: usize, live: &views::Live, churn: &mut views::Churn) {
+    let since = augur_model::Since {
+        orders: u32::try_from(live.orders).unwrap_or(u32::MAX),
+        spend: live.revenue.max(0.0),
+        unsubscribed: live.unsubscribed,
+    };
+    let models = loaded.artifact.models();
+    if let Some(now) = loaded.artifact.snapshot.churn_since(&models, c, &since) {
+        *churn = views::Churn {
+            risk: Some(now.risk),
+            tier: now.tier,
+            reasons: now.reasons,
+            explanations: now.explanations,
+            source: "live",
+        };
+    }
 }
 
 /// Every part of a contact's answer.

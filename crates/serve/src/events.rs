@@ -125,6 +125,10 @@ fn live_view(events: &[augur_events::Stored]) -> Live {
                 product_id: Some(p),
             } => cart.retain(|q| q != p),
             Body::Email { event, .. } => {
+                live.unsubscribed |= matches!(
+                    event,
+                    EmailEventKind::Unsubscribe | EmailEventKind::Complaint
+                );
                 live.opted_out |= matches!(
                     event,
                     EmailEventKind::Unsubscribe

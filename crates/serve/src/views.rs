@@ -21,6 +21,9 @@ pub struct Churn {
     /// The same reasons as sentences, in the same order: what the contact did, in its own
     /// numbers (e.g. `no order for 7 months, 3× longer than usual`).
     pub explanations: Vec<String>,
+    /// `model` (as trained), or `live`: re-scored with the orders and opt-outs posted since
+    /// the as-of time, counted as if they happened then (see `docs/flows.md`).
+    pub source: &'static str,
 }
 
 /// A recommended product.
@@ -96,8 +99,9 @@ pub struct Contact<'a> {
     pub live: Option<Live>,
 }
 
-/// A contact's posted events since the model's as-of time. Scores, tiers and segments move
-/// with the next training; these move at once.
+/// A contact's posted events since the model's as-of time. They move at once, with the churn
+/// risk of the same answer (re-scored from the orders and opt-outs); segments and the other
+/// scores move with the next training.
 #[derive(Debug, Clone, Default, Serialize, ToSchema, PartialEq)]
 pub struct Live {
     /// Events about the contact posted since the as-of time.
@@ -114,6 +118,9 @@ pub struct Live {
     pub bought: Vec<String>,
     /// Unsubscribed, bounced, complained or withdrew consent since.
     pub opted_out: bool,
+    /// Unsubscribed or complained since (a churn feature).
+    #[serde(skip)]
+    pub unsubscribed: bool,
 }
 
 /// `Tue 19:00` for hour of week 43.
@@ -137,6 +144,7 @@ pub fn churn(
         tier,
         reasons,
         explanations,
+        source: "model",
     }
 }
 
