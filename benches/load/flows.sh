@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One tick of `augur flows run` over many enrollments: posts N new contacts with consent and a
 # cart each (in batches of 1,000 over HTTP), then times the tick that enrolls them all and
-# queues their first reminder, and the tick after it. Not a test: figures for the README.
+# queues their first reminder, and the tick after it — as `--once` runs (each reads the model
+# and the exports first) and as a running `augur flows run` does it (which read them once, at
+# its start: the tick's own time, from its output). Not a test: figures for the README.
 # Needs demo data (`augur demo-data` or `augur demo`), a model trained on it, and python3.
 #
 #   benches/load/flows.sh [DEMO_DIR] [MODELS_DIR] [CONTACTS]
@@ -95,5 +97,21 @@ tick() {
     cat "$WORK/time"
 }
 AT=$(date -u -d "@$(( T + 3660 ))" +%Y-%m-%dT%H:%M:%SZ)
+# A running `augur flows run` on a copy of the event store, with its own state and outbox.
+mkdir -p "$WORK/loop"
+cp "$WORK/augur.toml" "$WORK/loop/augur.toml"
+sqlite3 "$WORK/events.sqlite" ".backup '$WORK/loop/events.sqlite'" 2>/dev/null \
+    || python3 -c "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d)" \
+        "$WORK/events.sqlite" "$WORK/loop/events.sqlite"
+$BIN -q flows run --config "$WORK/loop/augur.toml" --flows "$WORK/flows" --models "$MODELS" \
+    --interval 3600 > "$WORK/loop/out" 2>&1 &
+LOOP=$!
+for _ in $(seq 1 1200); do
+    grep -q "^tick" "$WORK/loop/out" && break
+    kill -0 $LOOP 2>/dev/null || { cat "$WORK/loop/out"; exit 1; }
+    sleep 0.5
+done
+kill $LOOP 2>/dev/null || true
+echo "running flows run, its first tick: $(grep "^tick" "$WORK/loop/out" | head -1)"
 echo "tick 1 (read $((2 * N)) events, enroll $N, queue the first reminders): $(tick "$AT" | tr '\n' ' ')"
 echo "tick 2 (nothing due): $(tick "$AT" | tr '\n' ' ')"

@@ -169,8 +169,9 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
             store: &store,
         };
         let now = at.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let started = std::time::Instant::now();
         let report = augur_flows::tick(&runner, &mut state, &mut outbox, now)?;
-        print_tick(&report, now);
+        print_tick(&report, now, started.elapsed().as_secs_f64());
         if let Some(transport) = &transport {
             let options = augur_campaign::SendOptions {
                 until: Until::DueNow,
@@ -199,7 +200,9 @@ fn list<N: std::fmt::Display>(counts: &std::collections::BTreeMap<String, N>) ->
         .join(", ")
 }
 
-fn print_tick(r: &TickReport, at: i64) {
+/// One line per tick that did anything, with how long the tick took (seconds; the exports and
+/// the model are read before it, once per change).
+fn print_tick(r: &TickReport, at: i64, seconds: f64) {
     let quiet = r.events_read == 0
         && r.triggered == 0
         && r.entered == 0
@@ -214,7 +217,7 @@ fn print_tick(r: &TickReport, at: i64) {
     let when = chrono::DateTime::<chrono::Utc>::from_timestamp(at, 0)
         .map_or_else(|| at.to_string(), |t| t.to_rfc3339());
     outln!(
-        "tick {when}: events {}, triggered {}, entered {} (held out {}), queued {}, completed {}; skipped [{}]; exited [{}]; not sent [{}]",
+        "tick {when} ({seconds:.2} s): events {}, triggered {}, entered {} (held out {}), queued {}, completed {}; skipped [{}]; exited [{}]; not sent [{}]",
         r.events_read,
         r.triggered,
         r.entered,

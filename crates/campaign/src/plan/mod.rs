@@ -261,6 +261,8 @@ struct Planner<'a> {
     first_failure: std::sync::OnceLock<String>,
     /// In a series' step: the product that started each contact's enrollment.
     triggers: HashMap<String, TriggerProduct>,
+    /// The most popular products, ranked once for every contact the model does not know.
+    popular: std::sync::OnceLock<Vec<(u32, f64)>>,
 }
 
 /// The product that started a contact's enrollment in a series, which its messages show as
@@ -400,6 +402,7 @@ impl<'a> Planner<'a> {
             weights: campaign.file.variants.iter().map(|v| v.weight).collect(),
             first_failure: std::sync::OnceLock::new(),
             triggers: HashMap::new(),
+            popular: std::sync::OnceLock::new(),
         })
     }
 
@@ -617,7 +620,7 @@ impl<'a> Planner<'a> {
         let contacts = &directory.history.contacts;
         let recommendations = match s.c {
             Some(c) => snapshot.recommend(&self.models, c, &self.request),
-            None => self.popular(),
+            None => self.popular.get_or_init(|| self.popular()).clone(),
         };
         let products = context::product_views(
             &recommendations,
