@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 use augur_data::{Products, WebEventKind};
 use augur_events::Body;
 
-use crate::engine::{Runner, TickReport};
 use crate::error::Result;
+use crate::runner::{Runner, TickReport};
 use crate::spec::{Flow, ProductChange, ProductTrigger, Trigger};
 use crate::state::{FlowState, Listed, Triggered};
 

@@ -11,15 +11,15 @@
 
 use std::collections::BTreeMap;
 
-use augur_campaign::{Directory, Inputs, Outbox, Run, Status, Suppression, TriggerProduct, Window};
+use augur_campaign::{Inputs, Outbox, Run, Status, Suppression, TriggerProduct, Window};
 use augur_data::EmailEventKind;
 use augur_events::{Body, EventStore, Stored};
-use augur_model::{Artifact, Fields};
+use augur_model::Fields;
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::runner::{Runner, TickReport};
 use crate::spec::{Condition, Flow, Step, Target, Trigger};
 use crate::state::{Enrollment, FlowState, Triggered};
 
@@ -27,43 +27,6 @@ use crate::state::{Enrollment, FlowState, Triggered};
 const READ_BATCH: usize = 10_000;
 /// Enrollments handled per batch.
 const DUE_BATCH: usize = 50_000;
-
-/// What a tick reads.
-pub struct Runner<'a> {
-    /// Settings (tables, `[campaigns]`, segments, the event store).
-    pub settings: &'a augur_campaign::Settings,
-    /// The flows.
-    pub flows: &'a [Flow],
-    /// The model (send times, recommendations, entry rules).
-    pub artifact: &'a Artifact,
-    /// The exports with live events applied.
-    pub directory: &'a Directory,
-    /// The event store.
-    pub store: &'a EventStore,
-}
-
-/// What a tick did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct TickReport {
-    /// Events read from the store.
-    pub events_read: usize,
-    /// New triggers stored.
-    pub triggered: usize,
-    /// Enrollments that entered a series.
-    pub entered: usize,
-    /// Of those, into the control group.
-    pub held_out: usize,
-    /// Triggers that did not enter, by reason.
-    pub skipped: BTreeMap<String, usize>,
-    /// Messages queued in the outbox.
-    pub queued: usize,
-    /// Messages not sent (no consent, cap, quiet window…), by reason.
-    pub suppressed: BTreeMap<String, usize>,
-    /// Enrollments that left early, by reason.
-    pub exited: BTreeMap<String, usize>,
-    /// Enrollments that finished their steps.
-    pub completed: usize,
-}
 
 /// A stable number in `[0, 1)` for a purpose and some keys.
 fn unit(keys: &[&str]) -> f64 {

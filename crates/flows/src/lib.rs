@@ -10,13 +10,15 @@ mod catalog;
 mod engine;
 mod error;
 mod report;
+mod runner;
 mod scan;
 mod spec;
 mod state;
 
-pub use engine::{Runner, TickReport, in_holdout, tick};
+pub use engine::{in_holdout, tick};
 pub use error::{Error, Result};
 pub use report::{FlowReport, StepFigures, Uplift, report};
+pub use runner::{Runner, TickReport};
 pub use spec::{
     BranchSpec, Condition, DateField, EntrySpec, ExitSpec, Flow, FlowFile, ProductChange,
     ProductTrigger, SendSpec, Step, StepSpec, Target, Trigger, TriggerSpec, seconds,

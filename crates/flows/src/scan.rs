@@ -18,8 +18,8 @@ use augur_model::{FACTS, Fields};
 use augur_segment::Matcher;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
-use crate::engine::{Runner, TickReport};
 use crate::error::{Error, Result};
+use crate::runner::{Runner, TickReport};
 use crate::spec::{DateField, Flow, Trigger};
 use crate::state::{FlowState, Triggered};
 

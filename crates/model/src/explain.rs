@@ -40,13 +40,13 @@ impl Facts {
         }
     }
 
-    /// The facts with the orders of `since` counted at the as-of time.
-    pub(crate) fn with(mut self, since: &crate::live::Since) -> Self {
-        if since.orders > 0 {
-            let n = f64::from(since.orders);
+    /// The facts with `orders` more orders worth `spend` counted at the as-of time.
+    pub(crate) fn with_orders(mut self, orders: u32, spend: f64) -> Self {
+        if orders > 0 {
+            let n = f64::from(orders);
             self.orders = Some(self.orders.unwrap_or(0.0) + n);
             self.orders_90d = Some(self.orders_90d.unwrap_or(0.0) + n);
-            self.spend = Some(self.spend.unwrap_or(0.0) + since.spend.max(0.0));
+            self.spend = Some(self.spend.unwrap_or(0.0) + spend.max(0.0));
             self.days_since_last_order = Some(0.0);
             self.days_since_first_order.get_or_insert(0.0);
         }

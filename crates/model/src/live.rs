@@ -71,7 +71,7 @@ impl Snapshot {
             _ => churn.probability(&x1),
         };
         let codes = churn.reason_features(&x1, crate::snapshot::REASONS);
-        let facts = crate::explain::Facts::of(self, c).with(since);
+        let facts = crate::explain::Facts::of(self, c).with_orders(since.orders, since.spend);
         let explanations = codes
             .iter()
             .map(|&j| {
