@@ -70,6 +70,9 @@ impl Snapshot {
             (Some(p), Some(x0)) => shifted(churn, p, churn.linear(&x1) - churn.linear(&x0)),
             _ => churn.probability(&x1),
         };
+        if !risk.is_finite() {
+            return None;
+        }
         let codes = churn.reason_features(&x1, crate::snapshot::REASONS);
         let facts = crate::explain::Facts::of(self, c).with_orders(since.orders, since.spend);
         let explanations = codes

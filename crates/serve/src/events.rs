@@ -104,13 +104,16 @@ fn live_view(events: &[augur_events::Stored]) -> Live {
                 quantity,
                 unit_price,
             } => {
-                orders.insert(
-                    order_id
-                        .clone()
-                        .unwrap_or_else(|| e.occurred_at.to_string()),
-                );
+                // A return line (negative quantity) is no order: training skips it too.
+                if *quantity > 0.0 {
+                    orders.insert(
+                        order_id
+                            .clone()
+                            .unwrap_or_else(|| e.occurred_at.to_string()),
+                    );
+                    last_order = last_order.max(Some(e.occurred_at));
+                }
                 live.revenue += quantity * unit_price;
-                last_order = last_order.max(Some(e.occurred_at));
                 cart.retain(|p| p != product_id);
                 if !live.bought.contains(product_id) {
                     live.bought.push(product_id.clone());
