@@ -1090,6 +1090,7 @@ fn a_product_back_in_stock_or_cheaper_starts_a_series_for_those_who_viewed_it_la
         contact("PD", at - 60 * day),
         contact("PE", at - 60 * day),
         view("PA", "P-BACK", at - 2 * day, "view"),
+        view("PA", "P-BACK2", at - day, "view"),
         view("PB", "P-BACK", at - 40 * day, "add_to_cart"),
         view("PC", "P-BACK", at - 3 * day, "view"),
         order("PC", "P-BACK", at - day),
@@ -1099,19 +1100,27 @@ fn a_product_back_in_stock_or_cheaper_starts_a_series_for_those_who_viewed_it_la
     let (status, body) = post(&server, &events);
     assert_eq!(status, 202, "{body}");
     drop(server);
-    // The first scan is the baseline: P-BACK out of stock, P-SALE at 50.
+    // The first scan is the baseline: P-BACK and P-BACK2 out of stock, P-SALE at 50.
     products_with(
         &dir,
         &original,
-        &[("P-BACK", 20.0, false), ("P-SALE", 50.0, true)],
+        &[
+            ("P-BACK", 20.0, false),
+            ("P-BACK2", 20.0, false),
+            ("P-SALE", 50.0, true),
+        ],
     );
     let out = tick(&dir, at - 3600);
     assert!(entered(&dir, "restock").is_empty(), "{out}");
-    // Back in stock; 10 % off is less than the sale flow's 20 %.
+    // Both back in stock; 10 % off is less than the sale flow's 20 %.
     products_with(
         &dir,
         &original,
-        &[("P-BACK", 20.0, true), ("P-SALE", 45.0, true)],
+        &[
+            ("P-BACK", 20.0, true),
+            ("P-BACK2", 20.0, true),
+            ("P-SALE", 45.0, true),
+        ],
     );
     let out = tick(&dir, at);
     assert_eq!(
@@ -1120,8 +1129,26 @@ fn a_product_back_in_stock_or_cheaper_starts_a_series_for_those_who_viewed_it_la
         "PB carted it too long ago, PC bought it since: {out}"
     );
     assert!(entered(&dir, "sale").is_empty(), "{out}");
+    // Two of PA's products came back in the same tick: one series, one message.
+    let rows: Vec<(String, Option<String>)> = enrollments(&dir)
+        .into_iter()
+        .filter(|e| e.0 == "restock")
+        .map(|e| (e.2, e.3))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows.iter().filter(|r| r.0 == "skipped").count(),
+        1,
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.1.as_deref() == Some("already_in_flow")),
+        "{rows:?}"
+    );
+    assert_eq!(queued(&dir, "restock"), 1);
     let bodies = bodies_of(&dir, "restock");
-    assert!(bodies["PA"].contains("Item P-BACK now 20.0"), "{bodies:?}");
+    assert!(bodies["PA"].contains(" now 20.0"), "{bodies:?}");
     // 45 → 35 is 22 % off: the sale flow fires for the recent cart only (PE viewed 20 days ago).
     products_with(
         &dir,
@@ -1130,16 +1157,26 @@ fn a_product_back_in_stock_or_cheaper_starts_a_series_for_those_who_viewed_it_la
     );
     tick(&dir, at + 60);
     assert_eq!(entered(&dir, "sale"), BTreeSet::from(["PD".to_string()]));
+    assert_eq!(queued(&dir, "sale"), 1);
     let bodies = bodies_of(&dir, "sale");
     assert!(
         bodies["PD"].contains("Item P-SALE now 35.0, was 45.0"),
         "{bodies:?}"
     );
     // An unchanged catalog fires nothing again.
+    let before = enrollments(&dir).len();
     tick(&dir, at + 120);
-    assert_eq!(
-        entered(&dir, "restock").len() + entered(&dir, "sale").len(),
-        2
-    );
-    assert_eq!(bodies_of(&dir, "restock").len(), 1);
+    assert_eq!(enrollments(&dir).len(), before);
+    assert_eq!(queued(&dir, "restock") + queued(&dir, "sale"), 2);
+}
+
+/// Messages of `flow` in the outbox, one row each.
+fn queued(dir: &Dir, flow: &str) -> usize {
+    let db = rusqlite::Connection::open(dir.join("outbox/augur.sqlite")).expect("outbox");
+    db.query_row(
+        "SELECT COUNT(*) FROM messages WHERE campaign_id = ?1",
+        [flow],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }

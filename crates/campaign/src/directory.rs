@@ -300,7 +300,8 @@ fn wal(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Size and modification time of every file of the contacts and e-mail events tables.
+/// Size and modification time of every file of the contacts, products and e-mail events
+/// tables.
 fn fingerprint(config: &Config) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     let mut out = Vec::new();
     for kind in [

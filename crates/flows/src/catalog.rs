@@ -39,7 +39,8 @@ impl Change<'_> {
             ProductChange::BackInStock => self.back_in_stock.then_some(None),
             ProductChange::PriceDrop => self
                 .drop
-                .filter(|(_, share)| *share >= trigger.min_drop)
+                // A drop of exactly `min_drop` fires, whatever the rounding of the prices.
+                .filter(|(_, share)| *share >= trigger.min_drop - 1e-9)
                 .map(|(was, _)| Some(was)),
         }
     }
@@ -171,32 +172,31 @@ fn interest(
             slot.0 = slot.0.max(at);
         }
     };
+    // Read only when the catalog changed: an export refresh, about once a day.
     let mut narrow = runner.settings.data.clone();
     narrow.tables.email_events.path = None;
-    if narrow.tables.web_events.path.is_some() {
-        let (history, _) = augur_data::load_email_kinds(&narrow, &[])?;
-        let name = |p: u32| history.products.ids.name(p);
-        let contact = |c: u32| history.contacts.ids.name(c);
-        let web = &history.web_events;
-        for i in 0..web.len() {
-            if is_interest(web.kind[i]) && web.product[i] != augur_data::NONE {
-                note(
-                    name(web.product[i]),
-                    contact(web.contact[i]),
-                    web.at[i],
-                    false,
-                );
-            }
-        }
-        let orders = &history.orders;
-        for i in 0..orders.len() {
+    let (history, _) = augur_data::load_email_kinds(&narrow, &[])?;
+    let name = |p: u32| history.products.ids.name(p);
+    let contact = |c: u32| history.contacts.ids.name(c);
+    let web = &history.web_events;
+    for i in 0..web.len() {
+        if is_interest(web.kind[i]) && web.product[i] != augur_data::NONE {
             note(
-                name(orders.product[i]),
-                contact(orders.contact[i]),
-                orders.at[i],
-                true,
+                name(web.product[i]),
+                contact(web.contact[i]),
+                web.at[i],
+                false,
             );
         }
+    }
+    let orders = &history.orders;
+    for i in 0..orders.len() {
+        note(
+            name(orders.product[i]),
+            contact(orders.contact[i]),
+            orders.at[i],
+            true,
+        );
     }
     for stored in runner.store.between(from, to.saturating_add(1))? {
         let e = &stored.event;
@@ -273,5 +273,19 @@ mod tests {
             ..drop
         };
         assert_eq!(found[0].fires(&restock), Some(None));
+    }
+
+    #[test]
+    fn a_drop_of_exactly_the_minimum_fires_despite_rounding() {
+        // (3.0 − 2.7) / 3.0 is 0.0999… in floating point.
+        let before: HashMap<String, Listed> = [("p".to_string(), listed(Some(3.0), true))].into();
+        let now = vec![("p".to_string(), listed(Some(2.7), true))];
+        let found = changes(&before, &now);
+        let tenth = ProductTrigger {
+            change: ProductChange::PriceDrop,
+            viewed_within: 86_400,
+            min_drop: 0.1,
+        };
+        assert_eq!(found[0].fires(&tenth), Some(Some(3.0)));
     }
 }

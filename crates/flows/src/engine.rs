@@ -9,7 +9,7 @@
 //! the two leaves the enrollment at its send step, and the next tick stores the same message
 //! again, which the outbox ignores. (So a contact gets a flow's step at most once a day.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use augur_campaign::{Inputs, Outbox, Run, Status, Suppression, TriggerProduct, Window};
 use augur_data::EmailEventKind;
@@ -68,8 +68,12 @@ pub fn tick(
             break;
         }
         let mut changed = Vec::with_capacity(pending.len());
+        let mut entered = Entered::new();
         for mut e in pending {
-            enter(runner, state, &mut e, &mut report)?;
+            enter(runner, state, &entered, &mut e, &mut report)?;
+            if e.entered_at.is_some() {
+                entered.insert((e.flow_id.clone(), e.contact_id.clone()), e.clone());
+            }
             changed.push(e);
         }
         state.save(&changed)?;
@@ -157,11 +161,17 @@ fn consented_before(runner: &Runner<'_>, contact: &str) -> bool {
         .is_some_and(|c| snapshot.flag(consent, c) == Some(true))
 }
 
+/// Enrollments entered in the batch being checked, by flow and contact: the state holds them
+/// only once the batch is saved, and two triggers of one contact often fall due together
+/// (two viewed products back in stock in the same tick).
+type Entered = HashMap<(String, String), Enrollment>;
+
 /// The entry checks of a due trigger: ordered within the trigger's `within`, already in the
 /// flow, re-entry, entry rule, then the holdout.
 fn enter(
     runner: &Runner<'_>,
     state: &FlowState,
+    entered: &Entered,
     e: &mut Enrollment,
     report: &mut TickReport,
 ) -> Result<()> {
@@ -177,6 +187,11 @@ fn enter(
         .of_contact(&e.contact_id)?
         .into_iter()
         .filter(|o| o.flow_id == e.flow_id && o.id != e.id)
+        .chain(
+            entered
+                .get(&(e.flow_id.clone(), e.contact_id.clone()))
+                .cloned(),
+        )
         .collect();
     if mine.iter().any(|o| o.state == "active") {
         return skip(e, "already_in_flow", report);

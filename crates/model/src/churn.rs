@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::CHURN_FEATURES;
 
+/// The least [`ChurnModel::contribution`] a feature needs to count as a reason.
+pub const REASON_FLOOR: f64 = 0.05;
+
 /// Logistic churn model over standardized features, with Platt recalibration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChurnModel {
@@ -79,13 +82,25 @@ impl ChurnModel {
             .collect()
     }
 
+    /// Feature `j`'s share of the linear score: weight × standardized value (0 for a feature
+    /// the model does not have).
+    pub fn contribution(&self, x: &[f64], j: usize) -> f64 {
+        match (
+            x.get(j),
+            self.weights.get(j),
+            self.mean.get(j),
+            self.scale.get(j),
+        ) {
+            (Some(v), Some(w), Some(m), Some(s)) => w * (v - m) / s,
+            _ => 0.0,
+        }
+    }
+
     /// Indexes of the features that push this contact's risk up most, strongest first.
     pub fn reason_features(&self, x: &[f64], n: usize) -> Vec<usize> {
-        let mut contributions: Vec<(f64, usize)> = x
-            .iter()
-            .enumerate()
-            .map(|(j, v)| (self.weights[j] * (v - self.mean[j]) / self.scale[j], j))
-            .filter(|(c, _)| *c > 0.05)
+        let mut contributions: Vec<(f64, usize)> = (0..x.len())
+            .map(|j| (self.contribution(x, j), j))
+            .filter(|(c, _)| *c > REASON_FLOOR)
             .collect();
         contributions.sort_by(|a, b| b.0.total_cmp(&a.0));
         contributions.into_iter().take(n).map(|(_, j)| j).collect()

@@ -26,14 +26,18 @@ pub struct Since {
     pub orders: u32,
     /// Their value (quantity × unit price of purchase lines).
     pub spend: f64,
-    /// Unsubscribed or complained.
+    /// Unsubscribed.
     pub unsubscribed: bool,
+    /// A delivery bounced.
+    pub bounced: bool,
+    /// Marked a message as spam.
+    pub complained: bool,
 }
 
 impl Since {
     /// Whether anything here moves the risk.
     pub fn is_empty(&self) -> bool {
-        self.orders == 0 && !self.unsubscribed
+        self.orders == 0 && !self.unsubscribed && !self.bounced && !self.complained
     }
 }
 
@@ -63,17 +67,20 @@ impl Snapshot {
         let t = self.as_of;
         let btyd = churn.btyd.as_ref();
         let x1 = churn_features(&after, t, btyd, churn.horizon_days)?;
-        let risk = match (
-            self.churn_risk(c),
-            churn_features(&before, t, btyd, churn.horizon_days),
-        ) {
-            (Some(p), Some(x0)) => shifted(churn, p, churn.linear(&x1) - churn.linear(&x0)),
-            _ => churn.probability(&x1),
+        let x0 = churn_features(&before, t, btyd, churn.horizon_days);
+        let (risk, codes) = match (self.churn_risk(c), x0) {
+            (Some(p), Some(x0)) => (
+                shifted(churn, p, churn.linear(&x1) - churn.linear(&x0)),
+                moved_reasons(churn, self.churn_reason_codes(c), &x0, &x1),
+            ),
+            _ => (
+                churn.probability(&x1),
+                churn.reason_features(&x1, crate::snapshot::REASONS),
+            ),
         };
         if !risk.is_finite() {
             return None;
         }
-        let codes = churn.reason_features(&x1, crate::snapshot::REASONS);
         let facts = crate::explain::Facts::of(self, c).with_orders(since.orders, since.spend);
         let explanations = codes
             .iter()
@@ -147,7 +154,40 @@ fn add(mut s: ContactState, since: &Since, t: i64) -> ContactState {
         s.last_order = Some(t);
     }
     s.unsubscribed |= since.unsubscribed;
+    s.bounced |= since.bounced;
+    s.complained |= since.complained;
     s
+}
+
+/// The stored reasons moved by what changed between `x0` and `x1`: a reason whose feature
+/// changed and no longer raises the risk goes, a changed feature that now raises it comes
+/// first (strongest first), the other stored reasons keep their order.
+///
+/// The stored reasons were ranked on all features at training; the features the facts do
+/// not hold are placeholders here (the same in `x0` and `x1`), so only the changed ones are
+/// ranked again.
+fn moved_reasons(
+    churn: &ChurnModel,
+    stored: impl Iterator<Item = usize>,
+    x0: &[f64],
+    x1: &[f64],
+) -> Vec<usize> {
+    let changed = |j: usize| x0.get(j) != x1.get(j);
+    let raises = |j: usize| churn.contribution(x1, j) > crate::churn::REASON_FLOOR;
+    let mut fresh: Vec<usize> = (0..x1.len()).filter(|&j| changed(j) && raises(j)).collect();
+    fresh.sort_by(|&a, &b| {
+        churn
+            .contribution(x1, b)
+            .total_cmp(&churn.contribution(x1, a))
+    });
+    let kept: Vec<usize> = stored
+        .filter(|&j| !changed(j) && !fresh.contains(&j))
+        .collect();
+    fresh
+        .into_iter()
+        .chain(kept)
+        .take(crate::snapshot::REASONS)
+        .collect()
 }
 
 /// The probability whose calibrated linear score is `p`'s moved by `delta`.
@@ -191,6 +231,33 @@ mod tests {
     }
 
     #[test]
+    fn only_the_changed_features_are_ranked_again() {
+        let m = ChurnModel {
+            features: vec!["a".into(), "b".into(), "c".into()],
+            mean: vec![0.0; 3],
+            scale: vec![1.0; 3],
+            weights: vec![1.0, 1.0, -1.0],
+            ..model()
+        };
+        let x0 = [2.0, 1.0, 0.0];
+        // `a` changed and now lowers the risk: it goes, `b` stays.
+        assert_eq!(
+            moved_reasons(&m, [0, 1].into_iter(), &x0, &[-1.0, 1.0, 0.0]),
+            [1]
+        );
+        // `c` changed and now raises it: it comes first, the stored ones keep their order.
+        assert_eq!(
+            moved_reasons(&m, [0, 1].into_iter(), &x0, &[2.0, 1.0, -3.0]),
+            [2, 0, 1]
+        );
+        // A placeholder feature that did not change is not ranked, however high it looks.
+        assert_eq!(
+            moved_reasons(&m, [1].into_iter(), &[9.0, 1.0, 0.0], &[9.0, 1.0, 0.0]),
+            [1]
+        );
+    }
+
+    #[test]
     fn orders_since_count_as_placed_at_the_as_of_time() {
         let mut before = ContactState::default();
         before.first_order = Some(0);
@@ -200,7 +267,7 @@ mod tests {
         let since = Since {
             orders: 1,
             spend: 12.0,
-            unsubscribed: false,
+            ..Since::default()
         };
         let after = add(before, &since, 1_000);
         assert_eq!(
@@ -219,5 +286,11 @@ mod tests {
             (Some(1_000), Some(1_000))
         );
         assert!(Since::default().is_empty());
+        let bounce = Since {
+            bounced: true,
+            ..Since::default()
+        };
+        let after = add(before, &bounce, 1_000);
+        assert!(!bounce.is_empty() && after.bounced && !after.unsubscribed && !after.complained);
     }
 }

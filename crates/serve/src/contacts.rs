@@ -127,13 +127,12 @@ pub async fn get_contact(
 /// Moves the churn part of an answer with the orders and opt-outs posted since the as-of time
 /// (unchanged when they move nothing).
 fn rescore(loaded: &Loaded, c: usize, live: &views::Live, churn: &mut views::Churn) {
-    let since = augur_model::Since {
-        orders: u32::try_from(live.orders).unwrap_or(u32::MAX),
-        spend: live.revenue.max(0.0),
-        unsubscribed: live.unsubscribed,
-    };
     let models = loaded.artifact.models();
-    if let Some(now) = loaded.artifact.snapshot.churn_since(&models, c, &since) {
+    if let Some(now) = loaded
+        .artifact
+        .snapshot
+        .churn_since(&models, c, &live.since)
+    {
         *churn = views::Churn {
             risk: Some(now.risk),
             tier: now.tier,

@@ -128,10 +128,10 @@ fn live_view(events: &[augur_events::Stored]) -> Live {
                 product_id: Some(p),
             } => cart.retain(|q| q != p),
             Body::Email { event, .. } => {
-                live.unsubscribed |= matches!(
-                    event,
-                    EmailEventKind::Unsubscribe | EmailEventKind::Complaint
-                );
+                let flags = &mut live.since;
+                flags.unsubscribed |= *event == EmailEventKind::Unsubscribe;
+                flags.bounced |= *event == EmailEventKind::Bounce;
+                flags.complained |= *event == EmailEventKind::Complaint;
                 live.opted_out |= matches!(
                     event,
                     EmailEventKind::Unsubscribe
@@ -147,6 +147,8 @@ fn live_view(events: &[augur_events::Stored]) -> Live {
         }
     }
     live.orders = orders.len();
+    live.since.orders = u32::try_from(orders.len()).unwrap_or(u32::MAX);
+    live.since.spend = live.revenue.max(0.0);
     live.cart = cart;
     live.last_order_at = last_order
         .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0))

@@ -118,9 +118,9 @@ pub struct Live {
     pub bought: Vec<String>,
     /// Unsubscribed, bounced, complained or withdrew consent since.
     pub opted_out: bool,
-    /// Unsubscribed or complained since (a churn feature).
+    /// The same orders and the opt-outs, as the churn re-score counts them.
     #[serde(skip)]
-    pub unsubscribed: bool,
+    pub since: augur_model::Since,
 }
 
 /// `Tue 19:00` for hour of week 43.
