@@ -1180,3 +1180,84 @@ fn queued(dir: &Dir, flow: &str) -> usize {
     )
     .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
+
+#[test]
+fn an_entry_rule_or_segment_admits_only_the_contacts_in_it() {
+    let dir = setup();
+    std::fs::remove_file(dir.join("flows/cart.toml")).expect("one flow only");
+    for (id, entry) in [
+        ("loyal", "rule = { field = \"orders\", gte = 3 }"),
+        ("risky", "segment = \"at_risk\""),
+    ] {
+        flow_file(
+            &dir,
+            id,
+            &format!(
+                "id = \"{id}\"\n[trigger]\nevent = \"add_to_cart\"\n[entry]\n{entry}\nholdout = 0.0\n\
+                 [[steps]]\nname = \"one\"\nsend = {{ subject = \"Hello\" }}"
+            ),
+        );
+    }
+    let server = Server::start(&dir, &[]);
+    let sample = |rule: Value| -> Vec<String> {
+        let (_, preview) = server.post(
+            "/v1/segments/preview",
+            KEY,
+            &json!({"rule": rule, "sample": 4}).to_string(),
+        );
+        let ids: Vec<String> = preview["sample"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["contact_id"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(ids.len(), 4, "{preview}");
+        ids
+    };
+    let loyal = sample(json!({"field": "orders", "gte": 3}));
+    let few = sample(json!({"field": "orders", "lt": 3}));
+    let at_risk = |id: &str| {
+        let (_, answer) = server.get_json(&format!("/v1/contacts/{id}"));
+        answer["segments"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|v| v == "at_risk"))
+    };
+    let everyone: Vec<String> = loyal
+        .iter()
+        .chain(&few)
+        .cloned()
+        .chain(["stranger".to_string()])
+        .collect();
+    let risky: BTreeSet<String> = everyone.iter().filter(|c| at_risk(c)).cloned().collect();
+    assert!(
+        !risky.is_empty() && risky.len() < loyal.len() + few.len(),
+        "the sample holds contacts in and out of at_risk: {risky:?} of {everyone:?}"
+    );
+    let t = t0();
+    let carts: Vec<Value> = everyone.iter().map(|c| cart(c, t)).collect();
+    assert_eq!(post(&server, &json!(carts)).0, 202);
+    drop(server);
+    tick(&dir, t + 60);
+    let rows = enrollments(&dir);
+    let admitted = |flow: &str| -> BTreeSet<String> {
+        rows.iter()
+            .filter(|r| r.0 == flow && r.3.as_deref() != Some("entry_rule"))
+            .map(|r| r.1.clone())
+            .collect()
+    };
+    let refused = rows
+        .iter()
+        .filter(|r| r.3.as_deref() == Some("entry_rule"))
+        .count();
+    assert_eq!(
+        admitted("loyal"),
+        loyal.iter().cloned().collect(),
+        "{rows:?}"
+    );
+    assert_eq!(admitted("risky"), risky, "{rows:?}");
+    assert_eq!(
+        refused,
+        2 * everyone.len() - loyal.len() - risky.len(),
+        "every other trigger is refused by the rule, the stranger by both: {rows:?}"
+    );
+}

@@ -9,12 +9,14 @@
 //! the two leaves the enrollment at its send step, and the next tick stores the same message
 //! again, which the outbox ignores. (So a contact gets a flow's step at most once a day.)
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use augur_campaign::{Inputs, Outbox, Run, Status, Suppression, TriggerProduct, Window};
 use augur_data::EmailEventKind;
 use augur_events::{Body, EventStore, Stored};
 use augur_model::Fields;
+use augur_segment::Matcher;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
@@ -62,21 +64,23 @@ pub fn tick(
     read_triggers(runner, state, &mut report)?;
     crate::scan::scan(runner, state, at, &mut report)?;
     crate::catalog::scan(runner, state, at, &mut report)?;
+    let mut admission = Admission::default();
     loop {
         let pending = state.due("pending", at, DUE_BATCH)?;
         if pending.is_empty() {
             break;
         }
         let mut changed = Vec::with_capacity(pending.len());
-        let mut entered = Entered::new();
         for mut e in pending {
-            enter(runner, state, &entered, &mut e, &mut report)?;
+            enter(runner, state, &mut admission, &mut e, &mut report)?;
             if e.entered_at.is_some() {
-                entered.insert((e.flow_id.clone(), e.contact_id.clone()), e.clone());
+                let key = (e.flow_id.clone(), e.contact_id.clone());
+                admission.entered.insert(key, e.clone());
             }
             changed.push(e);
         }
         state.save(&changed)?;
+        admission.entered.clear();
     }
     // Each round moves every due enrollment to its next wait or send; a send is stored, then
     // the enrollment goes on in the next round. The rounds are bounded: a branch that loops
@@ -161,17 +165,58 @@ fn consented_before(runner: &Runner<'_>, contact: &str) -> bool {
         .is_some_and(|c| snapshot.flag(consent, c) == Some(true))
 }
 
-/// Enrollments entered in the batch being checked, by flow and contact: the state holds them
-/// only once the batch is saved, and two triggers of one contact often fall due together
-/// (two viewed products back in stock in the same tick).
-type Entered = HashMap<(String, String), Enrollment>;
+/// What the entry checks of one tick keep from one enrollment to the next.
+#[derive(Default)]
+struct Admission {
+    /// Enrollments entered in the batch being checked, by flow and contact: the state holds
+    /// them only once the batch is saved, and two triggers of one contact often fall due
+    /// together (two viewed products back in stock in the same tick).
+    entered: HashMap<(String, String), Enrollment>,
+    /// The model's fields, which entry rules read.
+    fields: Option<Fields>,
+    /// Each flow's compiled entry rule by flow id (`None`: the segment it names does not
+    /// exist). Compiling a rule, or the segment catalogue it names, costs more than checking
+    /// it, so it is done once per tick instead of once per enrollment.
+    rules: HashMap<String, Option<Matcher>>,
+}
+
+impl Admission {
+    /// Whether the contact passes the flow's entry segment or rule (a contact the model does
+    /// not know passes only a flow without one).
+    fn passes(&mut self, runner: &Runner<'_>, flow: &Flow, contact: &str) -> Result<bool> {
+        let entry = &flow.file.entry;
+        if entry.segment.is_none() && entry.rule.is_none() {
+            return Ok(true);
+        }
+        let snapshot = &runner.artifact.snapshot;
+        let Some(c) = snapshot.contact(contact) else {
+            return Ok(false);
+        };
+        let fields = self.fields.get_or_insert_with(|| Fields::new(snapshot));
+        let matcher = match self.rules.entry(flow.id().to_string()) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(match &entry.rule {
+                Some(rule) => Some(rule.compile(&fields.schema)?),
+                None => match &entry.segment {
+                    Some(name) => crate::scan::segment_matcher(runner, fields, name)?,
+                    None => None,
+                },
+            }),
+        };
+        let Some(matcher) = matcher else {
+            return Ok(false);
+        };
+        let models = runner.artifact.models();
+        Ok(matcher.matches(&fields.record(snapshot, &models, c)))
+    }
+}
 
 /// The entry checks of a due trigger: ordered within the trigger's `within`, already in the
 /// flow, re-entry, entry rule, then the holdout.
 fn enter(
     runner: &Runner<'_>,
     state: &FlowState,
-    entered: &Entered,
+    admission: &mut Admission,
     e: &mut Enrollment,
     report: &mut TickReport,
 ) -> Result<()> {
@@ -188,7 +233,8 @@ fn enter(
         .into_iter()
         .filter(|o| o.flow_id == e.flow_id && o.id != e.id)
         .chain(
-            entered
+            admission
+                .entered
                 .get(&(e.flow_id.clone(), e.contact_id.clone()))
                 .cloned(),
         )
@@ -205,7 +251,7 @@ fn enter(
     if blocked {
         return skip(e, "reentry", report);
     }
-    if !entry_rule(runner, flow, &e.contact_id)? {
+    if !admission.passes(runner, flow, &e.contact_id)? {
         return skip(e, "entry_rule", report);
     }
     e.entered_at = Some(e.next_at);
@@ -225,30 +271,6 @@ fn skip(e: &mut Enrollment, reason: &str, report: &mut TickReport) -> Result<()>
     e.reason = Some(reason.into());
     *report.skipped.entry(reason.into()).or_default() += 1;
     Ok(())
-}
-
-/// Whether the contact passes the flow's entry segment or rule (a contact the model does not
-/// know passes only a flow without one).
-fn entry_rule(runner: &Runner<'_>, flow: &Flow, contact: &str) -> Result<bool> {
-    let entry = &flow.file.entry;
-    if entry.segment.is_none() && entry.rule.is_none() {
-        return Ok(true);
-    }
-    let snapshot = &runner.artifact.snapshot;
-    let Some(c) = snapshot.contact(contact) else {
-        return Ok(false);
-    };
-    let fields = Fields::new(snapshot);
-    let matcher = match (&entry.rule, &entry.segment) {
-        (Some(rule), _) => rule.compile(&fields.schema)?,
-        (None, Some(name)) => match crate::scan::segment_matcher(runner, &fields, name)? {
-            Some(matcher) => matcher,
-            None => return Ok(false),
-        },
-        (None, None) => return Ok(true),
-    };
-    let models = runner.artifact.models();
-    Ok(matcher.matches(&fields.record(snapshot, &models, c)))
 }
 
 /// Whether the contact ordered in `[from, to]`, by the live events.
