@@ -2,7 +2,7 @@
 //! from messages delivered to a real SMTP server, the preference page over real HTTP (and in a
 //! real browser), choices that later plans and sends obey, and erasure.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::Array as _;
 use serde_json::Value;
@@ -187,6 +187,32 @@ fn one_click_and_the_preference_page_stop_what_they_name_and_erasure_forgets() {
     let export: Value = serde_json::from_str(&export).expect("json");
     assert!(export["predictions"]["churn"].is_object(), "{export}");
     assert_eq!(export["messages"].as_array().map(Vec::len), Some(1));
+    let sizes = |server: &Server| -> BTreeMap<String, u64> {
+        let (status, body) = server.get("/v1/segments", Some(KEY));
+        assert_eq!(status, 200, "{body}");
+        let list: Value = serde_json::from_str(&body).expect("json");
+        list["segments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or("").to_string(),
+                    s["contacts"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let (_, answer) = server.get(&format!("/v1/contacts/{f_id}"), Some(KEY));
+    let answer: Value = serde_json::from_str(&answer).expect("json");
+    let member: BTreeSet<String> = answer["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    assert!(!member.is_empty(), "f is in a segment: {answer}");
+    let before = sizes(&server);
     let deleted = server
         .agent
         .delete(format!("{}/v1/contacts/{f_id}", server.base))
@@ -200,6 +226,15 @@ fn one_click_and_the_preference_page_stop_what_they_name_and_erasure_forgets() {
     }
     let (status, _) = server.get(&path_of(f.1), None);
     assert_eq!(status, 404, "an erased contact's page is the neutral one");
+    // The catalogue counts what the listings show: f no more.
+    let expected: BTreeMap<String, u64> = before
+        .into_iter()
+        .map(|(name, n)| {
+            let gone = u64::from(member.contains(&name));
+            (name, n - gone)
+        })
+        .collect();
+    assert_eq!(sizes(&server), expected);
     drop(server);
     // Links older than `link_days` get the neutral page too.
     let strict = Server::start(&dir, &[("AUGUR_PREFERENCES__LINK_DAYS", "0.00001")]);

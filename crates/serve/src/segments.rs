@@ -33,7 +33,7 @@ pub struct SegmentInfo {
     /// The rule, in the JSON rule language.
     #[schema(value_type = Object)]
     pub rule: serde_json::Value,
-    /// Contacts in it now.
+    /// Contacts in it now (erased ones left out, as from its listing).
     pub contacts: usize,
 }
 
@@ -52,15 +52,20 @@ pub struct SegmentList {
 #[utoipa::path(get, tag = "segments", path = "/v1/segments", responses((status = 200, body = SegmentList)), security(("api_key" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<SegmentList>, ApiError> {
     let loaded = state.current.load_full();
+    let forgotten = state
+        .preferences
+        .as_ref()
+        .map(|p| p.forgotten())
+        .unwrap_or_default();
     let list = tokio::task::spawn_blocking(move || {
-        let sizes = loaded.segment_sizes();
+        let sizes = loaded.listed_segment_sizes(&forgotten);
         SegmentList {
             model_version: loaded.version().to_string(),
             contacts: loaded.artifact.snapshot.len(),
             segments: loaded
                 .segments
                 .iter()
-                .zip(sizes)
+                .zip(&sizes)
                 .map(|(s, n)| SegmentInfo {
                     name: s.name.clone(),
                     description: s.description.clone(),

@@ -29,6 +29,9 @@ pub struct Loaded {
     pub products: HashMap<String, u32>,
     /// Contacts per segment, counted on first ask.
     segment_sizes: OnceLock<Vec<usize>>,
+    /// The erased contacts in the snapshot, found for the erasure list that is held weakly
+    /// here: a new list (another erasure) is a different allocation while this one lives.
+    erased: Mutex<Option<(std::sync::Weak<augur_consent::Forgotten>, Vec<usize>)>>,
 }
 
 impl Loaded {
@@ -49,6 +52,7 @@ impl Loaded {
             segments,
             products,
             segment_sizes: OnceLock::new(),
+            erased: Mutex::new(None),
         })
     }
 
@@ -99,6 +103,40 @@ impl Loaded {
                     |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
                 )
         })
+    }
+
+    /// [`Loaded::segment_sizes`] without the contacts erased since the model was trained,
+    /// whom no listing shows either. Finding them hashes every contact id once per erasure
+    /// list, so only when something was erased.
+    pub fn listed_segment_sizes(&self, forgotten: &Arc<augur_consent::Forgotten>) -> Vec<usize> {
+        let mut sizes = self.segment_sizes().to_vec();
+        if forgotten.is_empty() {
+            return sizes;
+        }
+        let snapshot = &self.artifact.snapshot;
+        let mut cache = self.erased.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|(of, _)| of.upgrade().is_some_and(|f| Arc::ptr_eq(&f, forgotten)));
+        if !fresh {
+            let erased = (0..snapshot.len())
+                .into_par_iter()
+                .filter(|&c| forgotten.contact(snapshot.contacts.name(c as u32)))
+                .collect();
+            *cache = Some((Arc::downgrade(forgotten), erased));
+        }
+        let models = self.artifact.models();
+        for &c in cache
+            .as_ref()
+            .map(|(_, e)| e.as_slice())
+            .unwrap_or_default()
+        {
+            let record = self.fields.record(snapshot, &models, c);
+            for (size, s) in sizes.iter_mut().zip(&self.segments) {
+                *size = size.saturating_sub(usize::from(s.matcher.matches(&record)));
+            }
+        }
+        sizes
     }
 }
 
