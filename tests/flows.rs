@@ -177,6 +177,42 @@ fn events_are_checked_one_by_one_stored_once_and_limited_per_batch() {
     );
     let (status, ok) = post(&server, &json!([cart("ev-2", t)]));
     assert_eq!((status, ok["stored"].clone()), (202, json!(1)));
+    // An id given again with other content is no retry: refused by its index, the first kept.
+    let reused = json!([
+        {"type": "order", "contact_id": "ev-3", "occurred_at": t, "product_id": "P00001", "quantity": 1, "unit_price": 5.0, "event_id": "shop-9"},
+        {"type": "order", "contact_id": "ev-4", "occurred_at": t, "product_id": "P00001", "quantity": 50, "unit_price": 9.0, "event_id": "shop-9"},
+        {"type": "order", "contact_id": "ev-3", "occurred_at": t, "product_id": "P00002", "quantity": 1e30, "unit_price": 5.0},
+    ]);
+    let (status, answer) = post(&server, &reused);
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(
+        (answer["accepted"].clone(), answer["stored"].clone()),
+        (json!(1), json!(1)),
+        "{answer}"
+    );
+    let reasons: Vec<(u64, String)> = answer["rejected"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap_or(99),
+                r["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{answer}");
+    assert!(
+        reasons[0].0 == 1
+            && reasons[0]
+                .1
+                .contains("`event_id` `shop-9` was stored before"),
+        "{answer}"
+    );
+    assert!(
+        reasons[1].0 == 2 && reasons[1].1.contains("`quantity`"),
+        "{answer}"
+    );
     let many: Vec<Value> = (0..1001).map(|i| cart(&format!("c{i}"), t)).collect();
     let (status, too_many) = post(&server, &Value::Array(many));
     assert_eq!(status, 413, "{too_many}");
@@ -186,7 +222,10 @@ fn events_are_checked_one_by_one_stored_once_and_limited_per_batch() {
     let stored: i64 = db
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .expect("count");
-    assert_eq!(stored, 3, "two of the first batch and one more");
+    assert_eq!(
+        stored, 4,
+        "two of the first batch, one more, the first `shop-9`"
+    );
 }
 
 #[test]
@@ -795,14 +834,19 @@ fn a_contact_lookup_shows_what_was_posted_since_the_model_at_once() {
         risk(&after)
     );
     let said = after["churn"]["explanations"].to_string();
-    assert!(!said.contains("no order for"), "{said}");
-    // A cart alone moves nothing the churn model reads from orders: the model's risk stays.
+    assert!(!said.contains("no order"), "{said}");
+    // A cart and a return (its id padded, as exports often are) move nothing the churn model
+    // reads from orders: the model's risk stays, and a return buys nothing.
     let cart_only = json!([
         {"type": "web", "contact_id": browser, "occurred_at": now - 30, "event": "add_to_cart", "product_id": "P00003"},
+        {"type": "order", "contact_id": format!("  {browser}\t"), "occurred_at": now - 20, "product_id": "P00004",
+         "quantity": -1, "unit_price": 3.0},
     ]);
     assert_eq!(post(&server, &cart_only).0, 202);
     let (_, browsed) = server.get_json(&format!("/v1/contacts/{browser}"));
-    assert_eq!(browsed["live"]["events"], 1, "{browsed}");
+    assert_eq!(browsed["live"]["events"], 2, "{browsed}");
+    assert_eq!(browsed["live"]["bought"], json!([]), "{browsed}");
+    assert_eq!(browsed["live"]["revenue"], -3.0, "{browsed}");
     assert_eq!(browsed["churn"], browsed_before["churn"]);
 }
 

@@ -516,3 +516,71 @@ fn the_preference_page_works_with_the_keyboard_alone_in_a_real_browser() {
     assert_eq!(offers_checked.as_deref(), Some("false"));
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }
+
+/// The status line of what `stream` answers within `seconds`, or why there was none.
+fn status_line(stream: &mut std::net::TcpStream, seconds: u64) -> String {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(seconds)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => format!("no answer: {e}"),
+    }
+}
+
+#[test]
+fn bodies_trickled_to_preference_links_cannot_take_the_service() {
+    use std::io::Write as _;
+    let (port, log) = smtp_server();
+    let dir = hosted(port);
+    augur_ok(&dir, &["campaign", "plan", "--campaign", "c.toml"]);
+    augur_ok(&dir, &["campaign", "send"]);
+    let links = links(&accepted(&log));
+    let valid = path_of(links.values().next().expect("a delivered link"));
+    let server = Server::start(&dir, &[("AUGUR_SERVE__MAX_CONCURRENT_REQUESTS", "8")]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let connect = || std::net::TcpStream::connect(&addr).expect("connect");
+    let trickle = |path: &str| {
+        let mut s = connect();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n{}\r\n",
+                if path.starts_with("/v1") {
+                    format!("Content-Type: application/json\r\nAuthorization: Bearer {KEY}\r\n\r\n{{\"events\": [")
+                } else {
+                    "Content-Type: application/x-www-form-urlencoded\r\n\r\nList-".to_string()
+                }
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+        s
+    };
+    // Twice the concurrency limit of made-up links, their bodies never finished: each is
+    // refused at once with the neutral page, without waiting for its body.
+    for mut s in (0..16).map(|_| trickle("/u/abc.def.ghi")) {
+        let line = status_line(&mut s, 3);
+        assert!(line.contains(" 404"), "{line}");
+    }
+    // A real link whose body never comes is let go after a few seconds.
+    let mut slow = trickle(&valid);
+    let line = status_line(&mut slow, 15);
+    assert!(line.contains(" 408"), "{line}");
+    // Clients with a key that trickle bodies fill the limit: other routes are refused as
+    // overloaded, but liveness and readiness still answer.
+    let holders: Vec<std::net::TcpStream> = (0..8).map(|_| trickle("/v1/events")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (status, _) = server.get("/v1/segments", Some(KEY));
+    assert_eq!(status, 503, "the limit is full");
+    for route in ["/healthz", "/readyz"] {
+        let (status, body) = server.get(route, None);
+        assert_eq!(status, 200, "{route}: {body}");
+    }
+    drop(holders);
+}

@@ -4,6 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest order-line quantity, either way (a return is negative). More is a unit or export
+/// error, and a few such lines make spend and revenue sums overflow to infinity.
+pub const MAX_QUANTITY: f64 = 1e6;
+
+/// Largest unit price, in any currency (a billion covers prices in the smallest units).
+pub const MAX_UNIT_PRICE: f64 = 1e9;
+
 /// One of the five input tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

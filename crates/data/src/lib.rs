@@ -28,7 +28,9 @@ mod zones_table;
 pub use chrono_tz::Tz;
 pub use config::{Config, DataConfig, EpochUnit, TableConfig, TablesConfig};
 pub use config_file::{ConfigFile, ConfigSource, DEFAULT_CONFIG};
-pub use contract::{EmailEventKind, Field, FieldType, TableKind, WebEventKind};
+pub use contract::{
+    EmailEventKind, Field, FieldType, MAX_QUANTITY, MAX_UNIT_PRICE, TableKind, WebEventKind,
+};
 pub use error::{Error, Result};
 pub use history::{AttributeColumn, Contacts, EmailEvents, History, Orders, Products, WebEvents};
 pub use ids::{IdIndex, NONE, canonical_id};

@@ -36,6 +36,8 @@ pub enum DropReason {
     ZeroQuantity,
     /// A negative unit price (adjustments, bad-debt write-offs).
     NegativePrice,
+    /// A quantity or unit price beyond [`crate::MAX_QUANTITY`] or [`crate::MAX_UNIT_PRICE`].
+    ImplausibleAmount,
     /// A row of a contact (or address) that was erased (`augur contacts forget`).
     Erased,
 }
@@ -55,6 +57,7 @@ impl DropReason {
             Self::ExcludedProduct => "excluded product code",
             Self::ZeroQuantity => "zero quantity",
             Self::NegativePrice => "negative unit price",
+            Self::ImplausibleAmount => "quantity or unit price out of range",
             Self::Erased => "erased contact (kept out of training)",
         }
     }

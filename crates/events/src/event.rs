@@ -200,14 +200,12 @@ struct Posted {
 /// outside the contract's vocabulary, a time too far in the future, a quantity or price that is
 /// not a finite number.
 pub fn check(value: serde_json::Value, now: i64, max_future: i64) -> Result<Event, String> {
-    let p: Posted = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    let id = |field: &str, v: Option<String>| -> Result<Option<String>, String> {
-        match v {
-            Some(s) if s.trim().is_empty() => Err(format!("`{field}` is empty")),
-            Some(s) if s.len() > MAX_ID => Err(format!("`{field}` is longer than {MAX_ID} bytes")),
-            other => Ok(other),
-        }
-    };
+    if !value.is_object() {
+        return Err("an event is a JSON object with `type`, `contact_id` and `occurred_at`".into());
+    }
+    // The path names the field at fault (`quantity: invalid type: string "3", expected f64`).
+    let p: Posted = serde_path_to_error::deserialize(value)
+        .map_err(|e| format!("`{}`: {}", e.path(), e.inner()))?;
     let contact_id = id("contact_id", Some(p.contact_id))?.unwrap_or_default();
     let occurred_at = instant("occurred_at", &p.occurred_at)?;
     if occurred_at > now + max_future {
@@ -219,11 +217,7 @@ pub fn check(value: serde_json::Value, now: i64, max_future: i64) -> Result<Even
         "order" => {
             let quantity = p.quantity.unwrap_or(1.0);
             let unit_price = p.unit_price.unwrap_or(0.0);
-            if !quantity.is_finite() || !unit_price.is_finite() || unit_price < 0.0 {
-                return Err(
-                    "`quantity` and `unit_price` must be finite, the price not negative".into(),
-                );
-            }
+            amounts(quantity, unit_price)?;
             Body::Order {
                 order_id: id("order_id", p.order_id)?,
                 product_id: id("product_id", p.product_id)?
@@ -296,6 +290,59 @@ pub fn check(value: serde_json::Value, now: i64, max_future: i64) -> Result<Even
     Ok(event)
 }
 
+/// An id as the contract reads it: trimmed, not empty, at most [`MAX_ID`] bytes, and free of
+/// control and invisible formatting characters (which would otherwise reach CSV exports,
+/// logs and templates).
+fn id(field: &str, v: Option<String>) -> Result<Option<String>, String> {
+    let Some(raw) = v else {
+        return Ok(None);
+    };
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(format!("`{field}` is empty"));
+    }
+    if s.len() > MAX_ID {
+        return Err(format!("`{field}` is longer than {MAX_ID} bytes"));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control() || is_format(*c)) {
+        return Err(format!(
+            "`{field}` holds the control or formatting character U+{:04X}; send the id as the shop stores it",
+            u32::from(c)
+        ));
+    }
+    Ok(Some(s.to_string()))
+}
+
+/// Invisible formatting characters (Unicode category Cf, the common ones): soft hyphen,
+/// zero-width and direction marks, bidirectional overrides and isolates, the byte-order mark.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// The contract's rules for an order line's amounts, each named on its own.
+fn amounts(quantity: f64, unit_price: f64) -> Result<(), String> {
+    use augur_data::{MAX_QUANTITY, MAX_UNIT_PRICE};
+    if quantity == 0.0 {
+        return Err("`quantity` is 0; an order line sells 1 or more (a return is negative)".into());
+    }
+    if !quantity.is_finite() || quantity.abs() > MAX_QUANTITY {
+        return Err(format!(
+            "`quantity` {quantity:e} is out of range: at most {MAX_QUANTITY:e} either way"
+        ));
+    }
+    if unit_price < 0.0 {
+        return Err(format!(
+            "`unit_price` {unit_price} is negative: send a return as a negative `quantity` at the price paid"
+        ));
+    }
+    if !unit_price.is_finite() || unit_price > MAX_UNIT_PRICE {
+        return Err(format!(
+            "`unit_price` {unit_price:e} is out of range: from 0 to {MAX_UNIT_PRICE:e}"
+        ));
+    }
+    Ok(())
+}
+
 /// The id of an event posted without one: SHA-256 of its normalized JSON, first 32 hex digits.
 fn derived_id(event: &Event) -> String {
     let json = serde_json::to_string(event).unwrap_or_default();
@@ -303,17 +350,32 @@ fn derived_id(event: &Event) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// The instants accepted, in Unix seconds: 1970 to the end of 9999, in either form.
+const SECONDS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799;
+
 /// An instant: RFC 3339 with an offset, or Unix seconds.
 fn instant(field: &str, v: &serde_json::Value) -> Result<i64, String> {
     match v {
-        serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp())
-            .map_err(|_| {
-                format!("`{field}` `{s}` is not RFC 3339 with an offset, e.g. 2026-11-30T12:00:00Z")
-            }),
+        serde_json::Value::String(s) => {
+            let t = chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp())
+                .map_err(|_| {
+                    format!(
+                        "`{field}` `{s}` is not RFC 3339 with an offset, e.g. 2026-11-30T12:00:00Z"
+                    )
+                })?;
+            if SECONDS.contains(&t) {
+                Ok(t)
+            } else {
+                Err(format!("`{field}` `{s}` is before 1970"))
+            }
+        }
+        // Fractions of a second are dropped: the contract counts whole seconds.
         serde_json::Value::Number(n) => n
-            .as_i64()
-            .filter(|s| (0..=253_402_300_799).contains(s))
+            .as_f64()
+            .filter(|s| s.is_finite())
+            .map(|s| s.floor() as i64)
+            .filter(|s| SECONDS.contains(s))
             .ok_or_else(|| format!("`{field}` {n} is not Unix seconds between 1970 and 9999")),
         _ => Err(format!(
             "`{field}` must be an RFC 3339 string or Unix seconds"
@@ -349,6 +411,14 @@ mod tests {
         let o = check(order, NOW, 3600).expect("valid");
         assert_eq!(o.event_id, "shop-123");
         assert_eq!(o.occurred_at, NOW - 10);
+        let padded = json!({"type": "web", "contact_id": "  C1\t", "occurred_at": NOW as f64 + 0.5,
+                            "event": "view"});
+        let v = check(padded, NOW, 3600).expect("valid");
+        assert_eq!(
+            (v.contact_id.as_str(), v.occurred_at),
+            ("C1", NOW),
+            "trimmed, whole seconds"
+        );
     }
 
     #[test]
@@ -368,7 +438,7 @@ mod tests {
             ),
             (
                 json!({"type": "order", "contact_id": "C1", "occurred_at": NOW, "product_id": "P", "unit_price": -1}),
-                "not negative",
+                "`unit_price` -1 is negative",
             ),
             (
                 json!({"type": "web", "contact_id": "", "occurred_at": NOW, "event": "view"}),
@@ -390,6 +460,35 @@ mod tests {
                 json!({"type": "sms", "contact_id": "C1", "occurred_at": NOW}),
                 "use order, web, email or contact",
             ),
+            (
+                json!({"type": "order", "contact_id": "C1", "occurred_at": NOW, "product_id": "P", "quantity": "3"}),
+                "`quantity`: invalid type",
+            ),
+            (
+                json!({"type": "order", "contact_id": "C1", "occurred_at": NOW, "product_id": "P", "unit_price": 1e300}),
+                "`unit_price` 1e300 is out of range",
+            ),
+            (
+                json!({"type": "order", "contact_id": "C1", "occurred_at": NOW, "product_id": "P", "quantity": 1e30}),
+                "`quantity` 1e30 is out of range",
+            ),
+            (
+                json!({"type": "order", "contact_id": "C1", "occurred_at": NOW, "product_id": "P", "quantity": 0}),
+                "`quantity` is 0",
+            ),
+            (
+                json!({"type": "web", "contact_id": "C\u{1b}[31m", "occurred_at": NOW, "event": "view"}),
+                "U+001B",
+            ),
+            (
+                json!({"type": "web", "contact_id": "C\u{202E}1", "occurred_at": NOW, "event": "view"}),
+                "U+202E",
+            ),
+            (
+                json!({"type": "web", "contact_id": "C1", "occurred_at": "1900-01-01T00:00:00Z", "event": "view"}),
+                "before 1970",
+            ),
+            (json!([1, 2]), "a JSON object"),
         ];
         for (value, expected) in cases {
             let e = check(value.clone(), NOW, 3600).expect_err(&value.to_string());

@@ -36,12 +36,16 @@ pub struct Stored {
 }
 
 /// What [`EventStore::append`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Appended {
     /// New events stored.
     pub stored: usize,
-    /// Events whose id was stored before (a retried batch): not stored again.
+    /// Events whose id was stored before with the same content (a retried batch): not stored
+    /// again.
     pub duplicates: usize,
+    /// Positions (in the appended slice) of events whose id was stored before with other
+    /// content: a reused id, not a retry. Not stored; the first event keeps the id.
+    pub conflicts: Vec<usize>,
 }
 
 /// The event store.
@@ -110,7 +114,8 @@ impl EventStore {
     }
 
     /// Appends `events`, received at `received_at`, in one durable transaction; an event whose
-    /// id is stored already is skipped and counted as a duplicate.
+    /// id is stored already is skipped, counted as a duplicate when its content is the same
+    /// and listed as a conflict when it is not.
     ///
     /// # Errors
     /// The database cannot be written (nothing of the batch is stored then).
@@ -129,7 +134,12 @@ impl EventStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(err)?;
-            for e in events {
+            let mut stored = tx
+                .prepare_cached(
+                    "SELECT contact_id, occurred_at, body FROM events WHERE event_id = ?1",
+                )
+                .map_err(err)?;
+            for (position, e) in events.iter().enumerate() {
                 let body = serde_json::to_string(&e.body).map_err(|x| Error::store(&path, x))?;
                 let n = insert
                     .execute(params![
@@ -143,8 +153,19 @@ impl EventStore {
                     .map_err(err)?;
                 if n == 1 {
                     out.stored += 1;
-                } else {
+                    continue;
+                }
+                let same = stored
+                    .query_row(params![e.event_id], |r| {
+                        Ok(r.get::<_, String>(0)? == e.contact_id
+                            && r.get::<_, i64>(1)? == e.occurred_at
+                            && r.get::<_, String>(2)? == body)
+                    })
+                    .map_err(err)?;
+                if same {
                     out.duplicates += 1;
+                } else {
+                    out.conflicts.push(position);
                 }
             }
         }
@@ -286,27 +307,48 @@ mod tests {
             store.append(&events, 2000).expect("append"),
             Appended {
                 stored: 3,
-                duplicates: 0
+                duplicates: 0,
+                conflicts: vec![]
             }
         );
         assert_eq!(
             store.append(&events[1..], 2001).expect("again"),
             Appended {
                 stored: 0,
-                duplicates: 2
+                duplicates: 2,
+                conflicts: vec![]
+            }
+        );
+        // The same id with other content is no retry: refused, the first event keeps the id.
+        let mut reused = events[2].clone();
+        reused.occurred_at += 1;
+        let fresh = check(
+            serde_json::json!({"type": "web", "contact_id": "C9", "occurred_at": 1500, "event": "view"}),
+            2000,
+            0,
+        )
+        .expect("valid");
+        assert_eq!(
+            store
+                .append(&[reused, fresh.clone()], 2002)
+                .expect("reused"),
+            Appended {
+                stored: 1,
+                duplicates: 0,
+                conflicts: vec![0]
             }
         );
         drop(store);
         let store = EventStore::open(&path).expect("reopen");
         let all = store.all().expect("read");
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), 4);
         assert_eq!(
             all.iter().map(|s| s.event.clone()).collect::<Vec<_>>(),
-            events
+            [events.clone(), vec![fresh]].concat()
         );
-        assert_eq!(store.after(all[0].seq, 10).expect("after").len(), 2);
+        assert_eq!(store.after(all[0].seq, 10).expect("after").len(), 3);
         assert_eq!(store.of_contact("C1", 0, 2000).expect("contact").len(), 1);
-        assert_eq!(store.last_seq().expect("last"), all[2].seq);
+        assert_eq!(store.last_seq().expect("last"), all[3].seq);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

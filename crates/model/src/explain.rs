@@ -89,6 +89,25 @@ fn times(n: f64) -> String {
     }
 }
 
+/// Whether the sentence of a reason speaks of a silence in ordering (`no order for 5 months`,
+/// `no order in the last 90 days`): untrue of a contact that has just ordered.
+pub(crate) fn speaks_of_no_order(feature: &str, high: bool) -> bool {
+    matches!(
+        (feature, high),
+        (
+            "recency_days"
+                | "recency_squared"
+                | "recency_over_gap"
+                | "recency_x_frequency"
+                | "gap_ratio_x_frequency",
+            true
+        ) | (
+            "btyd_p_alive" | "btyd_p_buy" | "orders_30d" | "orders_90d" | "orders_trend",
+            false
+        )
+    )
+}
+
 /// The sentence for the churn feature `feature` pushing a contact's risk up (`high` when a high
 /// value does), quoting the contact's facts `f`. A feature without a sentence of its own reads
 /// as words.

@@ -81,12 +81,24 @@ impl Snapshot {
         if !risk.is_finite() {
             return None;
         }
+        // Reasons kept from the model, or raised by features the facts do not hold, may still
+        // speak of a silence the new order ended.
+        let direction = |j: usize| {
+            let feature = churn.features.get(j).map_or("unknown", String::as_str);
+            (feature, churn.weights.get(j).is_some_and(|w| *w > 0.0))
+        };
+        let codes: Vec<usize> = codes
+            .into_iter()
+            .filter(|&j| {
+                let (feature, high) = direction(j);
+                since.orders == 0 || !crate::explain::speaks_of_no_order(feature, high)
+            })
+            .collect();
         let facts = crate::explain::Facts::of(self, c).with_orders(since.orders, since.spend);
         let explanations = codes
             .iter()
             .map(|&j| {
-                let feature = churn.features.get(j).map_or("unknown", String::as_str);
-                let high = churn.weights.get(j).is_some_and(|w| *w > 0.0);
+                let (feature, high) = direction(j);
                 crate::explain::sentence(feature, high, &facts)
             })
             .collect();

@@ -104,7 +104,9 @@ fn live_view(events: &[augur_events::Stored]) -> Live {
                 quantity,
                 unit_price,
             } => {
-                // A return line (negative quantity) is no order: training skips it too.
+                live.revenue += quantity * unit_price;
+                // A return line (negative quantity) is no order and buys nothing: training
+                // skips it too.
                 if *quantity > 0.0 {
                     orders.insert(
                         order_id
@@ -112,11 +114,10 @@ fn live_view(events: &[augur_events::Stored]) -> Live {
                             .unwrap_or_else(|| e.occurred_at.to_string()),
                     );
                     last_order = last_order.max(Some(e.occurred_at));
-                }
-                live.revenue += quantity * unit_price;
-                cart.retain(|p| p != product_id);
-                if !live.bought.contains(product_id) {
-                    live.bought.push(product_id.clone());
+                    cart.retain(|p| p != product_id);
+                    if !live.bought.contains(product_id) {
+                        live.bought.push(product_id.clone());
+                    }
                 }
             }
             Body::Web {
@@ -146,6 +147,9 @@ fn live_view(events: &[augur_events::Stored]) -> Live {
             _ => {}
         }
     }
+    // Sums of prices carry binary noise (30.979999999999997): a millionth is finer than any
+    // currency's unit.
+    live.revenue = (live.revenue * 1e6).round() / 1e6;
     live.orders = orders.len();
     live.since.orders = u32::try_from(orders.len()).unwrap_or(u32::MAX);
     live.since.spend = live.revenue.max(0.0);
@@ -210,9 +214,10 @@ pub async fn post_events(
     }
     let answer = tokio::task::spawn_blocking(move || {
         let now = chrono::Utc::now().timestamp();
+        let posted = body.events.len();
         // An erased contact stays erased: nothing new is stored about it.
         let forgotten = state.preferences.as_ref().map(|p| p.forgotten());
-        let (valid, rejected) = augur_events::check_batch_refusing(
+        let (valid, mut rejected) = augur_events::check_batch_refusing(
             body.events,
             now,
             events.config.max_future_seconds,
@@ -232,6 +237,30 @@ pub async fn post_events(
             ApiError::internal("the event store could not be written; retry the batch")
         })?;
         drop(store);
+        // A reused id is refused by its index in the batch, as a check is.
+        let refused: std::collections::HashSet<usize> = rejected.iter().map(|r| r.index).collect();
+        let index_of: Vec<usize> = (0..posted).filter(|i| !refused.contains(i)).collect();
+        for &position in &appended.conflicts {
+            let e = &valid[position];
+            rejected.push(augur_events::Rejected {
+                index: index_of.get(position).copied().unwrap_or(position),
+                reason: format!(
+                    "`event_id` `{}` was stored before with other content (contact, time or fields); a new event needs a new id",
+                    e.event_id
+                ),
+            });
+        }
+        rejected.sort_by_key(|r| r.index);
+        let valid: Vec<augur_events::Event> = if appended.conflicts.is_empty() {
+            valid
+        } else {
+            valid
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !appended.conflicts.contains(i))
+                .map(|(_, e)| e)
+                .collect()
+        };
         if let Ok(mut contacts) = events.contacts.write() {
             contacts.extend(valid.iter().map(|e| e.contact_id.clone()));
         }

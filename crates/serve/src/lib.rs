@@ -68,9 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         }
     };
-    Router::new()
-        .route(routes::HEALTHZ, get(ops::healthz))
-        .route(routes::READYZ, get(ops::readyz))
+    let limited = Router::new()
         .route(routes::METRICS, get(ops::metrics))
         .route(routes::OPENAPI, get(ops::openapi))
         .route(
@@ -94,7 +92,13 @@ pub fn router(state: Arc<AppState>) -> Router {
                     config.max_concurrent_requests,
                 ))
                 .timeout(Duration::from_secs_f64(config.request_timeout_seconds)),
-        )
+        );
+    // Liveness and readiness answer outside the concurrency limit: a load balancer that finds
+    // the service busy must not also find it dead.
+    Router::new()
+        .route(routes::HEALTHZ, get(ops::healthz))
+        .route(routes::READYZ, get(ops::readyz))
+        .merge(limited)
         // Outermost: a body declared too large is refused before it takes a permit or is read.
         .layer(axum::middleware::from_fn_with_state(
             config.max_body_bytes,

@@ -503,8 +503,32 @@ pub async fn post(
     request: Request,
 ) -> Response {
     let peer = peer(&request);
+    // An altered or expired link is refused, and counted against its address, before its
+    // body is read: a client trickling bodies to made-up links holds nothing for long.
+    let forged = state.preferences.as_ref().is_some_and(|p| {
+        p.keyring
+            .verify(&token, chrono::Utc::now().timestamp())
+            .is_err()
+    });
+    if forged && let Err(page) = admit(&state, peer, &token, true) {
+        return *page;
+    }
     let headers = request.headers().clone();
-    let fields = read_fields(request).await;
+    // A one-click body is a few dozen bytes and the page's form a few hundred: one that has
+    // not arrived within BODY_SECONDS is not coming.
+    let Ok(fields) = tokio::time::timeout(
+        std::time::Duration::from_secs(BODY_SECONDS),
+        read_fields(request),
+    )
+    .await
+    else {
+        state.metrics.preference("body_timeout");
+        return (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time\n",
+        )
+            .into_response();
+    };
     let one_click = fields.as_ref().is_some_and(|fields| {
         fields
             .iter()
@@ -631,6 +655,9 @@ fn cross_site(headers: &HeaderMap) -> bool {
 }
 
 /// The posted fields, form-urlencoded or multipart; `None` when the body is neither.
+/// Seconds a `POST /u/{token}` body may take to arrive.
+const BODY_SECONDS: u64 = 5;
+
 async fn read_fields(request: Request) -> Option<Vec<(String, String)>> {
     let multipart = request
         .headers()

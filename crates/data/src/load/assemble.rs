@@ -392,6 +392,16 @@ impl Loader {
                 });
                 continue;
             }
+            if qty.abs() > crate::MAX_QUANTITY || unit_price.unwrap_or(0.0) > crate::MAX_UNIT_PRICE
+            {
+                report.drop_row(DropReason::ImplausibleAmount, || {
+                    format!(
+                        "{qty} × {} for {product_key}",
+                        unit_price.unwrap_or_default()
+                    )
+                });
+                continue;
+            }
             if let (Some(prefix), Some(o)) = (&self.cancelled_prefix, &order_key)
                 && o.starts_with(prefix.as_str())
             {
