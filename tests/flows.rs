@@ -1305,3 +1305,54 @@ fn an_entry_rule_or_segment_admits_only_the_contacts_in_it() {
         "every other trigger is refused by the rule, the stranger by both: {rows:?}"
     );
 }
+
+#[test]
+fn two_flows_runs_on_one_state_take_turns_and_report_what_each_did() {
+    let dir = setup();
+    let server = Server::start(&dir, &[]);
+    let t = t0();
+    let n = 1500;
+    for start in (0..n).step_by(250) {
+        let batch: Vec<Value> = (start..start + 250)
+            .flat_map(|i| {
+                let id = format!("p{i}");
+                [contact(&id, t - 60), cart(&id, t)]
+            })
+            .collect();
+        assert_eq!(post(&server, &Value::Array(batch)).0, 202);
+    }
+    drop(server);
+    let args = tick_args(t + 3660);
+    let spawn = || {
+        dir.augur()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn(), spawn());
+    let outputs = [a, b].map(|child| child.wait_with_output().expect("output"));
+    let count = |out: &str, word: &str| -> usize {
+        out.split(&format!("{word} "))
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut queued = 0;
+    let mut entered = 0;
+    for out in &outputs {
+        assert_eq!(out.status.code(), Some(0), "{}", crate::util::stderr(out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        queued += count(&text, "queued");
+        entered += count(&text, "entered");
+    }
+    assert_eq!(entered, n, "each cart entered once, by one of the two");
+    assert_eq!(
+        queued,
+        messages(&dir).len(),
+        "each message counted by the run that queued it"
+    );
+    assert_eq!(queued, n);
+}

@@ -133,6 +133,7 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     let mut artifact = Artifact::load(&args.models)?;
     let store = EventStore::open(&config.events.store)?;
     let mut state = FlowState::open(&state_path(&settings))?;
+    let turns = tick_lock(&state_path(&settings))?;
     let mut outbox = Outbox::open(&settings.campaigns.outbox)?;
     let mut directory = Directory::open(&settings)?;
     outln!(
@@ -169,8 +170,15 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
             store: &store,
         };
         let now = at.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        // Waits while another `flows run` on this state ticks: the two take turns, and each
+        // tick starts from what the other stored instead of doing the same work beside it.
+        turns
+            .lock()
+            .context("waiting for another `augur flows run` on this state")?;
         let started = std::time::Instant::now();
-        let report = augur_flows::tick(&runner, &mut state, &mut outbox, now)?;
+        let report = augur_flows::tick(&runner, &mut state, &mut outbox, now);
+        turns.unlock().ok();
+        let report = report?;
         print_tick(&report, now, started.elapsed().as_secs_f64());
         if let Some(transport) = &transport {
             let options = augur_campaign::SendOptions {
@@ -189,6 +197,19 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(args.interval.max(0.1)));
     }
+}
+
+/// The lock file beside the flow state (`flows.sqlite.lock`) whose exclusive lock a tick holds.
+fn tick_lock(state: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// `reason n, reason n` of counts by reason.
