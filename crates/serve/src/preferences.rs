@@ -654,10 +654,10 @@ fn cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The posted fields, form-urlencoded or multipart; `None` when the body is neither.
 /// Seconds a `POST /u/{token}` body may take to arrive.
 const BODY_SECONDS: u64 = 5;
 
+/// The posted fields, form-urlencoded or multipart; `None` when the body is neither.
 async fn read_fields(request: Request) -> Option<Vec<(String, String)>> {
     let multipart = request
         .headers()
