@@ -497,6 +497,23 @@ fn every_endpoint_answers_and_agrees_with_augur_score() {
     assert_eq!(b["contacts"].as_array().map(Vec::len), Some(1));
     assert_eq!(b["unknown_ids"], json!(["nobody", "nobody-2"]));
     assert!(b["contacts"][0]["recommendations"].is_null() && b["contacts"][0]["churn"].is_object());
+    // An id asked twice is answered once.
+    let (status, b) = server.post(
+        "/v1/score",
+        KEY,
+        &json!({ "ids": [buyer, buyer], "fields": ["churn"] }).to_string(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(b["contacts"].as_array().map(Vec::len), Some(1), "{b}");
+    // A mistyped query parameter is an error, not a silent default.
+    for query in ["in_stock_only=true", "limt=5"] {
+        let (status, v) = server.get_json(&format!("/v1/contacts/{buyer}/recommendations?{query}"));
+        let name = query.split('=').next().unwrap_or_default();
+        assert!(
+            (400..500).contains(&status) && v.to_string().contains(name),
+            "{query}: {status} {v}"
+        );
+    }
 
     // Segments: the configured one is listed; pages add up to the stream and to the preview.
     let names: Vec<&str> = segments["segments"]

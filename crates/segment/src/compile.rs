@@ -31,8 +31,10 @@ impl Matcher {
         &self.fields
     }
 
-    /// Nodes of the compiled tree: what matching one record costs at most, in tests. A service
-    /// budgets a rule from its client by `nodes() × records` before running it.
+    /// Nodes of the compiled tree, a long `in` list weighing one more per step of its binary
+    /// search beyond a short list's (each step a likely cache miss): what matching one record
+    /// costs at most, in node evaluations. A service budgets a rule from its client by
+    /// `nodes() × records` before running it.
     pub fn nodes(&self) -> usize {
         self.root.nodes()
     }
@@ -45,9 +47,18 @@ impl Node {
                 1 + children.iter().map(Self::nodes).sum::<usize>()
             }
             Self::Not(child) => 1 + child.nodes(),
+            Self::NumberIn { values, .. } => 1 + search_steps(values.len()),
+            Self::TextIn { values, .. } => 1 + search_steps(values.len()),
             _ => 1,
         }
     }
+}
+
+/// The binary-search steps of an `in` list of `n` values beyond those of a list short enough
+/// to be scanned ([`SCAN`], which costs about one comparison).
+fn search_steps(n: usize) -> usize {
+    let halvings = |n: usize| (usize::BITS - n.leading_zeros()) as usize;
+    halvings(n).saturating_sub(halvings(SCAN))
 }
 
 /// The compiled rule tree; depth is bounded by [`crate::MAX_DEPTH`], so evaluating it
@@ -429,6 +440,23 @@ mod tests {
             assert_eq!(m.matches(&r), on_r, "{rule} on r");
             assert_eq!(m.matches(&low), on_low, "{rule} on low");
         }
+    }
+
+    #[test]
+    fn an_in_list_weighs_its_binary_search_in_the_work_budget() {
+        let countries: Vec<String> = (0..260).map(|i| format!("\"X{i}\"")).collect();
+        let long = format!(r#"{{"field": "country", "in": [{}]}}"#, countries.join(","));
+        assert_eq!(
+            matcher(&long).nodes(),
+            1 + 5,
+            "260 values: 9 halvings, 4 of them a short list's"
+        );
+        assert_eq!(
+            matcher(r#"{"field": "country", "in": ["AT", "DE"]}"#).nodes(),
+            1
+        );
+        let many = format!(r#"{{"any": [{long}, {long}]}}"#);
+        assert_eq!(matcher(&many).nodes(), 1 + 2 * 6);
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub(crate) fn json_response(value: &impl Serialize) -> Result<Response, ApiError
 /// Query of `GET /v1/contacts/{id}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ContactQuery {
     /// Include the 168-hour send-time profile.
     #[serde(default)]
@@ -157,6 +158,7 @@ pub fn full_contact<'a>(
 /// Query of `GET /v1/contacts/{id}/recommendations`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct RecommendationQuery {
     /// How many (1–100, default 10).
     pub k: Option<usize>,
@@ -237,6 +239,7 @@ pub async fn get_recommendations(
 /// Query of `GET /v1/contacts/{id}/send-time`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SendTimeQuery {
     /// Window start, RFC 3339 (default: now).
     pub after: Option<String>,
@@ -450,14 +453,18 @@ pub struct Scores<'a> {
     pub unknown_ids: Vec<&'a str>,
 }
 
+/// Most recommendations one `POST /v1/score` answer carries (distinct ids × `k`): 10,000 ids at
+/// the default `k` of 10. Bounds the memory of an answer, which is built whole.
+pub const MAX_SCORE_RECOMMENDATIONS: usize = 100_000;
+
 /// Predictions for many contacts at once; unknown ids are listed, not fatal.
 #[utoipa::path(post, tag = "contacts", path = "/v1/score", request_body = ScoreBody,
-    responses((status = 200, body = Scores<'_>), (status = 413, description = "more ids than serve.max_batch"), (status = 422, description = "bad body")), security(("api_key" = [])))]
+    responses((status = 200, body = Scores<'_>), (status = 413, description = "more ids than serve.max_batch, or more than 100,000 recommendations (distinct ids × k)"), (status = 422, description = "bad body"), (status = 503, description = "4 batch scorings already running")), security(("api_key" = [])))]
 pub async fn post_score(
     State(state): State<Arc<AppState>>,
     body: Result<Json<ScoreBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
+    let Json(mut body) = body?;
     if body.ids.len() > state.config.max_batch {
         return Err(ApiError::too_large(format!(
             "{} ids; at most {} per request (serve.max_batch)",
@@ -465,6 +472,9 @@ pub async fn post_score(
             state.config.max_batch
         )));
     }
+    // An id asked twice is answered once.
+    let mut seen = std::collections::HashSet::with_capacity(body.ids.len());
+    body.ids.retain(|id| seen.insert(id.clone()));
     let request = Request {
         mode: body.mode.map_or(Mode::Replenish, Mode::from),
         k: check_k(body.k)?,
@@ -474,6 +484,20 @@ pub async fn post_score(
         Parts::all(false).0
     } else {
         body.fields
+    };
+    let wanted = body.ids.len() * request.k;
+    if parts.contains(&Part::Recommendations) && wanted > MAX_SCORE_RECOMMENDATIONS {
+        return Err(ApiError::too_large(format!(
+            "{} ids × k {} = {wanted} recommendations; at most {MAX_SCORE_RECOMMENDATIONS} per request: ask for fewer ids or a smaller k",
+            body.ids.len(),
+            request.k
+        )));
+    }
+    let Ok(_slot) = state.scoring.try_acquire() else {
+        return Err(ApiError::overloaded(format!(
+            "{} batch scorings are running; retry shortly",
+            crate::state::SCORING_SLOTS
+        )));
     };
     let loaded = state.current.load_full();
     let forgotten = state.preferences.as_ref().map(|p| p.forgotten());

@@ -18,8 +18,13 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ApiError;
 use crate::state::{AppState, Loaded};
 
-/// Contacts evaluated per streamed chunk.
-const CHUNK: usize = 16_384;
+/// Contacts evaluated per streamed chunk: about 70 KB of JSON lines. With the channel's two
+/// chunks and hyper's write buffer (about 400 KB), a client that stops reading holds well
+/// under a megabyte, however large the segment.
+const CHUNK: usize = 1_024;
+
+/// Seconds a streamed listing waits for a client that reads nothing before it gives up.
+const STALLED_SECONDS: u64 = 60;
 
 /// A segment in the catalogue.
 #[derive(Debug, Serialize, ToSchema)]
@@ -95,6 +100,7 @@ pub enum Format {
 /// Query of `GET /v1/segments/{name}/contacts`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListingQuery {
     /// `jsonl` (default) or `csv`.
     #[serde(default)]
@@ -267,11 +273,16 @@ pub async fn contacts(
         }
         return Ok(response);
     }
-    // The whole segment, chunk by chunk: a bounded channel holds at most a few chunks, so a
+    // The whole segment, chunk by chunk: a bounded channel holds at most two chunks, so a
     // million-contact audience streams in constant memory at the client's pace.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
     tokio::task::spawn_blocking(move || {
-        if !header_line.is_empty() && tx.blocking_send(Bytes::from_static(header_line)).is_err() {
+        // A client that takes no chunk for STALLED_SECONDS is let go: its listing ends there
+        // (an unfinished chunked body, which its HTTP client reports), and the thread is freed.
+        let runtime = tokio::runtime::Handle::current();
+        let stalled = std::time::Duration::from_secs(STALLED_SECONDS);
+        let send = |chunk: Bytes| runtime.block_on(tx.send_timeout(chunk, stalled)).is_ok();
+        if !header_line.is_empty() && !send(Bytes::from_static(header_line)) {
             return;
         }
         let member = member(&loaded, &loaded.segments[index].matcher, &forgotten);
@@ -280,8 +291,8 @@ pub async fn contacts(
             let to = (from + CHUNK).min(n);
             let mut out = Vec::new();
             scan(&loaded, &member, from, to, format, usize::MAX, &mut out);
-            if !out.is_empty() && tx.blocking_send(Bytes::from(out)).is_err() {
-                return; // the client went away
+            if !out.is_empty() && !send(Bytes::from(out)) {
+                return; // the client went away or stopped reading
             }
             from = to;
         }
@@ -309,8 +320,11 @@ pub struct PreviewBody {
     pub sample: Option<usize>,
 }
 
-/// Contacts matched between two checks whether the request is still wanted.
+/// Most contacts matched between two checks whether the request is still wanted.
 const PREVIEW_CHUNK: usize = 16_384;
+
+/// Node evaluations per preview chunk (see [`augur_segment::Matcher::nodes`]).
+const PREVIEW_CHUNK_WORK: usize = 1 << 22;
 
 /// Sets its flag when dropped: a request's future is dropped when its client goes away or its
 /// time runs out, and blocking work it started watches the flag.
@@ -388,15 +402,20 @@ pub async fn preview(
             matcher.matches(&loaded.fields.record(snapshot, &models, *c))
                 && !forgotten.contact(snapshot.contacts.name(*c as u32))
         };
+        let ended = || abandoned.load(std::sync::atomic::Ordering::Relaxed);
+        // Chunks of about the same work, however costly the rule: an abandoned preview stops
+        // within a fraction of a second.
+        let chunk = (PREVIEW_CHUNK_WORK / matcher.nodes().max(1)).clamp(64, PREVIEW_CHUNK);
         let mut count = 0;
-        for start in (0..snapshot.len()).step_by(PREVIEW_CHUNK) {
-            if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+        for start in (0..snapshot.len()).step_by(chunk) {
+            if ended() {
                 return Err(ApiError::overloaded("the request ended before the preview finished"));
             }
-            let end = (start + PREVIEW_CHUNK).min(snapshot.len());
+            let end = (start + chunk).min(snapshot.len());
             count += (start..end).into_par_iter().filter(hits).count();
         }
         let sample = (0..snapshot.len())
+            .take_while(|c| c % chunk != 0 || !ended())
             .filter(hits)
             .take(sample)
             .map(|c| SampleRow {

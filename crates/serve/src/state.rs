@@ -167,7 +167,13 @@ pub struct AppState {
     reload_error: Mutex<Option<String>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// Batch scorings that may run at once (`POST /v1/score`): each uses every core and builds
+    /// its answer in memory, so more at once only adds memory, not speed.
+    pub scoring: tokio::sync::Semaphore,
 }
+
+/// See [`AppState::scoring`].
+pub const SCORING_SLOTS: usize = 4;
 
 impl AppState {
     /// Loads the model and checks the settings; nothing listens yet.
@@ -197,6 +203,7 @@ impl AppState {
             draining: AtomicBool::new(false),
             reload_error: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            scoring: tokio::sync::Semaphore::new(SCORING_SLOTS),
         })
     }
 
