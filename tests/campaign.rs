@@ -878,8 +878,16 @@ fn one_contacts_bad_value_or_failing_template_skips_only_that_contact() {
     let (_, before) = dry_run(&dir, "before", &[]);
     let queued: Vec<&PlanRow> = before.iter().filter(|r| r.status == "queued").collect();
     let (broken, injected) = (queued[0].contact.clone(), queued[1].contact.clone());
+    let unusable = queued[2].contact.clone();
     // A header-injection attempt in one contact's first name, rendered into the subject.
     set_first_name(&dir, &injected, "Anna\r\nBcc: thief@evil.example");
+    // And one in another's address: no usable address, so no message (not a failed run).
+    set_contact_text(
+        &dir,
+        &unusable,
+        "email",
+        "anna@example.com\r\nBcc: thief@evil.example",
+    );
     // A template that fails for one contact only.
     dir.write(
         "templates/body.html",
@@ -903,12 +911,18 @@ fn one_contacts_bad_value_or_failing_template_skips_only_that_contact() {
         Some("queued"),
         "{text}"
     );
+    assert_eq!(
+        status(&after, &unusable).as_deref(),
+        Some("suppressed"),
+        "{text}"
+    );
     assert!(text.contains("rendering_failed"), "{text}");
     let queued_after = after.iter().filter(|r| r.status == "queued").count();
-    assert_eq!(queued_after, queued.len() - 1);
+    assert_eq!(queued_after, queued.len() - 2);
 
     let out = augur_ok(&dir, &["campaign", "run", "--campaign", "c.toml"]);
-    assert_eq!(number_after(&out, "Sent"), queued.len() - 1, "{out}");
+    assert_eq!(number_after(&out, "Sent"), queued.len() - 2, "{out}");
+    assert!(!out.contains("thief"), "no address printed raw: {out}");
     let email = contacts(&dir)[&injected].0.clone();
     let mut found = false;
     for entry in std::fs::read_dir(dir.join("outbox/eml")).expect("eml dir") {
@@ -1076,4 +1090,41 @@ fn a_report_before_anything_is_delivered_says_so() {
     assert!(!out.contains("95 % CI"), "an interval of nothing: {out}");
     let html = std::fs::read_to_string(dir.join("report/report.html")).expect("html");
     assert!(html.contains("nothing delivered yet"));
+}
+
+#[test]
+fn a_typo_in_one_variants_subject_stops_the_plan_instead_of_dropping_the_variant() {
+    let dir = setup(None, "", "");
+    let campaign = std::fs::read_to_string(dir.join("c.toml")).expect("campaign");
+    dir.write(
+        "c.toml",
+        &campaign.replacen(
+            "{{ first_name }}: new picks",
+            "{{ frist_name }}: new picks",
+            1,
+        ),
+    );
+    let out = run(dir.augur().args([
+        "campaign",
+        "plan",
+        "--campaign",
+        "c.toml",
+        "--dry-run",
+        "--out",
+        "typo",
+    ]));
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("c.toml") && said.contains("variant `b`") && said.contains("b.subject"),
+        "{said}"
+    );
+    assert!(
+        !dir.join("outbox/augur.sqlite").exists() || {
+            let db = rusqlite::Connection::open(dir.join("outbox/augur.sqlite")).expect("outbox");
+            db.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+                == 0
+        }
+    );
 }

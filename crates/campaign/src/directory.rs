@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 /// Why a contact must not get a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Suppression {
-    /// No e-mail address.
+    /// No usable e-mail address: none, none with an `@`, or one holding control characters
+    /// (a line break in an address is a header injection waiting to happen).
     NoEmail,
     /// Consent withheld (or, when required, not recorded).
     NoConsent,
@@ -250,7 +251,7 @@ impl Directory {
         }
         if contacts.email[c as usize]
             .as_deref()
-            .is_none_or(|e| !e.contains('@'))
+            .is_none_or(|e| !e.contains('@') || e.chars().any(char::is_control))
         {
             return Some(Suppression::NoEmail);
         }

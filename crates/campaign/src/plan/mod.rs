@@ -153,11 +153,10 @@ pub fn plan(inputs: &Inputs<'_>, outbox: &Outbox) -> Result<(Summary, Vec<Planne
         .into_par_iter()
         .filter_map(|c| planner.plan_one(c).transpose())
         .collect::<Result<Vec<_>>>()?;
-    let rendered = rows.iter().any(|r| r.status == Status::Queued);
-    if let Some(failure) = planner.first_failure.get().filter(|_| !rendered) {
+    if let Some(message) = planner.unrendered(&rows, "") {
         return Err(Error::Campaign {
             path: inputs.campaign.path.clone(),
-            message: format!("no message could be rendered; the first failure: {failure}"),
+            message,
         });
     }
     let summary = summarize(
@@ -201,13 +200,10 @@ pub fn plan_contacts(
         })
         .collect::<Result<_>>()?;
     // As in `plan`: a template that fails for everyone stops before anything is stored.
-    let rendered = rows.iter().any(|r| r.status == Status::Queued);
-    if let Some(failure) = planner.first_failure.get().filter(|_| !rendered) {
+    if let Some(message) = planner.unrendered(&rows, ", so nothing was stored") {
         return Err(Error::Campaign {
             path: inputs.campaign.path.clone(),
-            message: format!(
-                "no message could be rendered, so nothing was stored; the first failure: {failure}"
-            ),
+            message,
         });
     }
     Ok(rows)
@@ -257,8 +253,10 @@ struct Planner<'a> {
     /// The model's product index → the exports' product index.
     product_of: Vec<Option<u32>>,
     weights: Vec<f64>,
-    /// The first per-contact rendering failure, for the error when nothing renders.
-    first_failure: std::sync::OnceLock<String>,
+    /// Per variant, its first per-contact rendering failure: for the error when a variant
+    /// renders for nobody (a typo in its subject, say), which would otherwise quietly turn
+    /// an A/B test into a single message.
+    first_failure: Vec<std::sync::OnceLock<String>>,
     /// In a series' step: the product that started each contact's enrollment.
     triggers: HashMap<String, TriggerProduct>,
     /// The most popular products, ranked once for every contact the model does not know.
@@ -400,7 +398,12 @@ impl<'a> Planner<'a> {
                 .map(|p| products.ids.get(p))
                 .collect(),
             weights: campaign.file.variants.iter().map(|v| v.weight).collect(),
-            first_failure: std::sync::OnceLock::new(),
+            first_failure: campaign
+                .file
+                .variants
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             triggers: HashMap::new(),
             popular: std::sync::OnceLock::new(),
         })
@@ -473,6 +476,24 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Why the plan must stop, if it must: a variant whose every message failed to render
+    /// (`then` is added after "rendered", e.g. `, so nothing was stored`).
+    fn unrendered(&self, rows: &[Planned], then: &str) -> Option<String> {
+        let variants = &self.inputs.campaign.file.variants;
+        variants.iter().zip(&self.first_failure).find_map(|(v, first)| {
+            let failure = first.get()?;
+            let rendered = rows
+                .iter()
+                .any(|r| r.status == Status::Queued && r.variant.as_deref() == Some(&v.name));
+            (!rendered).then(|| {
+                format!(
+                    "no message of variant `{}` could be rendered{then}; the first failure: {failure}",
+                    v.name
+                )
+            })
+        })
+    }
+
     /// Suppression, holdout and variant, send time and rendering of one contact.
     fn plan_subject(&self, s: Subject<'_>, facts: PlanFacts) -> Result<Planned> {
         let Inputs {
@@ -525,7 +546,9 @@ impl<'a> Planner<'a> {
                 },
             ) => {
                 tracing::warn!(error = %e, "message not rendered; contact skipped");
-                self.first_failure.get_or_init(|| e.to_string());
+                if let Some(first) = self.first_failure.get(variant) {
+                    first.get_or_init(|| e.to_string());
+                }
                 row.reason = Some(Suppression::RenderingFailed.name());
                 return Ok(row);
             }
