@@ -1128,3 +1128,24 @@ fn a_typo_in_one_variants_subject_stops_the_plan_instead_of_dropping_the_variant
         }
     );
 }
+
+#[test]
+fn a_template_that_renders_megabytes_stops_the_plan_with_its_name() {
+    let dir = setup(None, "", "");
+    dir.write(
+        "templates/body.html",
+        "<html><body>{{ \"x\" * 3000000 }}</body></html>\n",
+    );
+    let out = run(dir.augur().args([
+        "campaign",
+        "plan",
+        "--campaign",
+        "c.toml",
+        "--dry-run",
+        "--out",
+        "big",
+    ]));
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("renders more than 1024 KiB"), "{said}");
+}

@@ -170,10 +170,24 @@ impl Templates {
         let v = &self.variants[variant];
         let ctx = minijinja::Value::from_serialize(context);
         let one = |name: &str| -> Result<String> {
-            self.env
+            let mut out = Capped(Vec::new());
+            match self
+                .env
                 .get_template(name)
-                .and_then(|t| t.render(&ctx))
-                .map_err(|e| template_error(&e, name, Some(context.contact.id)))
+                .and_then(|t| t.render_captured_to(&ctx, &mut out).map(drop))
+            {
+                Ok(_) => Ok(String::from_utf8_lossy(&out.0).into_owned()),
+                Err(_) if out.0.len() >= MAX_RENDERED => Err(Error::Template {
+                    template: name.to_string(),
+                    line: None,
+                    message: format!(
+                        "renders more than {} KiB; mail clients clip far shorter bodies (Gmail at 102 KB)",
+                        MAX_RENDERED / 1024
+                    ),
+                    contact: Some(context.contact.id.to_string()),
+                }),
+                Err(e) => Err(template_error(&e, name, Some(context.contact.id))),
+            }
         };
         let subject = one_line(&one(&v.subject)?);
         let preheader = one(&v.preheader)?;
@@ -183,6 +197,31 @@ impl Templates {
             html,
             text: one(&v.text)?,
         })
+    }
+}
+
+/// Most bytes one template may render for one contact. Every message is kept until it is
+/// stored, so a template that produces megabytes (`{{ "x" * 100000000 }}`, a loop gone wrong)
+/// would otherwise take the planning process's memory with it.
+const MAX_RENDERED: usize = 1 << 20;
+
+/// A rendering target that refuses to grow past [`MAX_RENDERED`] (it then holds exactly that
+/// many bytes, which is how the caller tells the cap from another failure).
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = MAX_RENDERED - self.0.len();
+        if bytes.len() > room {
+            self.0.extend_from_slice(&bytes[..room]);
+            return Err(std::io::Error::other("rendered output over the limit"));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
