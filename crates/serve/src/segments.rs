@@ -192,7 +192,7 @@ fn scan(
 }
 
 fn parse_cursor(raw: &str, loaded: &Loaded) -> Result<usize, ApiError> {
-    let (version, index) = raw.rsplit_once('.').ok_or_else(|| {
+    let (version, index) = raw.split_once('.').ok_or_else(|| {
         ApiError::invalid(format!(
             "cursor: `{raw}` is not a cursor from x-next-cursor"
         ))
