@@ -1104,17 +1104,7 @@ fn a_typo_in_one_variants_subject_stops_the_plan_instead_of_dropping_the_variant
             1,
         ),
     );
-    let out = run(dir.augur().args([
-        "campaign",
-        "plan",
-        "--campaign",
-        "c.toml",
-        "--dry-run",
-        "--out",
-        "typo",
-    ]));
-    let said = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{said}");
+    let said = refused_dry_run(&dir, "typo");
     assert!(
         said.contains("c.toml") && said.contains("variant `b`") && said.contains("b.subject"),
         "{said}"
@@ -1136,16 +1126,22 @@ fn a_template_that_renders_megabytes_stops_the_plan_with_its_name() {
         "templates/body.html",
         "<html><body>{{ \"x\" * 3000000 }}</body></html>\n",
     );
-    let out = run(dir.augur().args([
+    let said = refused_dry_run(&dir, "big");
+    assert!(said.contains("renders more than 1024 KiB"), "{said}");
+}
+
+/// A dry run of `c.toml` into `out` that must fail as a bad campaign (exit 2): what it said.
+fn refused_dry_run(dir: &Dir, out: &str) -> String {
+    let run = run(dir.augur().args([
         "campaign",
         "plan",
         "--campaign",
         "c.toml",
         "--dry-run",
         "--out",
-        "big",
+        out,
     ]));
-    let said = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{said}");
-    assert!(said.contains("renders more than 1024 KiB"), "{said}");
+    let said = stderr(&run);
+    assert_eq!(run.status.code(), Some(2), "{said}");
+    said
 }
