@@ -403,6 +403,12 @@ fn thin_history_trains_with_named_fallbacks() {
     dir.write("augur.toml", "[tables.orders]\npath = \"orders.parquet\"\n");
     let out = run(dir.augur().args(["train"]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The repeated line is skipped, and training says so.
+    let said = stderr(&out);
+    assert!(
+        said.contains("rows skipped") && said.contains("duplicate row 1"),
+        "{said}"
+    );
     let manifest = metrics(&dir, "models");
     let fallbacks = manifest["fallbacks"].as_array().expect("fallbacks");
     assert!(

@@ -94,7 +94,31 @@ pub fn train(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
         "history loaded"
     );
+    warn_dropped(&report);
     train_loaded(&history, as_of, horizon_days, models)
+}
+
+/// Says, per table, how many rows were skipped and why: training goes on without them, and
+/// `augur validate` shows examples.
+fn warn_dropped(report: &augur_data::QualityReport) {
+    for table in &report.tables {
+        let dropped = table.rows_dropped();
+        if dropped == 0 {
+            continue;
+        }
+        let reasons: Vec<String> = table
+            .dropped
+            .iter()
+            .map(|(reason, n)| format!("{} {n}", reason.describe()))
+            .collect();
+        tracing::warn!(
+            table = table.table.name(),
+            dropped,
+            read = table.rows_read,
+            reasons = reasons.join(", "),
+            "rows skipped; `augur validate` shows examples"
+        );
+    }
 }
 
 /// Trains on a loaded history and writes the model directory and its report.
