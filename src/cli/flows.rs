@@ -132,9 +132,16 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     let mut model_dir = augur_model::resolve_model_dir(&args.models)?;
     let mut artifact = Artifact::load(&args.models)?;
     let store = EventStore::open(&config.events.store)?;
-    let mut state = FlowState::open(&state_path(&settings))?;
     let turns = tick_lock(&state_path(&settings))?;
-    let mut outbox = Outbox::open(&settings.campaigns.outbox)?;
+    // Opening creates or upgrades the state and the outbox: one process at a time, like a tick.
+    turns
+        .lock()
+        .context("waiting for another `augur flows run` on this state")?;
+    let opened = FlowState::open(&state_path(&settings))
+        .map_err(anyhow::Error::from)
+        .and_then(|state| Ok((state, Outbox::open(&settings.campaigns.outbox)?)));
+    turns.unlock().ok();
+    let (mut state, mut outbox) = opened?;
     let mut directory = Directory::open(&settings)?;
     outln!(
         "augur flows: {} flows ({}), model {}, events from {}",
@@ -204,6 +211,9 @@ fn tick_lock(state: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let mut name = state.as_os_str().to_owned();
     name.push(".lock");
     let path = std::path::PathBuf::from(name);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
