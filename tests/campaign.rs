@@ -135,15 +135,7 @@ pub(crate) fn edit_config(dir: &Dir, from: &str, to: &str) {
 /// `augur campaign plan --dry-run --out OUT` of `c.toml` with `extra` arguments: its output and
 /// the plan it wrote.
 pub(crate) fn dry_run(dir: &Dir, out: &str, extra: &[&str]) -> (String, Vec<PlanRow>) {
-    let mut args = vec![
-        "campaign",
-        "plan",
-        "--campaign",
-        "c.toml",
-        "--dry-run",
-        "--out",
-        out,
-    ];
+    let mut args = dry_run_args(out).to_vec();
     args.extend_from_slice(extra);
     let text = augur_ok(dir, &args);
     (text, plan_rows(&dir.join(out).join("plan.parquet")))
@@ -1130,9 +1122,9 @@ fn a_template_that_renders_megabytes_stops_the_plan_with_its_name() {
     assert!(said.contains("renders more than 1024 KiB"), "{said}");
 }
 
-/// A dry run of `c.toml` into `out` that must fail as a bad campaign (exit 2): what it said.
-fn refused_dry_run(dir: &Dir, out: &str) -> String {
-    let run = run(dir.augur().args([
+/// The arguments of a dry run of `c.toml` into `out`.
+fn dry_run_args(out: &str) -> [&str; 7] {
+    [
         "campaign",
         "plan",
         "--campaign",
@@ -1140,7 +1132,12 @@ fn refused_dry_run(dir: &Dir, out: &str) -> String {
         "--dry-run",
         "--out",
         out,
-    ]));
+    ]
+}
+
+/// A dry run of `c.toml` into `out` that must fail as a bad campaign (exit 2): what it said.
+fn refused_dry_run(dir: &Dir, out: &str) -> String {
+    let run = run(dir.augur().args(dry_run_args(out)));
     let said = stderr(&run);
     assert_eq!(run.status.code(), Some(2), "{said}");
     said
