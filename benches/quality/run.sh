@@ -5,12 +5,17 @@
 #   PYTHON=/tmp/peersenv/bin/python benches/quality/run.sh   # and the peers, scored alike
 #   AUGUR=/path/to/other/augur PEERS=0 benches/quality/run.sh # another build of augur alone, to
 #                                                             # compare builds in one session
+#   OUT=/tmp/b AGAINST=/tmp/a benches/quality/run.sh          # and say whether it moved a figure
+#                                                             # by more than chance (/tmp/a: an
+#                                                             # earlier run's OUT)
 #
 # Trains augur as of the eval protocol's instant (the Complete Journey: 2017-10-01, 90-day
 # holdout; CDNOW: 1997-10-01, 39-week holdout), scores every contact with `augur score`, and
 # scores the predictions with ../shared/eval/score.py. With a Python that has the peers'
 # packages (pandas pyarrow scikit-learn scipy lifetimes implicit: see ../shared/eval/README.md),
 # it also runs ../shared/eval/peers.py, so every figure comes from one run on this machine.
+# benches/quality/spread.py then gives each figure's bootstrap standard deviation over the
+# contacts and, with AGAINST, the paired difference from the earlier run with its own.
 # Needs ../shared/data beside the repository; says so and stops when it is not there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -77,6 +82,11 @@ print(json.dumps(dict(dataset="cdnow", customers=len(ids), churn_auc=round(roc_a
 PY
 else
   echo "(no Python with pandas, pyarrow and scikit-learn: CDNOW needs it to convert the text file)"
+fi
+
+if have_python; then
+  echo "== Spread: each figure's bootstrap standard deviation over the contacts${AGAINST:+, and the paired difference from $AGAINST}"
+  "$python" benches/quality/spread.py "$shared/eval" "$shared/data/cdnow/CDNOW_master.txt" "$out" ${AGAINST:+"$AGAINST"}
 fi
 
 if [ "${PEERS:-1}" != 0 ] && have_python && "$python" -c 'import lifetimes, implicit' 2>/dev/null; then
