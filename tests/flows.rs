@@ -1307,6 +1307,36 @@ fn an_entry_rule_or_segment_admits_only_the_contacts_in_it() {
 }
 
 #[test]
+fn a_flow_naming_an_unknown_field_or_segment_is_refused_at_start_naming_its_file() {
+    let dir = setup();
+    for (entry, says) in [
+        (
+            "rule = { field = \"ordres\", gte = 3 }",
+            "[entry] rule: unknown field `ordres`; did you mean `orders`?",
+        ),
+        (
+            "segment = \"at_rsik\"",
+            "[entry] segment `at_rsik` is neither built in nor configured in [segments]; segments: ",
+        ),
+    ] {
+        flow_file(
+            &dir,
+            "typo",
+            &format!(
+                "id = \"typo\"\n[trigger]\nevent = \"add_to_cart\"\n[entry]\n{entry}\n\
+                 [[steps]]\nname = \"one\"\nsend = {{ subject = \"Hello\" }}"
+            ),
+        );
+        let out = run(dir.augur().args(tick_args_with(t0(), "models")));
+        let err = crate::util::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "a configuration error: {err}");
+        assert!(err.contains("typo.toml") && err.contains(says), "{err}");
+        // Refused before anything ran: no state was even created.
+        assert!(!dir.join("outbox/flows.sqlite").exists(), "{err}");
+    }
+}
+
+#[test]
 fn two_flows_runs_on_one_state_take_turns_and_report_what_each_did() {
     let dir = setup();
     let server = Server::start(&dir, &[]);

@@ -131,6 +131,7 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     let at = args.at.as_deref().map(parse_instant).transpose()?;
     let mut model_dir = augur_model::resolve_model_dir(&args.models)?;
     let mut artifact = Artifact::load(&args.models)?;
+    augur_flows::check_flows(&settings, &flows, &artifact)?;
     let store = EventStore::open(&config.events.store)?;
     let turns = tick_lock(&state_path(&settings))?;
     // Opening creates or upgrades the state and the outbox: one process at a time, like a tick.
@@ -165,9 +166,21 @@ pub fn run_loop(config: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         }
         let newest = augur_model::resolve_model_dir(&args.models)?;
         if newest != model_dir {
-            artifact = Artifact::load(&args.models)?;
+            let loaded = Artifact::load(&args.models)?;
             model_dir = newest;
-            tracing::info!(model = %artifact.manifest.version, "newer model loaded");
+            // A model whose fields no longer fit a flow's entry rule is not taken: the series
+            // go on with the model they started with, and the operator is told why.
+            match augur_flows::check_flows(&settings, &flows, &loaded) {
+                Ok(()) => {
+                    artifact = loaded;
+                    tracing::info!(model = %artifact.manifest.version, "newer model loaded");
+                }
+                Err(e) => tracing::error!(
+                    model = %loaded.manifest.version,
+                    "newer model not loaded, the flows keep model {}: {e}",
+                    artifact.manifest.version
+                ),
+            }
         }
         let runner = Runner {
             settings: &settings,

@@ -20,7 +20,7 @@ use augur_segment::Matcher;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::runner::{Runner, TickReport};
 use crate::spec::{Condition, Flow, Step, Target, Trigger};
 use crate::state::{Enrollment, FlowState, Triggered};
@@ -196,7 +196,10 @@ impl Admission {
         let matcher = match self.rules.entry(flow.id().to_string()) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(slot) => slot.insert(match &entry.rule {
-                Some(rule) => Some(rule.compile(&fields.schema)?),
+                Some(rule) => Some(rule.compile(&fields.schema).map_err(|e| Error::Flow {
+                    path: flow.path.clone(),
+                    message: format!("[entry] {e}"),
+                })?),
                 None => match &entry.segment {
                     Some(name) => crate::scan::segment_matcher(runner, fields, name)?,
                     None => None,

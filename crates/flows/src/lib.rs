@@ -19,6 +19,7 @@ pub use engine::{in_holdout, tick};
 pub use error::{Error, Result};
 pub use report::{FlowReport, StepFigures, Uplift, report};
 pub use runner::{Runner, TickReport};
+pub use scan::check_flows;
 pub use spec::{
     BranchSpec, Condition, DateField, EntrySpec, ExitSpec, Flow, FlowFile, ProductChange,
     ProductTrigger, SendSpec, Step, StepSpec, Target, Trigger, TriggerSpec, seconds,

@@ -58,6 +58,58 @@ pub(crate) fn segment_matcher(
     Ok(all.into_iter().find(|s| s.name == name).map(|s| s.matcher))
 }
 
+/// Checks that every flow's entry rule compiles against `artifact`'s fields and that every
+/// segment a flow names (to enter on, or to be admitted by) exists: a typo would otherwise
+/// stop a tick at the first trigger, or admit nobody without a word.
+///
+/// # Errors
+/// [`Error::Flow`] naming the first flow file at fault, what is wrong and the fields or
+/// segments that exist.
+pub fn check_flows(
+    settings: &augur_campaign::Settings,
+    flows: &[Flow],
+    artifact: &augur_model::Artifact,
+) -> Result<()> {
+    let fields = Fields::new(&artifact.snapshot);
+    let segments = augur_segment::catalog(&settings.segments, &fields.schema)?;
+    let known = |name: &str| segments.iter().any(|s| s.name == name);
+    let names = || {
+        segments
+            .iter()
+            .map(|s| format!("`{}`", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for flow in flows {
+        if let Some(rule) = &flow.file.entry.rule {
+            rule.compile(&fields.schema)
+                .map_err(|e| flow_error(flow, format!("[entry] {e}")))?;
+        }
+        let named = [
+            ("[entry] segment", flow.file.entry.segment.as_deref()),
+            (
+                "[trigger] segment",
+                match &flow.trigger {
+                    Trigger::SegmentEntered(name) => Some(name.as_str()),
+                    _ => None,
+                },
+            ),
+        ];
+        for (key, name) in named {
+            if let Some(name) = name.filter(|n| !known(n)) {
+                return Err(flow_error(
+                    flow,
+                    format!(
+                        "{key} `{name}` is neither built in nor configured in [segments]; segments: {}",
+                        names()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn flow_error(flow: &Flow, message: String) -> Error {
     Error::Flow {
         path: flow.path.clone(),

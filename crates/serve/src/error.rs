@@ -179,7 +179,8 @@ impl From<QueryRejection> for ApiError {
 }
 
 impl From<augur_segment::Error> for ApiError {
+    /// The message already names where the rule is wrong (`rule`, `rule.all[1]`, …).
     fn from(e: augur_segment::Error) -> Self {
-        Self::invalid(format!("rule: {e}"))
+        Self::invalid(e.to_string())
     }
 }
