@@ -249,6 +249,45 @@ fn raw_retail_export_loads_with_config_alone() {
 }
 
 #[test]
+fn a_line_total_gives_the_unit_price_where_the_export_has_none() {
+    let dir = Dir::new();
+    write_parquet(
+        &dir.join("lines.parquet"),
+        vec![
+            ("household", Arc::new(StringArray::from(vec!["h1", "h1", "h2", "h2"])) as _),
+            ("product", Arc::new(StringArray::from(vec!["a", "a", "b", "c"])) as _),
+            ("units", Arc::new(Int64Array::from(vec![2, -1, 3, 1])) as _),
+            (
+                "sales_value",
+                Arc::new(Float64Array::from(vec![Some(7.0), Some(-3.5), Some(1.5), None])) as _,
+            ),
+            (
+                "at",
+                Arc::new(StringArray::from(vec![
+                    "2024-03-01T10:00:00Z",
+                    "2024-03-02T10:00:00Z",
+                    "2024-03-01T11:00:00Z",
+                    "2024-03-01T12:00:00Z",
+                ])) as _,
+            ),
+        ],
+    );
+    let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
+                  contact_id = \"household\"\nproduct_id = \"product\"\nquantity = \"units\"\n\
+                  line_total = \"sales_value\"\nordered_at = \"at\"\n";
+    let config = Config::from_toml(config, dir.path()).expect("config");
+    let (history, _) = augur_data::load(&config).expect("load");
+    let o = &history.orders;
+    let lines: Vec<(f64, f64)> = (0..o.len()).map(|i| (o.quantity[i], o.unit_price[i])).collect();
+    // The return of one (−3.5 for −1) is 3.5 a unit; a line without its value has no price.
+    assert_eq!(
+        lines,
+        vec![(2.0, 3.5), (3.0, 0.5), (1.0, 0.0), (-1.0, 3.5)],
+        "(quantity, unit price) by time"
+    );
+}
+
+#[test]
 fn validate_prints_the_report_for_the_retail_export() {
     let dir = Dir::new();
     write_fixture(&dir);

@@ -150,6 +150,7 @@ const ORDER_FIELDS: &[Field] = &[
     req("ordered_at", Timestamp),
     opt("quantity", Number),
     opt("unit_price", Number),
+    opt("line_total", Number),
     opt("product_name", Text),
     opt("product_category", Text),
     opt("country", Text),

@@ -342,13 +342,14 @@ impl Loader {
 
     fn absorb_orders(&mut self, b: &Decoded, report: &mut TableReport) {
         let t = TableKind::Orders;
-        let (order, contact, product, at, quantity, price, name, category, country) = (
+        let (order, contact, product, at, quantity, price, total, name, category, country) = (
             b.field(t, "order_id"),
             b.field(t, "contact_id"),
             b.field(t, "product_id"),
             b.field(t, "ordered_at"),
             b.field(t, "quantity"),
             b.field(t, "unit_price"),
+            b.field(t, "line_total"),
             b.field(t, "product_name"),
             b.field(t, "product_category"),
             b.field(t, "country"),
@@ -385,7 +386,12 @@ impl Loader {
                 });
                 continue;
             }
-            let unit_price = price.number(row);
+            // Exports that give the line's value (dunnhumby's `sales_value`, an `amount`) rather
+            // than the unit price: the unit price is the value over the quantity, so a return
+            // line (both negative) has a positive one.
+            let unit_price = price
+                .number(row)
+                .or_else(|| total.number(row).map(|v| v / qty));
             if unit_price.is_some_and(|p| p < 0.0) {
                 report.drop_row(DropReason::NegativePrice, || {
                     format!("{} for {product_key}", unit_price.unwrap_or_default())
