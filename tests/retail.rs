@@ -254,12 +254,23 @@ fn a_line_total_gives_the_unit_price_where_the_export_has_none() {
     write_parquet(
         &dir.join("lines.parquet"),
         vec![
-            ("household", Arc::new(StringArray::from(vec!["h1", "h1", "h2", "h2"])) as _),
-            ("product", Arc::new(StringArray::from(vec!["a", "a", "b", "c"])) as _),
+            (
+                "household",
+                Arc::new(StringArray::from(vec!["h1", "h1", "h2", "h2"])) as _,
+            ),
+            (
+                "product",
+                Arc::new(StringArray::from(vec!["a", "a", "b", "c"])) as _,
+            ),
             ("units", Arc::new(Int64Array::from(vec![2, -1, 3, 1])) as _),
             (
                 "sales_value",
-                Arc::new(Float64Array::from(vec![Some(7.0), Some(-3.5), Some(1.5), None])) as _,
+                Arc::new(Float64Array::from(vec![
+                    Some(7.0),
+                    Some(-3.5),
+                    Some(1.5),
+                    None,
+                ])) as _,
             ),
             (
                 "at",
@@ -278,13 +289,87 @@ fn a_line_total_gives_the_unit_price_where_the_export_has_none() {
     let config = Config::from_toml(config, dir.path()).expect("config");
     let (history, _) = augur_data::load(&config).expect("load");
     let o = &history.orders;
-    let lines: Vec<(f64, f64)> = (0..o.len()).map(|i| (o.quantity[i], o.unit_price[i])).collect();
+    let lines: Vec<(f64, f64)> = (0..o.len())
+        .map(|i| (o.quantity[i], o.unit_price[i]))
+        .collect();
     // The return of one (−3.5 for −1) is 3.5 a unit; a line without its value has no price.
     assert_eq!(
         lines,
         vec![(2.0, 3.5), (3.0, 0.5), (1.0, 0.0), (-1.0, 3.5)],
         "(quantity, unit price) by time"
     );
+}
+
+#[test]
+fn the_same_export_in_another_row_order_loads_to_the_same_history() {
+    // 120 lines of 7 contacts, 9 products and 40 orders, many at the same instant.
+    let lines: Vec<(String, String, String, i64)> = (0..120)
+        .map(|i: i64| {
+            let order = i / 3;
+            (
+                format!("c{}", (order * 5) % 7),
+                format!("p{}", (i * 4) % 9),
+                format!("o{order}"),
+                1_700_000_000 + 3_600 * (order % 6),
+            )
+        })
+        .collect();
+    let load = |rows: Vec<&(String, String, String, i64)>| {
+        let dir = Dir::new();
+        let column = |f: fn(&(String, String, String, i64)) -> &str| -> arrow::array::ArrayRef {
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| f(r)).collect::<Vec<_>>(),
+            ))
+        };
+        write_parquet(
+            &dir.join("lines.parquet"),
+            vec![
+                ("contact", column(|r| &r.0)),
+                ("product", column(|r| &r.1)),
+                ("order", column(|r| &r.2)),
+                (
+                    "at",
+                    Arc::new(Int64Array::from(
+                        rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                    )) as _,
+                ),
+            ],
+        );
+        let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
+                      contact_id = \"contact\"\nproduct_id = \"product\"\norder_id = \"order\"\n\
+                      ordered_at = \"at\"\n";
+        let config = Config::from_toml(config, dir.path()).expect("config");
+        let (h, _) = augur_data::load(&config).expect("load");
+        let o = &h.orders;
+        (
+            h.contacts.ids.names().map(String::from).collect::<Vec<_>>(),
+            h.products.ids.names().map(String::from).collect::<Vec<_>>(),
+            (0..o.len())
+                .map(|i| {
+                    (
+                        o.contact[i],
+                        o.product[i],
+                        o.order_ids.name(o.order[i]).to_string(),
+                        o.at[i],
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let as_written = load(lines.iter().collect());
+    let reversed = load(lines.iter().rev().collect());
+    let by_product = {
+        let mut rows: Vec<_> = lines.iter().collect();
+        rows.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        load(rows)
+    };
+    assert_eq!(
+        as_written.0,
+        ["c0", "c1", "c2", "c3", "c4", "c5", "c6"],
+        "numbered by id"
+    );
+    assert_eq!(as_written, reversed);
+    assert_eq!(as_written, by_product);
 }
 
 #[test]

@@ -13,7 +13,9 @@ use super::source::AttributeType;
 use crate::config::{Config, TableConfig};
 use crate::contract::{EmailEventKind, TableKind, WebEventKind};
 use crate::error::{Error, Result};
-use crate::history::{AttributeColumn, Columns as _, History, time_order};
+use crate::history::{
+    AttributeColumn, Columns as _, EmailEvents, History, Orders, WebEvents, time_order,
+};
 use crate::ids::{NONE, canonical_id};
 use crate::quality::{DropReason, QualityReport, TableReport};
 use crate::time::{TimeColumn, TimeStatus};
@@ -569,10 +571,7 @@ impl Loader {
             TableKind::Orders => self.finish_orders(report),
             TableKind::EmailEvents => {
                 let e = &mut self.history.email_events;
-                let order = time_order(&e.at, &e.contact, |i| {
-                    (e.kind[i], e.campaign[i], e.machine_open[i])
-                });
-                e.reorder(&order);
+                sort_email_events(e);
                 let keep = keep_first_of_runs(e.len(), report, |a, b| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
@@ -586,8 +585,7 @@ impl Loader {
             }
             TableKind::WebEvents => {
                 let e = &mut self.history.web_events;
-                let order = time_order(&e.at, &e.contact, |i| (e.kind[i], e.product[i]));
-                e.reorder(&order);
+                sort_web_events(e);
                 let keep = keep_first_of_runs(e.len(), report, |a, b| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
@@ -615,17 +613,7 @@ impl Loader {
 
     fn finish_orders(&mut self, report: &mut TableReport) {
         let o = &mut self.history.orders;
-        // Purchases sort before returns of the same instant, so a same-second return finds its purchase.
-        let order = time_order(&o.at, &o.contact, |i| {
-            (
-                o.quantity[i] < 0.0,
-                o.order[i],
-                o.product[i],
-                o.quantity[i].to_bits(),
-                o.unit_price[i].to_bits(),
-            )
-        });
-        o.reorder(&order);
+        sort_orders(o);
         let mut keep = keep_first_of_runs(o.len(), report, |a, b| {
             o.at[a] == o.at[b]
                 && o.contact[a] == o.contact[b]
@@ -718,8 +706,38 @@ impl Loader {
         self.report.products_derived = self.report.products - listed_products;
         self.report.timezone_sources = sources;
         self.report.judge();
+        super::canonical::number_by_id(&mut self.history);
         (self.history, self.report)
     }
+}
+
+/// Sorts order lines by time, contact and the rest of the line. Purchases sort before returns
+/// of the same instant, so a same-second return finds its purchase.
+pub(super) fn sort_orders(o: &mut Orders) {
+    let order = time_order(&o.at, &o.contact, |i| {
+        (
+            o.quantity[i] < 0.0,
+            o.order[i],
+            o.product[i],
+            o.quantity[i].to_bits(),
+            o.unit_price[i].to_bits(),
+        )
+    });
+    o.reorder(&order);
+}
+
+/// Sorts e-mail events by time, contact and the rest of the event.
+pub(super) fn sort_email_events(e: &mut EmailEvents) {
+    let order = time_order(&e.at, &e.contact, |i| {
+        (e.kind[i], e.campaign[i], e.machine_open[i])
+    });
+    e.reorder(&order);
+}
+
+/// Sorts web events by time, contact and the rest of the event.
+pub(super) fn sort_web_events(e: &mut WebEvents) {
+    let order = time_order(&e.at, &e.contact, |i| (e.kind[i], e.product[i]));
+    e.reorder(&order);
 }
 
 /// An event value mapped in `event_values` (keys lower-cased), if any mapping exists.

@@ -6,6 +6,7 @@
 //! ids to dense indexes. That order makes the ids, and so everything downstream, deterministic.
 
 mod assemble;
+mod canonical;
 mod decode;
 mod source;
 
