@@ -39,11 +39,12 @@ struct Example {
 pub struct RankerChoice {
     /// The ranker served: `learned_ranker`, or the baseline when it ranked better.
     pub chosen: String,
-    /// Recall@10 of the learned ranker on the comparison contacts.
+    /// Recall@10 of the learned rankers, each on the half of the window's contacts it was not
+    /// fitted on.
     pub learned_recall_at_10: f64,
     /// Recall@10 of the baseline on them.
     pub baseline_recall_at_10: f64,
-    /// Contacts compared.
+    /// Contacts compared (those with a relevant product in the window).
     pub contacts: usize,
 }
 
@@ -75,49 +76,74 @@ fn relevant(profile: &Profile, future: &[u32], mode: Mode) -> Vec<u32> {
         .collect()
 }
 
-/// Fits the ranker of `mode` on half of the window's contacts and compares it with `baseline`
-/// on the other half; the better one is served.
+/// Chooses between a learned ranker of `mode` and `baseline` by two-fold cross-validation over
+/// the window's contacts: a ranker fitted on each half is compared with the baseline on the
+/// other half, and their recall@10 is pooled over both. When the learned rankers rank better,
+/// the one served is fitted on every contact of the window.
+///
+/// Fitting and comparing on one split left the choice and the weights to which half a contact
+/// fell in: on the Complete Journey's 2,300 window contacts, numbering them differently moved
+/// recall@10 of new items on the holdout by 0.0006, half of its spread over contacts.
 pub fn choose(
     model: &AffinityModel,
     window: &RankWindow<'_>,
     mode: Mode,
     baseline: Ranker,
 ) -> (Ranker, RankerChoice) {
-    let fit_on: Vec<u32> = window.contacts.iter().copied().step_by(2).collect();
-    let compare_on: Vec<u32> = window.contacts.iter().copied().skip(1).step_by(2).collect();
-    let learned = fit(model, window, &fit_on, mode).map(|weights| Ranker {
-        source: "learned_ranker".into(),
-        weights,
-    });
-    let recall = |ranker: &Ranker| recall_at_10(model, window, &compare_on, mode, ranker);
-    let baseline_recall = recall(&baseline);
-    let learned_recall = learned.as_ref().map_or(f64::NEG_INFINITY, &recall);
+    let halves: [Vec<u32>; 2] = [
+        window.contacts.iter().copied().step_by(2).collect(),
+        window.contacts.iter().copied().skip(1).step_by(2).collect(),
+    ];
+    let learned = |contacts: &[u32]| {
+        fit(model, window, contacts, mode).map(|weights| Ranker {
+            source: "learned_ranker".into(),
+            weights,
+        })
+    };
+    // Recall@10 pooled over both halves' contacts, each half ranked by its own ranker.
+    let pooled = |rankers: [&Ranker; 2]| {
+        let (a, b) = (
+            recall_sum(model, window, &halves[0], mode, rankers[0]),
+            recall_sum(model, window, &halves[1], mode, rankers[1]),
+        );
+        ((a.0 + b.0) / (a.1 + b.1).max(1) as f64, a.1 + b.1)
+    };
+    let folds = [learned(&halves[0]), learned(&halves[1])];
+    let (baseline_recall, compared) = pooled([&baseline, &baseline]);
+    let learned_recall = match &folds {
+        // Each half is ranked by the ranker fitted on the other.
+        [Some(a), Some(b)] => pooled([b, a]).0,
+        _ => f64::NEG_INFINITY,
+    };
     let choice = |chosen: &Ranker| RankerChoice {
         chosen: chosen.source.clone(),
         learned_recall_at_10: learned_recall.max(0.0),
         baseline_recall_at_10: baseline_recall,
-        contacts: compare_on.len(),
+        contacts: compared,
     };
-    match learned {
-        Some(learned) if learned_recall > baseline_recall => {
+    let served = (learned_recall > baseline_recall)
+        .then(|| learned(window.contacts))
+        .flatten();
+    match served {
+        Some(learned) => {
             let c = choice(&learned);
             (learned, c)
         }
-        _ => {
+        None => {
             let c = choice(&baseline);
             (baseline, c)
         }
     }
 }
 
-/// Recall@10 of `ranker` over `contacts`.
-fn recall_at_10(
+/// Recall@10 of `ranker` summed over the `contacts` with something relevant, and their number.
+fn recall_sum(
     model: &AffinityModel,
     window: &RankWindow<'_>,
     contacts: &[u32],
     mode: Mode,
     ranker: &Ranker,
-) -> f64 {
+) -> (f64, usize) {
     let lists: Vec<(Vec<u32>, Vec<u32>)> = contacts
         .par_iter()
         .map(|&c| {
@@ -136,7 +162,8 @@ fn recall_at_10(
     for (top, relevant) in &lists {
         score.add(top, relevant);
     }
-    score.finish().recall_at_10
+    let m = score.finish();
+    (m.recall_at_10 * m.contacts as f64, m.contacts)
 }
 
 /// The training examples of `contacts`: each one's own products and its best other candidates.
