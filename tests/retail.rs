@@ -373,6 +373,44 @@ fn the_same_export_in_another_row_order_loads_to_the_same_history() {
 }
 
 #[test]
+fn ids_as_categoricals_of_integers_or_as_bytes_read_like_strings() {
+    use arrow::array::{BinaryArray, DictionaryArray, Int32Array};
+    use arrow::datatypes::Int32Type;
+    let dir = Dir::new();
+    let products = DictionaryArray::<Int32Type>::new(
+        Int32Array::from(vec![0, 1, 0, 1]),
+        Arc::new(Int64Array::from(vec![501, 502])),
+    );
+    write_parquet(
+        &dir.join("lines.parquet"),
+        vec![
+            (
+                "contact",
+                Arc::new(BinaryArray::from_vec(vec![b"c1", b"c1", b"c2", b"nan"])) as _,
+            ),
+            ("product", Arc::new(products) as _),
+            (
+                "at",
+                Arc::new(Int64Array::from(vec![1_700_000_000; 4])) as _,
+            ),
+        ],
+    );
+    let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
+                  contact_id = \"contact\"\nproduct_id = \"product\"\nordered_at = \"at\"\n";
+    let config = Config::from_toml(config, dir.path()).expect("config");
+    let (history, report) = augur_data::load(&config).expect("load");
+    let names = |ids: &augur_data::IdIndex| ids.names().map(String::from).collect::<Vec<_>>();
+    assert_eq!(names(&history.contacts.ids), ["c1", "c2"]);
+    assert_eq!(names(&history.products.ids), ["501", "502"]);
+    let orders = report.table(augur_data::TableKind::Orders).expect("orders");
+    assert_eq!(
+        orders.dropped.get(&DropReason::MissingContactId).copied(),
+        Some(1),
+        "`nan` is a missing id, not a contact"
+    );
+}
+
+#[test]
 fn validate_prints_the_report_for_the_retail_export() {
     let dir = Dir::new();
     write_fixture(&dir);

@@ -10,10 +10,13 @@ use rustc_hash::FxHashMap;
 pub const NONE: u32 = u32::MAX;
 
 /// Reads an external id into its canonical text: trimmed, and `17850.0` read as `17850`, so that
-/// integer ids exported through a float column match the same ids elsewhere. Empty means null.
+/// integer ids exported through a float column match the same ids elsewhere. Empty means null,
+/// and so do the spellings of a missing value that exporters write as text ([`NULL_SPELLINGS`],
+/// any case: pandas' `astype(str)` turns a missing float id into `nan`), which would otherwise
+/// become one contact holding every row without an id.
 pub fn canonical_id(raw: &str) -> Option<Cow<'_, str>> {
     let s = raw.trim();
-    if s.is_empty() {
+    if s.is_empty() || NULL_SPELLINGS.iter().any(|n| s.eq_ignore_ascii_case(n)) {
         return None;
     }
     if let Some((whole, frac)) = s.split_once('.') {
@@ -29,6 +32,9 @@ pub fn canonical_id(raw: &str) -> Option<Cow<'_, str>> {
     }
     Some(Cow::Borrowed(s))
 }
+
+/// Text that means "no id" (compared without case).
+pub const NULL_SPELLINGS: [&str; 4] = ["nan", "null", "none", "n/a"];
 
 /// A two-way map between external ids and dense indexes `0..len`, in first-seen order.
 #[derive(Debug, Default, Clone)]
@@ -116,6 +122,10 @@ mod tests {
         assert_eq!(canonical_id("85123A").as_deref(), Some("85123A"));
         assert_eq!(canonical_id("1.5").as_deref(), Some("1.5"));
         assert_eq!(canonical_id("  "), None);
+        for missing in ["nan", "NaN", " NULL ", "None", "N/A"] {
+            assert_eq!(canonical_id(missing), None, "{missing}");
+        }
+        assert_eq!(canonical_id("nana").as_deref(), Some("nana"));
     }
 
     #[test]

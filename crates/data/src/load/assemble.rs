@@ -572,12 +572,21 @@ impl Loader {
             TableKind::EmailEvents => {
                 let e = &mut self.history.email_events;
                 sort_email_events(e);
-                let keep = keep_first_of_runs(e.len(), report, |a, b| {
+                let contacts = &self.history.contacts.ids;
+                let same = |a: usize, b: usize| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
                         && e.kind[a] == e.kind[b]
                         && e.campaign[a] == e.campaign[b]
                         && e.machine_open[a] == e.machine_open[b]
+                };
+                let keep = keep_first_of_runs(e.len(), report, same, |i| {
+                    format!(
+                        "contact {} {} at {}",
+                        contacts.name(e.contact[i]),
+                        e.kind[i].name(),
+                        instant(e.at[i])
+                    )
                 });
                 e.retain_rows(&keep);
                 report.rows_kept = e.len() as u64;
@@ -586,11 +595,20 @@ impl Loader {
             TableKind::WebEvents => {
                 let e = &mut self.history.web_events;
                 sort_web_events(e);
-                let keep = keep_first_of_runs(e.len(), report, |a, b| {
+                let contacts = &self.history.contacts.ids;
+                let same = |a: usize, b: usize| {
                     e.at[a] == e.at[b]
                         && e.contact[a] == e.contact[b]
                         && e.kind[a] == e.kind[b]
                         && e.product[a] == e.product[b]
+                };
+                let keep = keep_first_of_runs(e.len(), report, same, |i| {
+                    format!(
+                        "contact {} {} at {}",
+                        contacts.name(e.contact[i]),
+                        e.kind[i].name(),
+                        instant(e.at[i])
+                    )
                 });
                 e.retain_rows(&keep);
                 report.rows_kept = e.len() as u64;
@@ -614,13 +632,22 @@ impl Loader {
     fn finish_orders(&mut self, report: &mut TableReport) {
         let o = &mut self.history.orders;
         sort_orders(o);
-        let mut keep = keep_first_of_runs(o.len(), report, |a, b| {
+        let names = (&self.history.contacts.ids, &self.history.products.ids);
+        let same = |a: usize, b: usize| {
             o.at[a] == o.at[b]
                 && o.contact[a] == o.contact[b]
                 && o.order[a] == o.order[b]
                 && o.product[a] == o.product[b]
                 && o.quantity[a].to_bits() == o.quantity[b].to_bits()
                 && o.unit_price[a].to_bits() == o.unit_price[b].to_bits()
+        };
+        let mut keep = keep_first_of_runs(o.len(), report, same, |i| {
+            format!(
+                "order {} contact {} product {}",
+                o.order_ids.name(o.order[i]),
+                names.0.name(o.contact[i]),
+                names.1.name(o.product[i])
+            )
         });
         let mut bought: HashSet<u64> = HashSet::new();
         let mut returns = 0;
@@ -748,17 +775,27 @@ fn mapped<K: Copy>(values: &BTreeMap<String, K>, raw: &str) -> Option<K> {
     values.get(&raw.trim().to_lowercase()).copied()
 }
 
-/// Marks every row equal to the row before it (the columns are sorted) as a duplicate to drop.
+/// An instant (UTC seconds) as RFC 3339 for an example in the report.
+fn instant(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(
+        || seconds.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+/// Marks every row equal to the row before it (the columns are sorted) as a duplicate to drop;
+/// `describe` names a dropped row for the report's examples.
 fn keep_first_of_runs(
     len: usize,
     report: &mut TableReport,
     same: impl Fn(usize, usize) -> bool,
+    describe: impl Fn(usize) -> String,
 ) -> Vec<bool> {
     let mut keep = vec![true; len];
     for (i, kept) in keep.iter_mut().enumerate().skip(1) {
         if same(i - 1, i) {
             *kept = false;
-            report.drop_row(DropReason::Duplicate, String::new);
+            report.drop_row(DropReason::Duplicate, || describe(i));
         }
     }
     keep

@@ -245,11 +245,26 @@ fn check_type(
     data_type: &DataType,
     available: &[String],
 ) -> Result<()> {
+    // A dictionary-encoded column (a pandas categorical) reads as its values.
+    let found = data_type;
+    let data_type = match data_type {
+        DataType::Dictionary(_, values) => values.as_ref(),
+        other => other,
+    };
     // A column typed Null (pandas writes a column of `None` so) holds only missing values:
     // readable as any field, whose rows then count as missing it.
     let ok = matches!(data_type, DataType::Null)
         || match field.ty {
-            FieldType::Id | FieldType::Text => is_stringish(data_type) || data_type.is_numeric(),
+            // Bytes without Parquet's UTF-8 marker (older Spark and Hive write strings so) read
+            // as text; a value that is not UTF-8 reads as missing.
+            FieldType::Id | FieldType::Text => {
+                is_stringish(data_type)
+                    || data_type.is_numeric()
+                    || matches!(
+                        data_type,
+                        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+                    )
+            }
             FieldType::Number => data_type.is_numeric() || is_stringish(data_type),
             FieldType::Flag => {
                 matches!(data_type, DataType::Boolean)
@@ -267,7 +282,7 @@ fn check_type(
         field: field.name,
         column: column.to_string(),
         expected: field.ty.expected(),
-        found: data_type.to_string(),
+        found: found.to_string(),
         available: available.to_vec(),
     })
 }
