@@ -411,6 +411,46 @@ fn ids_as_categoricals_of_integers_or_as_bytes_read_like_strings() {
 }
 
 #[test]
+fn a_placeholder_date_in_the_future_is_dropped_and_does_not_move_the_as_of_time() {
+    let dir = Dir::new();
+    write_parquet(
+        &dir.join("lines.parquet"),
+        vec![
+            (
+                "contact",
+                Arc::new(StringArray::from(vec!["c1", "c2", "c3"])) as _,
+            ),
+            (
+                "product",
+                Arc::new(StringArray::from(vec!["a", "a", "b"])) as _,
+            ),
+            (
+                "at",
+                Arc::new(StringArray::from(vec![
+                    "2024-03-01T10:00:00Z",
+                    "9999-12-31T00:00:00Z",
+                    "2024-03-02T10:00:00Z",
+                ])) as _,
+            ),
+        ],
+    );
+    let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
+                  contact_id = \"contact\"\nproduct_id = \"product\"\nordered_at = \"at\"\n";
+    let config = Config::from_toml(config, dir.path()).expect("config");
+    let (history, report) = augur_data::load(&config).expect("load");
+    let orders = report.table(augur_data::TableKind::Orders).expect("orders");
+    assert_eq!(
+        orders.dropped.get(&DropReason::FutureTimestamp).copied(),
+        Some(1)
+    );
+    assert_eq!(
+        history.event_span().map(|(_, last)| last),
+        Some(1_709_373_600),
+        "the last real line, 2024-03-02T10:00Z"
+    );
+}
+
+#[test]
 fn validate_prints_the_report_for_the_retail_export() {
     let dir = Dir::new();
     write_fixture(&dir);

@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How far after the load an event may be dated (7 days, in seconds): exports written in
+/// another zone or by a clock a little ahead pass; a typo or a placeholder year does not.
+pub const FUTURE_SLACK_SECONDS: i64 = 7 * 86_400;
+
 /// Largest order-line quantity, either way (a return is negative). More is a unit or export
 /// error, and a few such lines make spend and revenue sums overflow to infinity.
 pub const MAX_QUANTITY: f64 = 1e6;

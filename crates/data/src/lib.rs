@@ -29,7 +29,8 @@ pub use chrono_tz::Tz;
 pub use config::{Config, DataConfig, EpochUnit, TableConfig, TablesConfig};
 pub use config_file::{ConfigFile, ConfigSource, DEFAULT_CONFIG};
 pub use contract::{
-    EmailEventKind, Field, FieldType, MAX_QUANTITY, MAX_UNIT_PRICE, TableKind, WebEventKind,
+    EmailEventKind, FUTURE_SLACK_SECONDS, Field, FieldType, MAX_QUANTITY, MAX_UNIT_PRICE,
+    TableKind, WebEventKind,
 };
 pub use error::{Error, Result};
 pub use history::{AttributeColumn, Contacts, EmailEvents, History, Orders, Products, WebEvents};

@@ -22,6 +22,9 @@ pub enum DropReason {
     MissingTimestamp,
     /// A timestamp that could not be read.
     UnparsableTimestamp,
+    /// A timestamp more than [`crate::FUTURE_SLACK_SECONDS`] after the load: a typo or a
+    /// placeholder such as 9999-12-31, which would otherwise become the default as-of time.
+    FutureTimestamp,
     /// An event value that is neither a contract event nor mapped in `event_values`.
     UnknownEventType,
     /// A return (negative quantity) of a product the contact had not bought before.
@@ -50,6 +53,7 @@ impl DropReason {
             Self::MissingProductId => "missing product_id",
             Self::MissingTimestamp => "missing timestamp",
             Self::UnparsableTimestamp => "unparsable timestamp",
+            Self::FutureTimestamp => "timestamp over 7 days after loading (typo or placeholder)",
             Self::UnknownEventType => "unknown event type",
             Self::ReturnWithoutPurchase => "return without a purchase",
             Self::Duplicate => "duplicate row",

@@ -56,6 +56,8 @@ pub struct Loader {
     raw_zones: Vec<Option<Box<str>>>,
     /// Time of the unit price last taken as a derived product's price.
     derived_price_at: Vec<i64>,
+    /// Events after this instant (UTC seconds) are dropped as in the future.
+    latest: i64,
     exclusions: Exclusions,
     cancelled_prefix: Option<String>,
     email_values: BTreeMap<String, EmailEventKind>,
@@ -92,6 +94,7 @@ impl Loader {
             default_zone: config.default_contact_zone(),
             raw_zones: Vec::new(),
             derived_price_at: Vec::new(),
+            latest: chrono::Utc::now().timestamp() + crate::FUTURE_SLACK_SECONDS,
             exclusions: Exclusions::new(&config.tables.orders)?,
             cancelled_prefix: config
                 .tables
@@ -374,7 +377,7 @@ impl Loader {
                 });
                 continue;
             };
-            let Some(ts) = checked_time(times, row, report) else {
+            let Some(ts) = checked_time(times, row, self.latest, report) else {
                 continue;
             };
             if self.exclusions.excludes(&product_key) {
@@ -503,7 +506,7 @@ impl Loader {
                 report.drop_row(DropReason::UnknownEventType, || raw.to_string());
                 continue;
             };
-            let Some(ts) = checked_time(times, row, report) else {
+            let Some(ts) = checked_time(times, row, self.latest, report) else {
                 continue;
             };
             if self.is_erased(&contact_key, None, report) {
@@ -545,7 +548,7 @@ impl Loader {
                 report.drop_row(DropReason::UnknownEventType, || raw.to_string());
                 continue;
             };
-            let Some(ts) = checked_time(times, row, report) else {
+            let Some(ts) = checked_time(times, row, self.latest, report) else {
                 continue;
             };
             if self.is_erased(&contact_key, None, report) {
@@ -801,13 +804,23 @@ fn keep_first_of_runs(
     keep
 }
 
-/// The instant of a row, or `None` after counting why it is missing.
-fn checked_time(times: Option<&TimeColumn>, row: usize, report: &mut TableReport) -> Option<i64> {
+/// The instant of a row, or `None` after counting why it is missing or unusable (after
+/// `latest`).
+fn checked_time(
+    times: Option<&TimeColumn>,
+    row: usize,
+    latest: i64,
+    report: &mut TableReport,
+) -> Option<i64> {
     let Some(times) = times else {
         report.drop_row(DropReason::MissingTimestamp, String::new);
         return None;
     };
     match times.status[row] {
+        TimeStatus::Ok if times.seconds[row] > latest => {
+            report.drop_row(DropReason::FutureTimestamp, || instant(times.seconds[row]));
+            None
+        }
         TimeStatus::Ok => Some(times.seconds[row]),
         TimeStatus::Null => {
             report.drop_row(DropReason::MissingTimestamp, String::new);
