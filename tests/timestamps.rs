@@ -78,6 +78,21 @@ fn integer_epochs_infer_or_take_their_unit() {
 }
 
 #[test]
+fn integer_calendar_dates_are_dates_not_seconds_of_1970() {
+    let dir = Dir::new();
+    // 1997-01-01 and 2023-11-14, midnight in New York (UTC-5): as seconds, August 1970.
+    let a = Int64Array::from(vec![19_970_101, 20_231_114]);
+    assert_eq!(
+        load_events(&dir, Arc::new(a), ""),
+        vec![852_094_800, 1_699_938_000]
+    );
+    // Not a date (month 13): read as seconds, as before.
+    let dir = Dir::new();
+    let a = Int64Array::from(vec![19_971_301]);
+    assert_eq!(load_events(&dir, Arc::new(a), ""), vec![19_971_301]);
+}
+
+#[test]
 fn float_epochs() {
     let dir = Dir::new();
     let a = Float64Array::from(vec![T as f64 + 0.75]);

@@ -6,6 +6,8 @@
 //!   configured zone); Parquet dates (midnight, configured zone);
 //! - integer or float epochs in s, ms, µs or ns — `timestamp_unit`, else inferred from the
 //!   magnitude: below 10¹¹ seconds, below 10¹⁴ milliseconds, below 10¹⁷ microseconds, else nanoseconds;
+//!   without `timestamp_unit`, an integer that is a calendar date `yyyymmdd` of 1900–2100 is that
+//!   date (midnight, configured zone), not a second of 1970;
 //! - strings: ISO-8601 / RFC 3339 with or without offset, with `T` or a space, or a bare date;
 //!   or any `strftime` layout given as `timestamp_format` (which also applies to integers such as
 //!   `19970101` with `%Y%m%d`).
@@ -217,6 +219,12 @@ impl TimeReader {
     }
 
     fn epoch_int(&self, v: i64) -> Option<i64> {
+        if self.unit.is_none()
+            && let Some(date) = calendar_date(v)
+        {
+            return self
+                .naive_epoch_to_utc(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp());
+        }
         let per_second = match self.unit {
             Some(unit) => epoch_unit_per_second(unit),
             None => infer_per_second(v.unsigned_abs() as f64),
@@ -463,6 +471,17 @@ fn epoch_unit_per_second(unit: EpochUnit) -> i64 {
         EpochUnit::Us => 1_000_000,
         EpochUnit::Ns => 1_000_000_000,
     }
+}
+
+/// An integer that reads as a calendar date `yyyymmdd` between 1900 and 2100 (`19970101`), as
+/// exporters write dates. As epoch seconds the same numbers all fall between April and
+/// December 1970, when no shop kept these records, so the date is what they mean.
+fn calendar_date(v: i64) -> Option<NaiveDate> {
+    if !(19_000_101..=21_001_231).contains(&v) {
+        return None;
+    }
+    let (year, month, day) = (v / 10_000, (v / 100) % 100, v % 100);
+    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month as u32, day as u32)
 }
 
 fn infer_per_second(magnitude: f64) -> i64 {
