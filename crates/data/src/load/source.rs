@@ -148,8 +148,8 @@ pub(crate) fn open_file(
     let mut sources = Vec::new();
     for field in table.fields() {
         let column = config.column_for(field.name);
-        match schema.index_of(column) {
-            Ok(i) => {
+        match column_index(schema, column) {
+            Some(i) => {
                 check_type(
                     path,
                     table,
@@ -162,7 +162,7 @@ pub(crate) fn open_file(
                 field_roots.push(Some(i));
                 sources.push(FieldSource::Absent);
             }
-            Err(_) => {
+            None => {
                 field_roots.push(None);
                 if let Some(value) = partitions.get(column) {
                     sources.push(FieldSource::Partition(value.clone()));
@@ -234,6 +234,20 @@ pub(crate) fn open_file(
         fields: sources,
         attributes,
         partition_attributes,
+    })
+}
+
+/// The position of `column` in `schema`: the exact name, else the one that differs only by a
+/// byte-order mark or spaces around it (a CSV's first header, or a header padded on export),
+/// invisible in every listing of the columns.
+fn column_index(schema: &Schema, column: &str) -> Option<usize> {
+    let bare = |s: &str| s.trim_start_matches('\u{feff}').trim().to_string();
+    schema.index_of(column).ok().or_else(|| {
+        let wanted = bare(column);
+        schema
+            .fields()
+            .iter()
+            .position(|f| bare(f.name()) == wanted)
     })
 }
 
