@@ -452,6 +452,53 @@ fn a_placeholder_date_in_the_future_is_dropped_and_does_not_move_the_as_of_time(
 }
 
 #[test]
+fn prices_written_as_text_read_with_their_currency_and_separators_and_the_rest_is_counted() {
+    let dir = Dir::new();
+    let n = 4;
+    write_parquet(
+        &dir.join("lines.parquet"),
+        vec![
+            (
+                "contact",
+                Arc::new(StringArray::from(vec!["c1", "c2", "c3", "c4"])) as _,
+            ),
+            ("product", Arc::new(StringArray::from(vec!["a"; n])) as _),
+            (
+                "price",
+                Arc::new(StringArray::from(vec![
+                    "$3.99", "1.234,50", "call us", "4 EUR",
+                ])) as _,
+            ),
+            (
+                "at",
+                Arc::new(Int64Array::from(vec![1_700_000_000; n])) as _,
+            ),
+        ],
+    );
+    let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
+                  contact_id = \"contact\"\nproduct_id = \"product\"\nunit_price = \"price\"\n\
+                  ordered_at = \"at\"\n";
+    let config = Config::from_toml(config, dir.path()).expect("config");
+    let (history, report) = augur_data::load(&config).expect("load");
+    let o = &history.orders;
+    let by_contact: Vec<(&str, f64)> = (0..o.len())
+        .map(|i| (history.contacts.ids.name(o.contact[i]), o.unit_price[i]))
+        .collect();
+    assert_eq!(
+        by_contact,
+        [("c1", 3.99), ("c2", 1234.5), ("c3", 0.0), ("c4", 4.0)]
+    );
+    let orders = report.table(augur_data::TableKind::Orders).expect("orders");
+    let notes: Vec<(&String, &u64)> = orders.notes.iter().collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].0.contains("`unit_price`") && notes[0].0.contains("call us"),
+        "{notes:?}"
+    );
+    assert_eq!(*notes[0].1, 1);
+}
+
+#[test]
 fn validate_prints_the_report_for_the_retail_export() {
     let dir = Dir::new();
     write_fixture(&dir);

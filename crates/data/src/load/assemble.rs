@@ -58,6 +58,9 @@ pub struct Loader {
     derived_price_at: Vec<i64>,
     /// Events after this instant (UTC seconds) are dropped as in the future.
     latest: i64,
+    /// The report's note on each number field that held text other than numbers (its first
+    /// example fixed, so that every batch adds to one line).
+    unreadable_notes: BTreeMap<(TableKind, &'static str), String>,
     exclusions: Exclusions,
     cancelled_prefix: Option<String>,
     email_values: BTreeMap<String, EmailEventKind>,
@@ -95,6 +98,7 @@ impl Loader {
             raw_zones: Vec::new(),
             derived_price_at: Vec::new(),
             latest: chrono::Utc::now().timestamp() + crate::FUTURE_SLACK_SECONDS,
+            unreadable_notes: BTreeMap::new(),
             exclusions: Exclusions::new(&config.tables.orders)?,
             cancelled_prefix: config
                 .tables
@@ -228,6 +232,17 @@ impl Loader {
 
     /// Applies one decoded batch of `table`.
     pub(crate) fn absorb(&mut self, table: TableKind, batch: &Decoded, report: &mut TableReport) {
+        for (field, n, first) in &batch.unreadable {
+            let key = self
+                .unreadable_notes
+                .entry((table, *field))
+                .or_insert_with(|| {
+                    format!(
+                        "`{field}` values that are not numbers, read as missing (e.g. {first:?})"
+                    )
+                });
+            report.note(key, *n);
+        }
         match table {
             TableKind::Contacts => self.absorb_contacts(batch, report),
             TableKind::Products => self.absorb_products(batch, report),

@@ -66,6 +66,9 @@ impl Values {
 pub(crate) struct Decoded {
     pub rows: usize,
     pub fields: Vec<Values>,
+    /// Per number field given as text: how many values could not be read as numbers (they
+    /// read as missing) and the first of them.
+    pub unreadable: Vec<(&'static str, u64, String)>,
     pub attributes: Vec<(String, AttributeType, ArrayRef)>,
 }
 
@@ -116,6 +119,7 @@ fn decode_batch(
 ) -> std::result::Result<Decoded, arrow::error::ArrowError> {
     let rows = batch.num_rows();
     let mut fields = Vec::with_capacity(file.fields.len());
+    let mut unreadable = Vec::new();
     for (field, source) in table.fields().iter().zip(&file.fields) {
         let array: ArrayRef = match source {
             FieldSource::Absent => {
@@ -127,6 +131,14 @@ fn decode_batch(
                 Arc::new(StringArray::from(vec![value.as_deref(); rows]))
             }
         };
+        if field.ty == FieldType::Number && is_text(array.data_type()) {
+            let (numbers, bad) = numbers_from_text(array.as_ref())?;
+            if let Some((n, first)) = bad {
+                unreadable.push((field.name, n, first));
+            }
+            fields.push(Values::Numbers(numbers));
+            continue;
+        }
         fields.push(typed(array.as_ref(), field.ty, times)?);
     }
     let mut attributes: Vec<(String, AttributeType, ArrayRef)> = file
@@ -141,8 +153,63 @@ fn decode_batch(
     Ok(Decoded {
         rows,
         fields,
+        unreadable,
         attributes,
     })
+}
+
+fn is_text(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => is_text(values),
+        _ => false,
+    }
+}
+
+/// Numbers written as text, read by [`parse_number`]; with the count and first example of the
+/// non-empty values that are not numbers.
+fn numbers_from_text(
+    array: &dyn Array,
+) -> std::result::Result<(Float64Array, Option<(u64, String)>), arrow::error::ArrowError> {
+    let text = arrow::compute::cast(array, &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let mut bad: Option<(u64, String)> = None;
+    let numbers = (0..text.len())
+        .map(|i| {
+            if text.is_null(i) || text.value(i).trim().is_empty() {
+                return None;
+            }
+            let v = parse_number(text.value(i));
+            if v.is_none() {
+                let entry = bad.get_or_insert_with(|| (0, text.value(i).to_string()));
+                entry.0 += 1;
+            }
+            v
+        })
+        .collect();
+    Ok((numbers, bad))
+}
+
+/// A number as exports write it: plain (`3.99`, `-2`, `1e3`), with a currency sign or code
+/// around it (`$3.99`, `3.99 EUR`, `€ 4`), with thousands separators (`1,234.00`, `1.234,00`)
+/// or a decimal comma (`3,99`). A lone comma followed by exactly three digits (`1,234`) reads
+/// as a thousands separator. `None` for anything else.
+pub(crate) fn parse_number(raw: &str) -> Option<f64> {
+    let s = raw.trim();
+    if let Ok(v) = s.parse::<f64>() {
+        return Some(v);
+    }
+    let s = s.trim_matches(|c: char| c.is_alphabetic() || c.is_whitespace() || "$€£¥₹".contains(c));
+    let normalized = match (s.rfind('.'), s.rfind(',')) {
+        (Some(dot), Some(comma)) if dot > comma => s.replace(',', ""),
+        (Some(_), Some(_)) => s.replace('.', "").replace(',', "."),
+        (None, Some(comma)) if s.matches(',').count() == 1 && s.len() - comma - 1 != 3 => {
+            s.replace(',', ".")
+        }
+        (None, Some(_)) => s.replace(',', ""),
+        _ => s.to_string(),
+    };
+    normalized.parse::<f64>().ok()
 }
 
 fn typed(
@@ -168,4 +235,30 @@ fn typed(
         ),
         FieldType::Timestamp => Values::Times(times.read(array)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_number;
+
+    #[test]
+    fn numbers_as_exports_write_them() {
+        for (raw, want) in [
+            ("3.99", Some(3.99)),
+            (" -2 ", Some(-2.0)),
+            ("$3.99", Some(3.99)),
+            ("3.99 EUR", Some(3.99)),
+            ("€ 4", Some(4.0)),
+            ("1,234.50", Some(1234.5)),
+            ("1.234,50", Some(1234.5)),
+            ("3,99", Some(3.99)),
+            ("1,234", Some(1234.0)),
+            ("1,234,567", Some(1_234_567.0)),
+            ("n/a", None),
+            ("three", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_number(raw), want, "{raw:?}");
+        }
+    }
 }
