@@ -248,21 +248,36 @@ fn raw_retail_export_loads_with_config_alone() {
     assert_eq!(history.orders.at[0], 1_291_191_960, "2010-12-01T08:26Z");
 }
 
+/// Loads `columns` as the orders table (`lines.parquet`), mapped by `mapping` (the lines of
+/// `[tables.orders.columns]`).
+fn load_lines(
+    columns: Vec<(&str, arrow::array::ArrayRef)>,
+    mapping: &str,
+) -> (augur_data::History, augur_data::QualityReport) {
+    let dir = Dir::new();
+    write_parquet(&dir.join("lines.parquet"), columns);
+    let config =
+        format!("[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n{mapping}");
+    let config = Config::from_toml(&config, dir.path()).expect("config");
+    augur_data::load(&config).expect("load")
+}
+
 #[test]
 fn a_line_total_gives_the_unit_price_where_the_export_has_none() {
-    let dir = Dir::new();
-    write_parquet(
-        &dir.join("lines.parquet"),
+    let (history, _) = load_lines(
         vec![
             (
                 "household",
-                Arc::new(StringArray::from(vec!["h1", "h1", "h2", "h2"])) as _,
+                Arc::new(StringArray::from(vec!["h1", "h1", "h2", "h2", "h2"])) as _,
             ),
             (
                 "product",
-                Arc::new(StringArray::from(vec!["a", "a", "b", "c"])) as _,
+                Arc::new(StringArray::from(vec!["a", "a", "b", "c", "b"])) as _,
             ),
-            ("units", Arc::new(Int64Array::from(vec![2, -1, 3, 1])) as _),
+            (
+                "units",
+                Arc::new(Int64Array::from(vec![2, -1, 3, 1, -2])) as _,
+            ),
             (
                 "sales_value",
                 Arc::new(Float64Array::from(vec![
@@ -270,6 +285,7 @@ fn a_line_total_gives_the_unit_price_where_the_export_has_none() {
                     Some(-3.5),
                     Some(1.5),
                     None,
+                    Some(1.0),
                 ])) as _,
             ),
             (
@@ -279,23 +295,21 @@ fn a_line_total_gives_the_unit_price_where_the_export_has_none() {
                     "2024-03-02T10:00:00Z",
                     "2024-03-01T11:00:00Z",
                     "2024-03-01T12:00:00Z",
+                    "2024-03-03T10:00:00Z",
                 ])) as _,
             ),
         ],
+        "contact_id = \"household\"\nproduct_id = \"product\"\nquantity = \"units\"\nline_total = \"sales_value\"\nordered_at = \"at\"\n",
     );
-    let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
-                  contact_id = \"household\"\nproduct_id = \"product\"\nquantity = \"units\"\n\
-                  line_total = \"sales_value\"\nordered_at = \"at\"\n";
-    let config = Config::from_toml(config, dir.path()).expect("config");
-    let (history, _) = augur_data::load(&config).expect("load");
     let o = &history.orders;
     let lines: Vec<(f64, f64)> = (0..o.len())
         .map(|i| (o.quantity[i], o.unit_price[i]))
         .collect();
-    // The return of one (−3.5 for −1) is 3.5 a unit; a line without its value has no price.
+    // A return's value may be written negative (−3.5 for −1) or not (1.0 for −2); a line
+    // without its value has no price.
     assert_eq!(
         lines,
-        vec![(2.0, 3.5), (3.0, 0.5), (1.0, 0.0), (-1.0, 3.5)],
+        vec![(2.0, 3.5), (3.0, 0.5), (1.0, 0.0), (-1.0, 3.5), (-2.0, 0.5)],
         "(quantity, unit price) by time"
     );
 }
@@ -413,9 +427,7 @@ fn ids_as_categoricals_of_integers_or_as_bytes_and_headers_with_a_byte_order_mar
 
 #[test]
 fn a_placeholder_date_in_the_future_is_dropped_and_does_not_move_the_as_of_time() {
-    let dir = Dir::new();
-    write_parquet(
-        &dir.join("lines.parquet"),
+    let (history, report) = load_lines(
         vec![
             (
                 "contact",
@@ -434,11 +446,8 @@ fn a_placeholder_date_in_the_future_is_dropped_and_does_not_move_the_as_of_time(
                 ])) as _,
             ),
         ],
+        "contact_id = \"contact\"\nproduct_id = \"product\"\nordered_at = \"at\"\n",
     );
-    let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
-                  contact_id = \"contact\"\nproduct_id = \"product\"\nordered_at = \"at\"\n";
-    let config = Config::from_toml(config, dir.path()).expect("config");
-    let (history, report) = augur_data::load(&config).expect("load");
     let orders = report.table(augur_data::TableKind::Orders).expect("orders");
     assert_eq!(
         orders.dropped.get(&DropReason::FutureTimestamp).copied(),
@@ -453,10 +462,8 @@ fn a_placeholder_date_in_the_future_is_dropped_and_does_not_move_the_as_of_time(
 
 #[test]
 fn prices_written_as_text_read_with_their_currency_and_separators_and_the_rest_is_counted() {
-    let dir = Dir::new();
     let n = 4;
-    write_parquet(
-        &dir.join("lines.parquet"),
+    let (history, report) = load_lines(
         vec![
             (
                 "contact",
@@ -474,12 +481,8 @@ fn prices_written_as_text_read_with_their_currency_and_separators_and_the_rest_i
                 Arc::new(Int64Array::from(vec![1_700_000_000; n])) as _,
             ),
         ],
+        "contact_id = \"contact\"\nproduct_id = \"product\"\nunit_price = \"price\"\nordered_at = \"at\"\n",
     );
-    let config = "[tables.orders]\npath = \"lines.parquet\"\n[tables.orders.columns]\n\
-                  contact_id = \"contact\"\nproduct_id = \"product\"\nunit_price = \"price\"\n\
-                  ordered_at = \"at\"\n";
-    let config = Config::from_toml(config, dir.path()).expect("config");
-    let (history, report) = augur_data::load(&config).expect("load");
     let o = &history.orders;
     let by_contact: Vec<(&str, f64)> = (0..o.len())
         .map(|i| (history.contacts.ids.name(o.contact[i]), o.unit_price[i]))

@@ -86,10 +86,10 @@ fn integer_calendar_dates_are_dates_not_seconds_of_1970() {
         load_events(&dir, Arc::new(a), ""),
         vec![852_094_800, 1_699_938_000]
     );
-    // Not a date (month 13): read as seconds, as before.
+    // Written as floats (a pandas integer column with a gap) they are dates too.
     let dir = Dir::new();
-    let a = Int64Array::from(vec![19_971_301]);
-    assert_eq!(load_events(&dir, Arc::new(a), ""), vec![19_971_301]);
+    let a = Float64Array::from(vec![19_970_101.0]);
+    assert_eq!(load_events(&dir, Arc::new(a), ""), vec![852_094_800]);
 }
 
 #[test]

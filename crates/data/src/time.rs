@@ -6,8 +6,8 @@
 //!   configured zone); Parquet dates (midnight, configured zone);
 //! - integer or float epochs in s, ms, µs or ns — `timestamp_unit`, else inferred from the
 //!   magnitude: below 10¹¹ seconds, below 10¹⁴ milliseconds, below 10¹⁷ microseconds, else nanoseconds;
-//!   without `timestamp_unit`, an integer that is a calendar date `yyyymmdd` of 1900–2100 is that
-//!   date (midnight, configured zone), not a second of 1970;
+//!   without `timestamp_unit`, a whole number in 19000101–21001231 is a calendar date
+//!   `yyyymmdd` (midnight, configured zone; unparsable if no such date), not a second of 1970;
 //! - strings: ISO-8601 / RFC 3339 with or without offset, with `T` or a space, or a bare date;
 //!   or any `strftime` layout given as `timestamp_format` (which also applies to integers such as
 //!   `19970101` with `%Y%m%d`).
@@ -219,9 +219,8 @@ impl TimeReader {
     }
 
     fn epoch_int(&self, v: i64) -> Option<i64> {
-        if self.unit.is_none()
-            && let Some(date) = calendar_date(v)
-        {
+        if self.unit.is_none() && CALENDAR_DATES.contains(&v) {
+            let date = calendar_date(v)?;
             return self
                 .naive_epoch_to_utc(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp());
         }
@@ -235,6 +234,14 @@ impl TimeReader {
     fn epoch_float(&self, v: f64) -> Option<i64> {
         if !v.is_finite() {
             return None;
+        }
+        // A pandas integer column with gaps is written as floats: `19970101.0` is still a date.
+        #[allow(clippy::cast_possible_truncation)]
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            let whole = v as i64;
+            if self.unit.is_none() && CALENDAR_DATES.contains(&whole) {
+                return self.epoch_int(whole);
+            }
         }
         let per_second = match self.unit {
             Some(unit) => epoch_unit_per_second(unit),
@@ -473,13 +480,13 @@ fn epoch_unit_per_second(unit: EpochUnit) -> i64 {
     }
 }
 
-/// An integer that reads as a calendar date `yyyymmdd` between 1900 and 2100 (`19970101`), as
-/// exporters write dates. As epoch seconds the same numbers all fall between April and
-/// December 1970, when no shop kept these records, so the date is what they mean.
+/// Integers read as calendar dates `yyyymmdd` of 1900–2100 (`19970101`), as exporters write
+/// dates. As epoch seconds they would all fall between 9 August and 1 September 1970, when no
+/// shop kept these records; one that is not a date (`19970230`) is unparsable, not 1970.
+const CALENDAR_DATES: std::ops::RangeInclusive<i64> = 19_000_101..=21_001_231;
+
+/// The date of an integer in [`CALENDAR_DATES`], if it is one.
 fn calendar_date(v: i64) -> Option<NaiveDate> {
-    if !(19_000_101..=21_001_231).contains(&v) {
-        return None;
-    }
     let (year, month, day) = (v / 10_000, (v / 100) % 100, v % 100);
     NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month as u32, day as u32)
 }

@@ -71,37 +71,38 @@ pub fn check_flows(
     artifact: &augur_model::Artifact,
 ) -> Result<()> {
     let fields = Fields::new(&artifact.snapshot);
-    let segments = augur_segment::catalog(&settings.segments, &fields.schema)?;
-    let known = |name: &str| segments.iter().any(|s| s.name == name);
-    let names = || {
-        segments
-            .iter()
-            .map(|s| format!("`{}`", s.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    // The segment catalog is built only when a flow names a segment, as a tick builds it: a
+    // configured segment that no flow uses does not stop the flows.
+    let mut segments: Option<Vec<augur_segment::Segment>> = None;
     for flow in flows {
         if let Some(rule) = &flow.file.entry.rule {
             rule.compile(&fields.schema)
                 .map_err(|e| flow_error(flow, format!("[entry] {e}")))?;
         }
+        let trigger = match &flow.trigger {
+            Trigger::SegmentEntered(name) => Some(name.as_str()),
+            _ => None,
+        };
         let named = [
             ("[entry] segment", flow.file.entry.segment.as_deref()),
-            (
-                "[trigger] segment",
-                match &flow.trigger {
-                    Trigger::SegmentEntered(name) => Some(name.as_str()),
-                    _ => None,
-                },
-            ),
+            ("[trigger] segment", trigger),
         ];
         for (key, name) in named {
-            if let Some(name) = name.filter(|n| !known(n)) {
+            let Some(name) = name else { continue };
+            let catalog = match &mut segments {
+                Some(catalog) => catalog,
+                empty => empty.insert(
+                    augur_segment::catalog(&settings.segments, &fields.schema)
+                        .map_err(|e| flow_error(flow, format!("{key} `{name}`: {e}")))?,
+                ),
+            };
+            if !catalog.iter().any(|s| s.name == name) {
+                let names: Vec<String> = catalog.iter().map(|s| format!("`{}`", s.name)).collect();
                 return Err(flow_error(
                     flow,
                     format!(
                         "{key} `{name}` is neither built in nor configured in [segments]; segments: {}",
-                        names()
+                        names.join(", ")
                     ),
                 ));
             }

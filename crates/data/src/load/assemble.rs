@@ -407,11 +407,14 @@ impl Loader {
                 continue;
             }
             // Exports that give the line's value (dunnhumby's `sales_value`, an `amount`) rather
-            // than the unit price: the unit price is the value over the quantity, so a return
-            // line (both negative) has a positive one.
-            let unit_price = price
-                .number(row)
-                .or_else(|| total.number(row).map(|v| v / qty));
+            // than the unit price: the unit price is the value over the quantity. A return's
+            // value may be written negative or not; a purchase with a negative value is an
+            // adjustment, dropped as a negative price.
+            let unit_price = price.number(row).or_else(|| {
+                total
+                    .number(row)
+                    .map(|v| if qty < 0.0 { v.abs() / -qty } else { v / qty })
+            });
             if unit_price.is_some_and(|p| p < 0.0) {
                 report.drop_row(DropReason::NegativePrice, || {
                     format!("{} for {product_key}", unit_price.unwrap_or_default())
@@ -599,12 +602,7 @@ impl Loader {
                         && e.machine_open[a] == e.machine_open[b]
                 };
                 let keep = keep_first_of_runs(e.len(), report, same, |i| {
-                    format!(
-                        "contact {} {} at {}",
-                        contacts.name(e.contact[i]),
-                        e.kind[i].name(),
-                        instant(e.at[i])
-                    )
+                    event_example(contacts.name(e.contact[i]), e.kind[i].name(), e.at[i])
                 });
                 e.retain_rows(&keep);
                 report.rows_kept = e.len() as u64;
@@ -621,12 +619,7 @@ impl Loader {
                         && e.product[a] == e.product[b]
                 };
                 let keep = keep_first_of_runs(e.len(), report, same, |i| {
-                    format!(
-                        "contact {} {} at {}",
-                        contacts.name(e.contact[i]),
-                        e.kind[i].name(),
-                        instant(e.at[i])
-                    )
+                    event_example(contacts.name(e.contact[i]), e.kind[i].name(), e.at[i])
                 });
                 e.retain_rows(&keep);
                 report.rows_kept = e.len() as u64;
@@ -791,6 +784,11 @@ fn mapped<K: Copy>(values: &BTreeMap<String, K>, raw: &str) -> Option<K> {
         return None;
     }
     values.get(&raw.trim().to_lowercase()).copied()
+}
+
+/// A contact's event, as the report's examples name it.
+fn event_example(contact: &str, kind: &str, at: i64) -> String {
+    format!("contact {contact} {kind} at {}", instant(at))
 }
 
 /// An instant (UTC seconds) as RFC 3339 for an example in the report.

@@ -6,7 +6,8 @@
 //! and comparison halves, the evaluation sample, the send-time clusters' seeds, the order of
 //! equally popular products — then gave other recommendations and send times for the same
 //! history. Renumbering once, after the last table, makes the model a function of the history
-//! alone.
+//! alone. (Contacts that only a posted contact change brings are added after it, in the order
+//! the changes were posted, which the event store keeps.)
 
 use rayon::prelude::*;
 
@@ -103,6 +104,7 @@ impl Renumbering {
 
     /// Moves a column indexed by this id to the new numbering.
     fn permute<T: Clone + Send + Sync>(&self, column: &mut Vec<T>) {
+        debug_assert_eq!(column.len(), self.old.len(), "a column of another length");
         if column.len() != self.old.len() {
             return;
         }

@@ -176,7 +176,15 @@ fn numbers_from_text(
     let mut bad: Option<(u64, String)> = None;
     let numbers = (0..text.len())
         .map(|i| {
-            if text.is_null(i) || text.value(i).trim().is_empty() {
+            let raw = text.value(i).trim();
+            // Empty, or a spelling of "missing": missing, not unreadable.
+            if text.is_null(i)
+                || raw.is_empty()
+                || raw == "-"
+                || crate::ids::NULL_SPELLINGS
+                    .iter()
+                    .any(|n| raw.eq_ignore_ascii_case(n))
+            {
                 return None;
             }
             let v = parse_number(text.value(i));
@@ -190,26 +198,98 @@ fn numbers_from_text(
     Ok((numbers, bad))
 }
 
-/// A number as exports write it: plain (`3.99`, `-2`, `1e3`), with a currency sign or code
-/// around it (`$3.99`, `3.99 EUR`, `€ 4`), with thousands separators (`1,234.00`, `1.234,00`)
-/// or a decimal comma (`3,99`). A lone comma followed by exactly three digits (`1,234`) reads
-/// as a thousands separator. `None` for anything else.
+/// A number as exports write it: plain (`3.99`, `-2`, `1e3`); with a currency sign or a
+/// three-letter code around it (`$3.99`, `3.99 EUR`, `-€4`); negative as `(3.99)`, `3.99-` or
+/// with a Unicode minus; with thousands separators in groups of three (`1,234.00`,
+/// `1.234,00`, `1 234,50`) or a decimal comma (`3,99`, `0,125`). A lone comma before exactly
+/// three digits after a non-zero whole part (`1,234`) is a thousands separator. `None` for
+/// anything else, including units (`3 kg`).
 pub(crate) fn parse_number(raw: &str) -> Option<f64> {
     let s = raw.trim();
     if let Ok(v) = s.parse::<f64>() {
         return Some(v);
     }
-    let s = s.trim_matches(|c: char| c.is_alphabetic() || c.is_whitespace() || "$€£¥₹".contains(c));
-    let normalized = match (s.rfind('.'), s.rfind(',')) {
-        (Some(dot), Some(comma)) if dot > comma => s.replace(',', ""),
-        (Some(_), Some(_)) => s.replace('.', "").replace(',', "."),
-        (None, Some(comma)) if s.matches(',').count() == 1 && s.len() - comma - 1 != 3 => {
-            s.replace(',', ".")
-        }
-        (None, Some(_)) => s.replace(',', ""),
-        _ => s.to_string(),
+    let (negative, s) = strip_sign(s);
+    let s = strip_currency(s);
+    let (negative, s) = match strip_sign(s) {
+        (true, rest) => (!negative, rest),
+        (false, rest) => (negative, rest),
     };
-    normalized.parse::<f64>().ok()
+    let s: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
+        .collect();
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
+    {
+        return None;
+    }
+    let (whole, fraction) = match (s.rfind('.'), s.rfind(',')) {
+        (Some(dot), Some(comma)) if dot > comma => (&s[..dot], Some(&s[dot + 1..])),
+        (Some(_), Some(comma)) => (&s[..comma], Some(&s[comma + 1..])),
+        (None, Some(comma)) => {
+            let after = &s[comma + 1..];
+            let lone = s.matches(',').count() == 1;
+            let thousands = after.len() == 3 && !s[..comma].trim_start_matches('0').is_empty();
+            if lone && !thousands {
+                (&s[..comma], Some(after))
+            } else {
+                (s.as_str(), None)
+            }
+        }
+        (Some(dot), None) if s.matches('.').count() == 1 => (&s[..dot], Some(&s[dot + 1..])),
+        (Some(_), None) => (s.as_str(), None),
+        (None, None) => (s.as_str(), None),
+    };
+    // The whole part: digits, or groups of three after the first, split by one kind of mark.
+    let groups: Vec<&str> = whole.split(['.', ',']).collect();
+    let grouped = groups.len() == 1
+        || (!groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|g| g.len() == 3));
+    if !grouped || fraction.is_some_and(|f| f.contains(['.', ','])) {
+        return None;
+    }
+    let digits = format!("{}.{}", groups.concat(), fraction.unwrap_or("0"));
+    let v = digits.parse::<f64>().ok()?;
+    Some(if negative { -v } else { v })
+}
+
+/// A leading `-`, a Unicode minus, a trailing `-` or surrounding parentheses (accounting).
+fn strip_sign(s: &str) -> (bool, &str) {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        return (true, rest.trim());
+    }
+    for minus in ['-', '\u{2212}'] {
+        if let Some(rest) = s.strip_prefix(minus).or_else(|| s.strip_suffix(minus)) {
+            return (true, rest.trim());
+        }
+    }
+    (false, s)
+}
+
+/// The amount without a currency sign or a three-letter code (`EUR`, `USD`) before or after it.
+fn strip_currency(s: &str) -> &str {
+    let s = s.trim().trim_matches(|c: char| "$€£¥₹".contains(c)).trim();
+    let code = |t: &str| t.len() == 3 && t.bytes().all(|b| b.is_ascii_uppercase());
+    if let Some((head, rest)) = s.split_at_checked(3)
+        && code(head)
+    {
+        return rest
+            .trim_start_matches(|c: char| "$€£¥₹".contains(c) || c == ' ')
+            .trim();
+    }
+    if let Some((rest, tail)) = s.len().checked_sub(3).and_then(|i| s.split_at_checked(i))
+        && code(tail)
+    {
+        return rest
+            .trim_end_matches(|c: char| "$€£¥₹".contains(c) || c == ' ')
+            .trim();
+    }
+    s
 }
 
 fn typed(
@@ -254,6 +334,22 @@ mod tests {
             ("3,99", Some(3.99)),
             ("1,234", Some(1234.0)),
             ("1,234,567", Some(1_234_567.0)),
+            ("0,125", Some(0.125)),
+            ("1 234,50", Some(1234.5)),
+            ("-$3.99", Some(-3.99)),
+            ("-€4", Some(-4.0)),
+            ("(3.99)", Some(-3.99)),
+            ("3.99-", Some(-3.99)),
+            ("\u{2212}3.99", Some(-3.99)),
+            ("USD 12", Some(12.0)),
+            ("1e5", Some(1e5)),
+            ("1,5e3", None),
+            ("1,2,3", None),
+            ("1.2.3", None),
+            ("1.5k", None),
+            ("3 kg", None),
+            ("2 pcs", None),
+            ("12,5 %", None),
             ("n/a", None),
             ("three", None),
             ("", None),

@@ -3,7 +3,8 @@
 //! Each table streams as Arrow record batches, projected to the mapped columns. Row groups decode
 //! in parallel (a window of a few per core, so memory stays bounded by that window and the growing
 //! columns), then pass in file order through one sequential step that applies the rules and maps
-//! ids to dense indexes. That order makes the ids, and so everything downstream, deterministic.
+//! ids to dense indexes in file order; once every table is in, the ids are numbered again in
+//! the order of the external ids (`canonical`), so the same rows in another order load alike.
 
 mod assemble;
 mod canonical;
