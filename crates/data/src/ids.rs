@@ -16,7 +16,7 @@ pub const NONE: u32 = u32::MAX;
 /// become one contact holding every row without an id.
 pub fn canonical_id(raw: &str) -> Option<Cow<'_, str>> {
     let s = raw.trim();
-    if s.is_empty() || NULL_SPELLINGS.iter().any(|n| s.eq_ignore_ascii_case(n)) {
+    if s.is_empty() || is_null_spelling(s) {
         return None;
     }
     if let Some((whole, frac)) = s.split_once('.') {
@@ -35,6 +35,11 @@ pub fn canonical_id(raw: &str) -> Option<Cow<'_, str>> {
 
 /// Text that means "no id" (compared without case).
 pub const NULL_SPELLINGS: [&str; 4] = ["nan", "null", "none", "n/a"];
+
+/// Whether `s` (trimmed) is one of the [`NULL_SPELLINGS`].
+pub(crate) fn is_null_spelling(s: &str) -> bool {
+    NULL_SPELLINGS.iter().any(|n| s.eq_ignore_ascii_case(n))
+}
 
 /// A two-way map between external ids and dense indexes `0..len`, in first-seen order.
 #[derive(Debug, Default, Clone)]

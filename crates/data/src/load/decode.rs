@@ -10,9 +10,10 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Float64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::source::{AttributeType, FieldSource, FileSource};
+use super::source::{AttributeType, FieldSource, FileSource, is_stringish};
 use crate::contract::{FieldType, TableKind};
 use crate::error::{Error, Result};
+use crate::ids::is_null_spelling;
 use crate::time::{TimeColumn, TimeReader};
 
 /// Values of one contract field in one batch.
@@ -131,7 +132,7 @@ fn decode_batch(
                 Arc::new(StringArray::from(vec![value.as_deref(); rows]))
             }
         };
-        if field.ty == FieldType::Number && is_text(array.data_type()) {
+        if field.ty == FieldType::Number && is_stringish(array.data_type()) {
             let (numbers, bad) = numbers_from_text(array.as_ref())?;
             if let Some((n, first)) = bad {
                 unreadable.push((field.name, n, first));
@@ -158,14 +159,6 @@ fn decode_batch(
     })
 }
 
-fn is_text(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, values) => is_text(values),
-        _ => false,
-    }
-}
-
 /// Numbers written as text, read by [`parse_number`]; with the count and first example of the
 /// non-empty values that are not numbers.
 fn numbers_from_text(
@@ -178,16 +171,10 @@ fn numbers_from_text(
         .map(|i| {
             let raw = text.value(i).trim();
             // Empty, or a spelling of "missing": missing, not unreadable.
-            if text.is_null(i)
-                || raw.is_empty()
-                || raw == "-"
-                || crate::ids::NULL_SPELLINGS
-                    .iter()
-                    .any(|n| raw.eq_ignore_ascii_case(n))
-            {
+            if text.is_null(i) || raw.is_empty() || raw == "-" || is_null_spelling(raw) {
                 return None;
             }
-            let v = parse_number(text.value(i));
+            let v = parse_number(raw);
             if v.is_none() {
                 let entry = bad.get_or_insert_with(|| (0, text.value(i).to_string()));
                 entry.0 += 1;
@@ -240,8 +227,7 @@ pub(crate) fn parse_number(raw: &str) -> Option<f64> {
             }
         }
         (Some(dot), None) if s.matches('.').count() == 1 => (&s[..dot], Some(&s[dot + 1..])),
-        (Some(_), None) => (s.as_str(), None),
-        (None, None) => (s.as_str(), None),
+        _ => (s.as_str(), None),
     };
     // The whole part: digits, or groups of three after the first, split by one kind of mark.
     let groups: Vec<&str> = whole.split(['.', ',']).collect();
@@ -271,22 +257,28 @@ fn strip_sign(s: &str) -> (bool, &str) {
     (false, s)
 }
 
+/// Currency signs an amount may carry.
+const CURRENCY_SIGNS: &str = "$€£¥₹";
+
 /// The amount without a currency sign or a three-letter code (`EUR`, `USD`) before or after it.
 fn strip_currency(s: &str) -> &str {
-    let s = s.trim().trim_matches(|c: char| "$€£¥₹".contains(c)).trim();
+    let s = s
+        .trim()
+        .trim_matches(|c: char| CURRENCY_SIGNS.contains(c))
+        .trim();
     let code = |t: &str| t.len() == 3 && t.bytes().all(|b| b.is_ascii_uppercase());
     if let Some((head, rest)) = s.split_at_checked(3)
         && code(head)
     {
         return rest
-            .trim_start_matches(|c: char| "$€£¥₹".contains(c) || c == ' ')
+            .trim_start_matches(|c: char| CURRENCY_SIGNS.contains(c) || c == ' ')
             .trim();
     }
     if let Some((rest, tail)) = s.len().checked_sub(3).and_then(|i| s.split_at_checked(i))
         && code(tail)
     {
         return rest
-            .trim_end_matches(|c: char| "$€£¥₹".contains(c) || c == ' ')
+            .trim_end_matches(|c: char| CURRENCY_SIGNS.contains(c) || c == ' ')
             .trim();
     }
     s

@@ -301,7 +301,7 @@ fn check_type(
     })
 }
 
-fn is_stringish(data_type: &DataType) -> bool {
+pub(super) fn is_stringish(data_type: &DataType) -> bool {
     match data_type {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, value) => is_stringish(value),
