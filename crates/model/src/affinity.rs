@@ -525,24 +525,51 @@ impl AffinityModel {
     /// [`Ranker`]. Item-to-item sums go into a per-thread dense array indexed by product, so
     /// the cost is one add per (history item × neighbour) and no sort.
     pub fn scores(&self, profile: &Profile, mode: Mode, country: Option<&str>) -> Vec<(u32, f64)> {
+        let score = self.scorer(profile, mode);
+        let mut out = Vec::new();
+        self.each_candidate(profile, mode, country, |p, i2i, item| {
+            out.push((p, score(p, i2i, item)));
+        });
+        out
+    }
+
+    /// [`AffinityModel::scores`] in both modes, `[replenish, discover]`: the candidates of
+    /// discover mode are those of replenish mode less the products the contact bought, so its
+    /// item-to-item sums are found once for both.
+    pub fn scores_by_mode(&self, profile: &Profile, country: Option<&str>) -> [Vec<(u32, f64)>; 2] {
+        let (replenish, discover) = (
+            self.scorer(profile, Mode::Replenish),
+            self.scorer(profile, Mode::Discover),
+        );
+        let mut out: [Vec<(u32, f64)>; 2] = Default::default();
+        self.each_candidate(profile, Mode::Replenish, country, |p, i2i, item| {
+            out[0].push((p, replenish(p, i2i, item)));
+            if item.is_none_or(|i| i.bought <= 0.0) {
+                out[1].push((p, discover(p, i2i, item)));
+            }
+        });
+        out
+    }
+
+    /// The score of one candidate in `mode`. A candidate outside the contact's history has
+    /// only the item-to-item score of its own; the rest of its score depends on the product
+    /// alone and is computed once per model.
+    fn scorer<'a>(
+        &'a self,
+        profile: &Profile,
+        mode: Mode,
+    ) -> impl Fn(u32, f64, Option<&Item>) -> f64 + 'a {
         let ranker = self.ranker(mode);
-        // A candidate outside the contact's history has only the item-to-item score of its
-        // own; the rest of its score depends on the product alone and is computed once.
         let product_part = &self.product_parts()[mode as usize];
         let w_item_to_item = ranker.weights[8];
         let max_orders = max_orders(profile);
-        let mut out = Vec::new();
-        self.each_candidate(profile, mode, country, |p, i2i, item| {
-            let score = match item {
-                Some(item) => ranker.score(&rank_features(self, p, Some(item), i2i, max_orders)),
-                None => {
-                    product_part.get(p as usize).copied().unwrap_or(0.0)
-                        + w_item_to_item * i2i.max(0.0).ln_1p()
-                }
-            };
-            out.push((p, score));
-        });
-        out
+        move |p, i2i, item| match item {
+            Some(item) => ranker.score(&rank_features(self, p, Some(item), i2i, max_orders)),
+            None => {
+                product_part.get(p as usize).copied().unwrap_or(0.0)
+                    + w_item_to_item * i2i.max(0.0).ln_1p()
+            }
+        }
     }
 
     /// [`Derived`]: per mode (replenish, discover) and product, the popularity and repeat-rate
@@ -636,7 +663,7 @@ impl AffinityModel {
         catalog: &Catalog<'_>,
     ) -> Vec<(u32, f64)> {
         let filters = &request.filters;
-        let mut scored: Vec<(u32, f64)> = self
+        let scored: Vec<(u32, f64)> = self
             .scores(profile, request.mode, country)
             .into_iter()
             .filter(|(p, s)| {
@@ -651,17 +678,22 @@ impl AffinityModel {
                             .is_some_and(|c| filters.categories.contains(c)))
             })
             .collect();
-        let best_first = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if scored.len() > request.k && request.k > 0 {
-            scored.select_nth_unstable_by(request.k - 1, best_first);
-            scored.truncate(request.k);
-        }
-        scored.sort_by(best_first);
-        scored.truncate(request.k);
-        // The candidates list can be thousands long; a kept answer should not carry its capacity.
-        scored.shrink_to_fit();
-        scored
+        best_k(scored, request.k)
     }
+}
+
+/// The `k` best of `scored`, best first (ties: lower product index first).
+pub fn best_k(mut scored: Vec<(u32, f64)>, k: usize) -> Vec<(u32, f64)> {
+    let best_first = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if scored.len() > k && k > 0 {
+        scored.select_nth_unstable_by(k - 1, best_first);
+        scored.truncate(k);
+    }
+    scored.sort_by(best_first);
+    scored.truncate(k);
+    // The candidates list can be thousands long; a kept answer should not carry its capacity.
+    scored.shrink_to_fit();
+    scored
 }
 
 /// Category affinity: each category's share of the (purchase + web) weight of a contact's
@@ -706,6 +738,60 @@ mod tests {
             vec![1.0; RANK_FEATURE_COUNT + 1]
         );
         assert!(serde_json::from_str::<Ranker>(&too_many).is_err());
+    }
+
+    #[test]
+    fn both_modes_at_once_score_as_each_mode_alone() {
+        let n = 6;
+        let model = AffinityModel {
+            product_ids: (0..n).map(|p| format!("p{p}")).collect(),
+            // Buying 0 predicts 2 and 3; buying 1 predicts 0 and 4.
+            neighbors: vec![
+                vec![(2, 0.5), (3, 0.2)],
+                vec![(0, 0.4), (4, 0.1)],
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            ],
+            popularity: vec![1.0, 0.2, 0.5, 0.1, 0.0, 0.3],
+            popularity_30d: vec![0.5; n],
+            repeat_rate: vec![0.2; n],
+            repurchase_days: vec![30.0; n],
+            popular_by_country: BTreeMap::from([(String::new(), vec![0, 5])]),
+            signals: Signals::default(),
+            rankers: Rankers::default(),
+            derived: Derived::default(),
+        };
+        // Bought 0 and 1; only viewed 4.
+        let item = |product, bought, orders| Item {
+            product,
+            bought,
+            web: 0.3,
+            orders,
+            days_since_last: 12.0,
+            days_since_first: 40.0,
+        };
+        let profile = vec![item(0, 1.2, 2.0), item(1, 0.7, 1.0), item(4, 0.0, 0.0)];
+        let sorted = |mut v: Vec<(u32, f64)>| {
+            v.sort_by_key(|(p, _)| *p);
+            v
+        };
+        let [replenish, discover] = model.scores_by_mode(&profile, None);
+        for (both, mode) in [(replenish, Mode::Replenish), (discover, Mode::Discover)] {
+            assert_eq!(
+                sorted(both),
+                sorted(model.scores(&profile, mode, None)),
+                "{mode:?}"
+            );
+        }
+        let [_, discover] = model.scores_by_mode(&profile, None);
+        let products: Vec<u32> = sorted(discover).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            products,
+            vec![2, 3, 4, 5],
+            "discover leaves out what was bought"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod snapshot;
 
 pub use affinity::{
     AffinityModel, Catalog, Filters, Item, Mode, Profile, RANK_FEATURE_COUNT, RANK_FEATURES,
-    Ranker, Rankers, Request, Signals, profiles,
+    Ranker, Rankers, Request, Signals, best_k, profiles,
 };
 pub use artifact::{Artifact, FORMAT_VERSION, FileCheck, Manifest, resolve_model_dir, write_json};
 pub use btyd::{BgNbd, Rfa};

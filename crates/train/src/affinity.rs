@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use augur_data::DAY;
 use augur_data::History;
 use augur_model::rows_before;
-use augur_model::{
-    AffinityModel, Catalog, Filters, Mode, Profile, Ranker, Rankers, Request, Signals, profiles,
-};
+use augur_model::{AffinityModel, Profile, Ranker, Rankers, Signals, best_k, profiles};
 use serde::Serialize;
 
 use crate::metrics::{RecMetrics, RecScore};
@@ -33,12 +31,8 @@ pub fn bought_between(history: &History, from: i64, to: i64) -> HashMap<u32, Vec
     out
 }
 
-/// Fits the model on history before `t`.
-pub fn fit_at(history: &History, t: i64, signals: Signals) -> AffinityModel {
-    fit_with_profiles(history, t, signals, &profiles(history, t, &signals))
-}
-
-/// [`fit_at`] with every contact's profiles as of `t` (with `signals`) already at hand.
+/// Fits the model on history before `t`, given every contact's profile as of `t` (with
+/// `signals`): the caller has them at hand, as the window or the snapshot needs them too.
 pub fn fit_with_profiles(
     history: &History,
     t: i64,
@@ -194,6 +188,11 @@ pub struct Window {
 }
 
 impl Window {
+    /// Every contact's profile before the cutoff.
+    pub fn profiles(&self) -> &[Profile] {
+        &self.profiles
+    }
+
     /// The window as the ranker fit reads it.
     fn rank_window<'a>(&'a self, country: &'a [Option<&'a str>]) -> RankWindow<'a> {
         RankWindow {
@@ -252,7 +251,10 @@ pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> Af
                 .filter(|p| !owned.contains(p))
                 .collect();
             let country = history.contacts.country[c as usize];
-            let rec = |mode| top_10(model, prof, country, mode);
+            // What `recommend` gives without filters, with the candidates found once.
+            let [replenish, discover] = model
+                .scores_by_mode(prof, country)
+                .map(|scored| best_k(scored, 10).into_iter().map(|(p, _)| p).collect());
             let popular_new: Vec<u32> = popular
                 .iter()
                 .copied()
@@ -273,8 +275,8 @@ pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> Af
             let mut own: Vec<u32> = own.into_iter().map(|(p, _, _)| p).take(10).collect();
             own.extend(popular_new.iter().copied());
             [
-                (rec(Mode::Replenish), relevant.clone()),
-                (rec(Mode::Discover), new.clone()),
+                (replenish, relevant.clone()),
+                (discover, new.clone()),
                 (popular.iter().copied().take(10).collect(), relevant.clone()),
                 (popular_new.clone(), new.clone()),
                 (own, relevant),
@@ -301,20 +303,6 @@ pub fn backtest(history: &History, model: &AffinityModel, window: &Window) -> Af
     }
 }
 
-/// The model's ten best products for one contact, unfiltered.
-fn top_10(model: &AffinityModel, profile: &Profile, country: Option<&str>, mode: Mode) -> Vec<u32> {
-    let request = Request {
-        mode,
-        k: 10,
-        filters: Filters::default(),
-    };
-    model
-        .recommend(profile, country, &request, &Catalog::default())
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect()
-}
-
 /// What the choice of each mode's ranker measured on the selection window.
 #[derive(Debug, Clone, Serialize)]
 pub struct RankerChoices {
@@ -336,16 +324,10 @@ pub fn fit_rankers(
     let model = fit_with_profiles(history, cutoff, signals, &window.profiles);
     let country = &history.contacts.country;
     let rank_window = window.rank_window(country);
-    let ((replenish, all_items), (discover, new_items)) = rayon::join(
-        || {
-            crate::ranker::choose(
-                &model,
-                &rank_window,
-                Mode::Replenish,
-                Ranker::own_most_bought(),
-            )
-        },
-        || crate::ranker::choose(&model, &rank_window, Mode::Discover, Ranker::popularity()),
+    let [(replenish, all_items), (discover, new_items)] = crate::ranker::choose(
+        &model,
+        &rank_window,
+        &[Ranker::own_most_bought(), Ranker::popularity()],
     );
     (
         Rankers {

@@ -59,13 +59,14 @@ pub fn fit(baskets: &[Vec<u32>], n_products: usize, buyers: &[u32]) -> Vec<Vec<(
     out
 }
 
-/// XᵀX over the products with a slot, row-major m × m.
+/// XᵀX over the products with a slot, row-major m × m. One accumulator per thread: an m × m
+/// matrix is megabytes, and a fold would zero one for every piece that rayon splits off.
 fn gram(baskets: &[Vec<u32>], slot: &[u32], m: usize) -> Vec<f64> {
+    let per_thread = baskets.len().div_ceil(rayon::current_num_threads()).max(1);
     baskets
-        .par_iter()
-        .fold(
-            || vec![0f64; m * m],
-            |mut g, basket| {
+        .par_chunks(per_thread)
+        .map(|chunk| {
+            chunk.iter().fold(vec![0f64; m * m], |mut g, basket| {
                 let items: Vec<usize> = basket
                     .iter()
                     .filter_map(|p| slot.get(*p as usize).copied())
@@ -79,41 +80,73 @@ fn gram(baskets: &[Vec<u32>], slot: &[u32], m: usize) -> Vec<f64> {
                     }
                 }
                 g
-            },
-        )
-        .reduce(
-            || vec![0f64; m * m],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        )
+            })
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+            a
+        })
+        .unwrap_or_else(|| vec![0f64; m * m])
 }
 
+/// Pivots swept per pass over the matrix by [`invert_spd`]: their rows (the panel, `BLOCK × n`)
+/// stay in cache while every other row is updated once for all of them.
+const BLOCK: usize = 32;
+
 /// Inverts a symmetric positive-definite matrix (row-major n × n) in place by Gauss–Jordan
-/// elimination without pivoting, which is stable for such matrices. Rows are updated in
-/// parallel for each pivot.
+/// elimination without pivoting (the sweep operator), which is stable for such matrices.
+///
+/// Sweeping pivots one at a time streams the whole matrix once per pivot, and at a thousand
+/// products the matrix (8 MB) does not fit in cache. Sweeps compose, so a block K of pivots is
+/// swept at once: first within its own rows, which then hold `[A_KK⁻¹ | A_KK⁻¹·A_KJ]`; then
+/// every other row i becomes `A_iJ − A_iK·A_KK⁻¹·A_KJ` and, in K, `−A_iK·A_KK⁻¹`, that is,
+/// its K entries zeroed and `A_iK` times the panel subtracted. Rows are updated in parallel.
 pub fn invert_spd(a: &mut [f64], n: usize) {
-    let mut pivot_row = vec![0.0; n];
-    for k in 0..n {
-        let inv = 1.0 / a[k * n + k];
-        a[k * n + k] = 1.0;
-        for v in &mut a[k * n..(k + 1) * n] {
-            *v *= inv;
-        }
-        pivot_row.copy_from_slice(&a[k * n..(k + 1) * n]);
-        a.par_chunks_mut(n)
-            .enumerate()
-            .filter(|(i, _)| *i != k)
-            .for_each(|(_, row)| {
-                let f = row[k];
-                if f != 0.0 {
-                    row[k] = 0.0;
-                    for (x, p) in row.iter_mut().zip(&pivot_row) {
-                        *x -= f * p;
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        sweep_panel(&mut a[start * n..end * n], n, start);
+        let (before, rest) = a.split_at_mut(start * n);
+        let (panel, after) = rest.split_at_mut((end - start) * n);
+        let panel: &[f64] = panel;
+        before
+            .par_chunks_mut(n)
+            .chain(after.par_chunks_mut(n))
+            .for_each(|row| {
+                let c: Vec<f64> = row[start..end].to_vec();
+                row[start..end].fill(0.0);
+                for (f, pivot_row) in c.iter().zip(panel.chunks_exact(n)) {
+                    if *f != 0.0 {
+                        for (x, p) in row.iter_mut().zip(pivot_row) {
+                            *x -= f * p;
+                        }
                     }
                 }
             });
+    }
+}
+
+/// Sweeps the pivots `start..start + rows` within their own rows (`panel`, row-major,
+/// `rows × n`).
+fn sweep_panel(panel: &mut [f64], n: usize, start: usize) {
+    let rows = panel.len() / n;
+    let mut pivot_row = vec![0.0; n];
+    for r in 0..rows {
+        let k = start + r;
+        let inv = 1.0 / panel[r * n + k];
+        panel[r * n + k] = 1.0;
+        for v in &mut panel[r * n..(r + 1) * n] {
+            *v *= inv;
+        }
+        pivot_row.copy_from_slice(&panel[r * n..(r + 1) * n]);
+        for (i, row) in panel.chunks_exact_mut(n).enumerate() {
+            let f = row[k];
+            if i != r && f != 0.0 {
+                row[k] = 0.0;
+                for (x, p) in row.iter_mut().zip(&pivot_row) {
+                    *x -= f * p;
+                }
+            }
+        }
     }
 }
 
@@ -123,7 +156,13 @@ mod tests {
 
     #[test]
     fn inverse_times_matrix_is_identity() {
-        let n = 5;
+        // Smaller than one block, and spanning several with a partial last one.
+        for n in [5, 2 * BLOCK + 7] {
+            inverse_times_matrix_is_identity_at(n);
+        }
+    }
+
+    fn inverse_times_matrix_is_identity_at(n: usize) {
         // A = MᵀM + I is symmetric positive definite.
         let m: Vec<f64> = (0..n * n)
             .map(|i| ((i * 7 + 3) % 11) as f64 - 5.0)

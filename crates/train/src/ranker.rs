@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::metrics::RecScore;
 
 /// Candidates other than the contact's own products kept per contact for fitting: the best
-/// by item-to-item score and the most popular.
+/// by item-to-item score and half as many of the most popular.
 const OTHER_CANDIDATES: usize = 50;
 /// L2 strength on the standardized weights (the examples' weights sum to the contacts).
 const L2: f64 = 1.0;
@@ -76,10 +76,35 @@ fn relevant(profile: &Profile, future: &[u32], mode: Mode) -> Vec<u32> {
         .collect()
 }
 
-/// Chooses between a learned ranker of `mode` and `baseline` by two-fold cross-validation over
-/// the window's contacts: a ranker fitted on each half is compared with the baseline on the
-/// other half, and their recall@10 is pooled over both. When the learned rankers rank better,
-/// the one served is fitted on every contact of the window.
+/// The two modes, in the order of every per-mode array here.
+const MODES: [Mode; 2] = [Mode::Replenish, Mode::Discover];
+
+/// One contact's candidates in each of [`MODES`]: those of discover mode are the replenish
+/// ones less the products it bought, so they are listed once for both.
+fn candidates_by_mode(
+    model: &AffinityModel,
+    window: &RankWindow<'_>,
+    c: u32,
+) -> [Vec<(u32, [f64; N])>; 2] {
+    let profile = &window.profiles[c as usize];
+    let all = model.candidates(profile, Mode::Replenish, window.country[c as usize]);
+    let new = all
+        .iter()
+        .filter(|(p, _)| {
+            profile
+                .binary_search_by_key(p, |i| i.product)
+                .map_or(true, |at| profile[at].bought <= 0.0)
+        })
+        .cloned()
+        .collect();
+    [all, new]
+}
+
+/// Chooses, for each of [`MODES`], between a learned ranker and that mode's baseline by
+/// two-fold cross-validation over the window's contacts: a ranker fitted on each half is
+/// compared with the baseline on the other half, and their recall@10 is pooled over both.
+/// When the learned rankers rank better, the one served is fitted on every contact of the
+/// window.
 ///
 /// Fitting and comparing on one split left the choice and the weights to which half a contact
 /// fell in: on the Complete Journey's 2,300 window contacts, numbering them differently moved
@@ -87,140 +112,196 @@ fn relevant(profile: &Profile, future: &[u32], mode: Mode) -> Vec<u32> {
 pub fn choose(
     model: &AffinityModel,
     window: &RankWindow<'_>,
-    mode: Mode,
-    baseline: Ranker,
-) -> (Ranker, RankerChoice) {
+    baselines: &[Ranker; 2],
+) -> [(Ranker, RankerChoice); 2] {
     let halves: [Vec<u32>; 2] = [
         window.contacts.iter().copied().step_by(2).collect(),
         window.contacts.iter().copied().skip(1).step_by(2).collect(),
     ];
-    let learned = |contacts: &[u32]| {
-        fit(model, window, contacts, mode).map(|weights| Ranker {
+    let learned = |fitted: &Option<Fitted>| {
+        fitted.as_ref().map(|f| Ranker {
             source: "learned_ranker".into(),
-            weights,
+            weights: f.weights,
         })
     };
-    // Recall@10 pooled over both halves' contacts, each half ranked by its own ranker.
-    let pooled = |rankers: [&Ranker; 2]| {
-        let (a, b) = (
-            recall_sum(model, window, &halves[0], mode, rankers[0]),
-            recall_sum(model, window, &halves[1], mode, rankers[1]),
-        );
-        ((a.0 + b.0) / (a.1 + b.1).max(1) as f64, a.1 + b.1)
-    };
-    let folds = [learned(&halves[0]), learned(&halves[1])];
-    let (baseline_recall, compared) = pooled([&baseline, &baseline]);
-    let learned_recall = match &folds {
-        // Each half is ranked by the ranker fitted on the other.
-        [Some(a), Some(b)] => pooled([b, a]).0,
-        _ => f64::NEG_INFINITY,
-    };
-    let choice = |chosen: &Ranker| RankerChoice {
-        chosen: chosen.source.clone(),
-        learned_recall_at_10: learned_recall.max(0.0),
-        baseline_recall_at_10: baseline_recall,
-        contacts: compared,
-    };
-    let served = (learned_recall > baseline_recall)
-        .then(|| learned(window.contacts))
-        .flatten();
-    match served {
-        Some(learned) => {
-            let c = choice(&learned);
-            (learned, c)
-        }
-        None => {
-            let c = choice(&baseline);
-            (baseline, c)
-        }
-    }
+    // Listing candidates costs the most: each half's are listed once for fitting (the served
+    // ranker is fitted on both halves' examples) and once for ranking by the baseline and the
+    // ranker fitted on the other half, for both modes at a time.
+    let [examples_0, examples_1] = halves.each_ref().map(|half| examples(model, window, half));
+    // Each fit starts where the one before it of the same mode ended: the halves are alike,
+    // so Newton's method needs a few steps instead of a dozen.
+    let first: [Option<Fitted>; 2] = [0, 1].map(|m| fit(&examples_0[m], None));
+    let second: [Option<Fitted>; 2] =
+        [0, 1].map(|m| fit(&examples_1[m], first[m].as_ref().map(|f| f.beta)));
+    let folds: [[Option<Ranker>; 2]; 2] =
+        [&first, &second].map(|f| [learned(&f[0]), learned(&f[1])]);
+    let recalls = [(0, 1), (1, 0)].map(|(h, other)| {
+        let rankers: [Vec<&Ranker>; 2] = [0, 1].map(|m| {
+            std::iter::once(&baselines[m])
+                .chain(&folds[other][m])
+                .collect()
+        });
+        recall_sums(model, window, &halves[h], &rankers)
+    });
+    let mut examples = [examples_0, examples_1];
+    let [replenish, discover] = [0, 1].map(|m| {
+        let compared = recalls[0][m].1 + recalls[1][m].1;
+        let pooled = |r: usize| match (recalls[0][m].0.get(r), recalls[1][m].0.get(r)) {
+            (Some(a), Some(b)) => (a + b) / compared.max(1) as f64,
+            _ => f64::NEG_INFINITY,
+        };
+        let (baseline_recall, learned_recall) = (pooled(0), pooled(1));
+        let served = (learned_recall > baseline_recall)
+            .then(|| {
+                let mut all = std::mem::take(&mut examples[0][m]);
+                all.append(&mut examples[1][m]);
+                let start = match (&first[m], &second[m]) {
+                    (Some(a), Some(b)) => {
+                        Some(std::array::from_fn(|j| (a.beta[j] + b.beta[j]) / 2.0))
+                    }
+                    _ => None,
+                };
+                learned(&fit(&all, start))
+            })
+            .flatten()
+            .unwrap_or_else(|| baselines[m].clone());
+        let choice = RankerChoice {
+            chosen: served.source.clone(),
+            learned_recall_at_10: learned_recall.max(0.0),
+            baseline_recall_at_10: baseline_recall,
+            contacts: compared,
+        };
+        (served, choice)
+    });
+    [replenish, discover]
 }
 
-/// Recall@10 of `ranker` summed over the `contacts` with something relevant, and their number.
-fn recall_sum(
+/// Per mode, recall@10 of each of that mode's `rankers` summed over the `contacts` with
+/// something relevant, and their number.
+fn recall_sums(
     model: &AffinityModel,
     window: &RankWindow<'_>,
     contacts: &[u32],
-    mode: Mode,
-    ranker: &Ranker,
-) -> (f64, usize) {
-    let lists: Vec<(Vec<u32>, Vec<u32>)> = contacts
+    rankers: &[Vec<&Ranker>; 2],
+) -> [(Vec<f64>, usize); 2] {
+    // Per contact and mode: each ranker's top 10, and the relevant products.
+    type Ranked = (Vec<Vec<u32>>, Vec<u32>);
+    let lists: Vec<[Ranked; 2]> = contacts
         .par_iter()
         .map(|&c| {
             let profile = &window.profiles[c as usize];
-            let mut scored: Vec<(u32, f64)> = model
-                .candidates(profile, mode, window.country[c as usize])
-                .into_iter()
-                .map(|(p, f)| (p, ranker.score(&f)))
-                .collect();
-            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let top = scored.into_iter().take(10).map(|(p, _)| p).collect();
-            (top, relevant(profile, &window.future[&c], mode))
+            let by_mode = candidates_by_mode(model, window, c);
+            [0, 1].map(|m| {
+                let tops = rankers[m]
+                    .iter()
+                    .map(|ranker| top_10(&by_mode[m], ranker))
+                    .collect();
+                (tops, relevant(profile, &window.future[&c], MODES[m]))
+            })
         })
         .collect();
-    let mut score = RecScore::default();
-    for (top, relevant) in &lists {
-        score.add(top, relevant);
-    }
-    let m = score.finish();
-    (m.recall_at_10 * m.contacts as f64, m.contacts)
+    [0, 1].map(|m| {
+        let mut scores: Vec<RecScore> = rankers[m].iter().map(|_| RecScore::default()).collect();
+        for by_mode in &lists {
+            let (tops, relevant) = &by_mode[m];
+            for (score, top) in scores.iter_mut().zip(tops) {
+                score.add(top, relevant);
+            }
+        }
+        let compared = scores.first().map_or(0, |s| s.finish().contacts);
+        let sums = scores
+            .iter()
+            .map(|s| {
+                let m = s.finish();
+                m.recall_at_10 * m.contacts as f64
+            })
+            .collect();
+        (sums, compared)
+    })
 }
 
-/// The training examples of `contacts`: each one's own products and its best other candidates.
-fn examples(
-    model: &AffinityModel,
-    window: &RankWindow<'_>,
-    contacts: &[u32],
-    mode: Mode,
-) -> Vec<Example> {
-    contacts
+/// The ten candidates `ranker` scores highest, best first.
+fn top_10(candidates: &[(u32, [f64; N])], ranker: &Ranker) -> Vec<u32> {
+    let mut scored: Vec<(u32, f64)> = candidates
+        .iter()
+        .map(|(p, f)| (*p, ranker.score(f)))
+        .collect();
+    let best_first = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if scored.len() > 10 {
+        scored.select_nth_unstable_by(9, best_first);
+        scored.truncate(10);
+    }
+    scored.sort_by(best_first);
+    scored.into_iter().map(|(p, _)| p).collect()
+}
+
+/// The training examples of `contacts` in each of [`MODES`]: each contact's own products and
+/// its best other candidates.
+fn examples(model: &AffinityModel, window: &RankWindow<'_>, contacts: &[u32]) -> [Vec<Example>; 2] {
+    let per_contact: Vec<[Vec<Example>; 2]> = contacts
         .par_iter()
-        .flat_map_iter(|&c| {
+        .map(|&c| {
             let profile = &window.profiles[c as usize];
-            let relevant = relevant(profile, &window.future[&c], mode);
-            let mut candidates = if relevant.is_empty() {
-                Vec::new()
-            } else {
-                model.candidates(profile, mode, window.country[c as usize])
-            };
-            // Own products (owned or seen on the web) first, then the best others.
-            let (mut own, mut others): (Vec<_>, Vec<_>) = candidates
-                .drain(..)
-                .partition(|(_, f)| f[0] > 0.0 || f[11] > 0.0);
-            others.sort_by(|a, b| b.1[8].total_cmp(&a.1[8]).then(a.0.cmp(&b.0)));
-            let by_popularity = {
-                let mut rest = others.split_off(OTHER_CANDIDATES.min(others.len()));
-                rest.sort_by(|a, b| b.1[9].total_cmp(&a.1[9]).then(a.0.cmp(&b.0)));
-                rest.truncate(OTHER_CANDIDATES / 2);
-                rest
-            };
-            own.extend(others);
-            own.extend(by_popularity);
-            let weight = 1.0 / relevant.len().max(1) as f64;
-            own.into_iter().map(move |(p, features)| Example {
-                features,
-                label: f64::from(u8::from(relevant.contains(&p))),
-                weight,
+            let [all, new] = candidates_by_mode(model, window, c);
+            [(all, MODES[0]), (new, MODES[1])].map(|(candidates, mode)| {
+                let relevant = relevant(profile, &window.future[&c], mode);
+                if relevant.is_empty() {
+                    return Vec::new();
+                }
+                contact_examples(candidates, &relevant)
             })
+        })
+        .collect();
+    // Sized once: grown by doubling, the copies and fresh pages cost as much as the fit.
+    let mut out: [Vec<Example>; 2] =
+        [0, 1].map(|m| Vec::with_capacity(per_contact.iter().map(|e| e[m].len()).sum()));
+    for [replenish, discover] in per_contact {
+        out[0].extend(replenish);
+        out[1].extend(discover);
+    }
+    out
+}
+
+/// One contact's examples: its own products (owned or seen on the web) first, then the best
+/// others by item-to-item score, and by popularity.
+fn contact_examples(mut candidates: Vec<(u32, [f64; N])>, relevant: &[u32]) -> Vec<Example> {
+    let (mut own, mut others): (Vec<_>, Vec<_>) = candidates
+        .drain(..)
+        .partition(|(_, f)| f[0] > 0.0 || f[11] > 0.0);
+    let mut kept = Vec::new();
+    for (feature, keep) in [(8, OTHER_CANDIDATES), (9, OTHER_CANDIDATES / 2)] {
+        others.sort_by(|a, b| b.1[feature].total_cmp(&a.1[feature]).then(a.0.cmp(&b.0)));
+        let rest = others.split_off(keep.min(others.len()));
+        kept.append(&mut others);
+        others = rest;
+    }
+    own.append(&mut kept);
+    let weight = 1.0 / relevant.len().max(1) as f64;
+    own.into_iter()
+        .map(|(p, features)| Example {
+            features,
+            label: f64::from(u8::from(relevant.contains(&p))),
+            weight,
         })
         .collect()
 }
 
-/// Fits the weights on `contacts` (standardized features, IRLS), in raw feature units;
-/// `None` without both labels.
-fn fit(
-    model: &AffinityModel,
-    window: &RankWindow<'_>,
-    contacts: &[u32],
-    mode: Mode,
-) -> Option<[f64; N]> {
-    let rows = examples(model, window, contacts, mode);
+/// A fitted ranker: its weights in raw feature units, and the standardized weights and
+/// intercept the fit ended at.
+struct Fitted {
+    weights: [f64; N],
+    beta: [f64; N + 1],
+}
+
+/// Fits the weights on `rows` (standardized features, IRLS) from `start` (standardized
+/// weights and intercept; zero when `None`); `None` without both labels.
+fn fit(rows: &[Example], start: Option<[f64; N + 1]>) -> Option<Fitted> {
     let positive: f64 = rows.iter().map(|r| r.weight * r.label).sum();
     let total: f64 = rows.iter().map(|r| r.weight).sum();
     if positive <= 0.0 || positive >= total {
         return None;
     }
-    let (mean, scale) = standardization(&rows, total);
+    let (mean, scale) = standardization(rows, total);
     let z = |r: &Example| -> [f64; N] {
         std::array::from_fn(|j| {
             if scale[j] > 0.0 {
@@ -231,7 +312,7 @@ fn fit(
         })
     };
     // β[0..N] the standardized weights, β[N] the intercept.
-    let mut beta = [0.0; N + 1];
+    let mut beta = start.unwrap_or([0.0; N + 1]);
     for _ in 0..MAX_ITERATIONS {
         // Sums over fixed chunks, added in chunk order: the same weights on every run,
         // whatever the thread count (rayon's fold would split where work is stolen).
@@ -290,7 +371,10 @@ fn fit(
             0.0
         }
     });
-    weights.iter().all(|w| w.is_finite()).then_some(weights)
+    weights
+        .iter()
+        .all(|w| w.is_finite())
+        .then_some(Fitted { weights, beta })
 }
 
 /// Weighted mean and standard deviation of each feature (0 for a constant one).

@@ -35,21 +35,18 @@ pub(super) fn fit_affinity(history: &History, signals: Signals, w: &Windows) -> 
         }
     };
     let recommendations = (w.eval_cutoff > w.first).then(|| {
+        let window = affinity::Window::new(
+            history,
+            w.eval_cutoff,
+            w.eval_horizon,
+            &signals,
+            affinity::EVAL_CONTACTS,
+        );
         let bt_affinity = AffinityModel {
             rankers: rankers.clone(),
-            ..affinity::fit_at(history, w.eval_cutoff, signals)
+            ..affinity::fit_with_profiles(history, w.eval_cutoff, signals, window.profiles())
         };
-        affinity::backtest(
-            history,
-            &bt_affinity,
-            &affinity::Window::new(
-                history,
-                w.eval_cutoff,
-                w.eval_horizon,
-                &signals,
-                affinity::EVAL_CONTACTS,
-            ),
-        )
+        affinity::backtest(history, &bt_affinity, &window)
     });
     // The profiles as of T serve the fit and, later, the contact snapshot.
     let as_of_profiles = augur_model::profiles(history, w.as_of, &signals);
