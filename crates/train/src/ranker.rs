@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use augur_model::{AffinityModel, Mode, Profile, RANK_FEATURE_COUNT, Ranker};
+use augur_model::{AffinityModel, Mode, Profile, RANK_FEATURE_COUNT, Ranker, best_k};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -222,17 +222,11 @@ fn recall_sums(
 
 /// The ten candidates `ranker` scores highest, best first.
 fn top_10(candidates: &[(u32, [f64; N])], ranker: &Ranker) -> Vec<u32> {
-    let mut scored: Vec<(u32, f64)> = candidates
+    let scored = candidates
         .iter()
         .map(|(p, f)| (*p, ranker.score(f)))
         .collect();
-    let best_first = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if scored.len() > 10 {
-        scored.select_nth_unstable_by(9, best_first);
-        scored.truncate(10);
-    }
-    scored.sort_by(best_first);
-    scored.into_iter().map(|(p, _)| p).collect()
+    best_k(scored, 10).into_iter().map(|(p, _)| p).collect()
 }
 
 /// The training examples of `contacts` in each of [`MODES`]: each contact's own products and
