@@ -544,7 +544,7 @@ impl AffinityModel {
         let mut out: [Vec<(u32, f64)>; 2] = Default::default();
         self.each_candidate(profile, Mode::Replenish, country, |p, i2i, item| {
             out[0].push((p, replenish(p, i2i, item)));
-            if item.is_none_or(|i| i.bought <= 0.0) {
+            if new_to_contact(item) {
                 out[1].push((p, discover(p, i2i, item)));
             }
         });
@@ -607,6 +607,25 @@ impl AffinityModel {
         let mut out = Vec::new();
         self.each_candidate(profile, mode, country, |p, i2i, item| {
             out.push((p, rank_features(self, p, item, i2i, max_orders)));
+        });
+        out
+    }
+
+    /// [`AffinityModel::candidates`] in both modes, `[replenish, discover]`, found once as in
+    /// [`AffinityModel::scores_by_mode`].
+    pub fn candidates_by_mode(
+        &self,
+        profile: &Profile,
+        country: Option<&str>,
+    ) -> [Vec<(u32, [f64; RANK_FEATURE_COUNT])>; 2] {
+        let max_orders = max_orders(profile);
+        let mut out: [Vec<_>; 2] = Default::default();
+        self.each_candidate(profile, Mode::Replenish, country, |p, i2i, item| {
+            let features = rank_features(self, p, item, i2i, max_orders);
+            if new_to_contact(item) {
+                out[1].push((p, features));
+            }
+            out[0].push((p, features));
         });
         out
     }
@@ -680,6 +699,12 @@ impl AffinityModel {
             .collect();
         best_k(scored, request.k)
     }
+}
+
+/// Whether a candidate with this history item (if any) may be recommended in discover mode:
+/// the contact never bought it.
+fn new_to_contact(item: Option<&Item>) -> bool {
+    item.is_none_or(|i| i.bought <= 0.0)
 }
 
 /// The `k` best of `scored`, best first (ties: lower product index first).

@@ -79,25 +79,14 @@ fn relevant(profile: &Profile, future: &[u32], mode: Mode) -> Vec<u32> {
 /// The two modes, in the order of every per-mode array here.
 const MODES: [Mode; 2] = [Mode::Replenish, Mode::Discover];
 
-/// One contact's candidates in each of [`MODES`]: those of discover mode are the replenish
-/// ones less the products it bought, so they are listed once for both.
+/// One contact's candidates in each of [`MODES`], listed once for both.
 fn candidates_by_mode(
     model: &AffinityModel,
     window: &RankWindow<'_>,
     c: u32,
 ) -> [Vec<(u32, [f64; N])>; 2] {
     let profile = &window.profiles[c as usize];
-    let all = model.candidates(profile, Mode::Replenish, window.country[c as usize]);
-    let new = all
-        .iter()
-        .filter(|(p, _)| {
-            profile
-                .binary_search_by_key(p, |i| i.product)
-                .map_or(true, |at| profile[at].bought <= 0.0)
-        })
-        .cloned()
-        .collect();
-    [all, new]
+    model.candidates_by_mode(profile, window.country[c as usize])
 }
 
 /// Chooses, for each of [`MODES`], between a learned ranker and that mode's baseline by
