@@ -314,8 +314,9 @@ impl WebEvents {
     }
 }
 
-/// The row order that sorts a table by time and contact, remaining ties broken by `tie_key`
-/// (then by row index), so the result does not depend on the order rows arrived in.
+/// The `(time, contact, row)` keys of a table's rows in the order that sorts it by time and
+/// contact, remaining ties broken by `tie_key` (then by row index), so the result does not
+/// depend on the order rows arrived in. [`Columns::apply_time_order`] puts the rows in it.
 ///
 /// Sorting `(time, contact, row)` triples keeps comparisons on contiguous memory; only the rare
 /// runs of equal time and contact look at the other columns.
@@ -323,7 +324,7 @@ pub(crate) fn time_order<K: Ord>(
     at: &[i64],
     contact: &[u32],
     tie_key: impl Fn(usize) -> K + Sync,
-) -> Vec<u32> {
+) -> Vec<(i64, u32, u32)> {
     use rayon::prelude::*;
     let rows = u32::try_from(at.len()).unwrap_or(u32::MAX);
     let mut keyed: Vec<(i64, u32, u32)> = (0..rows)
@@ -345,10 +346,11 @@ pub(crate) fn time_order<K: Ord>(
         }
         start = end;
     }
-    keyed.into_par_iter().map(|(_, _, i)| i).collect()
+    keyed
 }
 
-/// An operation applied alike to every column of an event table: reordering rows, dropping rows.
+/// An operation applied alike to every column of an event table: reserving, reordering or
+/// dropping rows.
 pub(crate) trait ColumnOp {
     /// Applies the operation to one column.
     fn apply<T: Copy + Send + Sync>(&mut self, column: &mut Vec<T>);
@@ -357,19 +359,62 @@ pub(crate) trait ColumnOp {
 /// An event table of equally long columns; `each_column` is the one list of its columns, so
 /// reordering and filtering cannot forget one.
 pub(crate) trait Columns {
-    /// Calls `op` on every column.
-    fn each_column(&mut self, op: &mut impl ColumnOp);
+    /// The time and contact columns.
+    fn time_and_contact(&mut self) -> (&mut Vec<i64>, &mut Vec<u32>);
 
-    /// Puts row `order[i]` at position `i` in every column.
-    fn reorder(&mut self, order: &[u32]) {
+    /// Calls `op` on every column but time and contact.
+    fn each_other_column(&mut self, op: &mut impl ColumnOp);
+
+    /// Calls `op` on every column.
+    fn each_column(&mut self, op: &mut impl ColumnOp) {
+        let (at, contact) = self.time_and_contact();
+        op.apply(at);
+        op.apply(contact);
+        self.each_other_column(op);
+    }
+
+    /// Makes room for `rows` more rows in every column at once. Grown by doubling instead, a
+    /// column is copied at every doubling (in all, about as many bytes as it ends with), each
+    /// time into fresh memory that the kernel zeroes first. Only a hint: a count the memory
+    /// cannot hold (a corrupt or hostile file's metadata) reserves nothing and the columns
+    /// grow as rows arrive.
+    fn reserve_rows(&mut self, rows: usize) {
+        struct Reserve(usize);
+        impl ColumnOp for Reserve {
+            fn apply<T: Copy + Send + Sync>(&mut self, column: &mut Vec<T>) {
+                // An allocation failure here is not an error: nothing was read yet.
+                let _ = column.try_reserve(self.0);
+            }
+        }
+        self.each_column(&mut Reserve(rows));
+    }
+
+    /// Puts the rows in the order of `sorted`, the keys [`time_order`] returns: times and
+    /// contacts are written over from the keys in place, the other columns gathered by row (a
+    /// gather fills fresh memory, and times and contacts are the widest columns). Rows already
+    /// in order, as a table sorted again after renumbering mostly is, stay where they are.
+    fn apply_time_order(&mut self, sorted: Vec<(i64, u32, u32)>) {
+        use rayon::prelude::*;
+        if sorted
+            .par_iter()
+            .enumerate()
+            .all(|(n, key)| key.2 as usize == n)
+        {
+            return;
+        }
         struct Permute<'a>(&'a [u32]);
         impl ColumnOp for Permute<'_> {
             fn apply<T: Copy + Send + Sync>(&mut self, column: &mut Vec<T>) {
-                use rayon::prelude::*;
                 *column = self.0.par_iter().map(|&i| column[i as usize]).collect();
             }
         }
-        self.each_column(&mut Permute(order));
+        let (at, contact) = self.time_and_contact();
+        at.par_iter_mut()
+            .zip(contact.par_iter_mut())
+            .zip(&sorted)
+            .for_each(|((at, contact), key)| (*at, *contact) = (key.0, key.1));
+        let order: Vec<u32> = sorted.into_par_iter().map(|(_, _, i)| i).collect();
+        self.each_other_column(&mut Permute(&order));
     }
 
     /// Keeps the rows whose `keep` is true (rows past its end are kept).
@@ -386,31 +431,97 @@ pub(crate) trait Columns {
 }
 
 impl Columns for Orders {
-    fn each_column(&mut self, op: &mut impl ColumnOp) {
+    fn time_and_contact(&mut self) -> (&mut Vec<i64>, &mut Vec<u32>) {
+        (&mut self.at, &mut self.contact)
+    }
+
+    fn each_other_column(&mut self, op: &mut impl ColumnOp) {
         op.apply(&mut self.order);
-        op.apply(&mut self.contact);
         op.apply(&mut self.product);
-        op.apply(&mut self.at);
         op.apply(&mut self.quantity);
         op.apply(&mut self.unit_price);
     }
 }
 
 impl Columns for EmailEvents {
-    fn each_column(&mut self, op: &mut impl ColumnOp) {
-        op.apply(&mut self.contact);
+    fn time_and_contact(&mut self) -> (&mut Vec<i64>, &mut Vec<u32>) {
+        (&mut self.at, &mut self.contact)
+    }
+
+    fn each_other_column(&mut self, op: &mut impl ColumnOp) {
         op.apply(&mut self.campaign);
         op.apply(&mut self.kind);
-        op.apply(&mut self.at);
         op.apply(&mut self.machine_open);
     }
 }
 
 impl Columns for WebEvents {
-    fn each_column(&mut self, op: &mut impl ColumnOp) {
-        op.apply(&mut self.contact);
+    fn time_and_contact(&mut self) -> (&mut Vec<i64>, &mut Vec<u32>) {
+        (&mut self.at, &mut self.contact)
+    }
+
+    fn each_other_column(&mut self, op: &mut impl ColumnOp) {
         op.apply(&mut self.kind);
         op.apply(&mut self.product);
-        op.apply(&mut self.at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orders(rows: &[(i64, u32, u32, f64)]) -> Orders {
+        let mut o = Orders::default();
+        for (i, &(at, contact, product, quantity)) in rows.iter().enumerate() {
+            o.order.push(i as u32);
+            o.contact.push(contact);
+            o.product.push(product);
+            o.at.push(at);
+            o.quantity.push(quantity);
+            o.unit_price.push(f64::from(product));
+        }
+        o
+    }
+
+    fn sort(o: &mut Orders) {
+        let sorted = time_order(&o.at, &o.contact, |i| (o.product[i], o.order[i]));
+        o.apply_time_order(sorted);
+    }
+
+    #[test]
+    fn rows_sort_by_time_then_contact_then_the_tie_key_with_every_column_moved_alike() {
+        let mut o = orders(&[
+            (20, 1, 9, 1.0),
+            (10, 2, 5, 2.0),
+            (10, 1, 7, 3.0),
+            (10, 1, 3, 4.0),
+        ]);
+        o.reserve_rows(1000);
+        sort(&mut o);
+        assert_eq!(o.at, vec![10, 10, 10, 20]);
+        assert_eq!(o.contact, vec![1, 1, 2, 1]);
+        assert_eq!(
+            o.product,
+            vec![3, 7, 5, 9],
+            "equal time and contact: by the tie key"
+        );
+        assert_eq!(o.order, vec![3, 2, 1, 0]);
+        assert_eq!(o.quantity, vec![4.0, 3.0, 2.0, 1.0]);
+        assert_eq!(o.unit_price, vec![3.0, 7.0, 5.0, 9.0]);
+        let before = (o.order.clone(), o.quantity.clone());
+        sort(&mut o);
+        assert_eq!(
+            (o.order, o.quantity),
+            before,
+            "sorted rows stay where they are"
+        );
+    }
+
+    #[test]
+    fn a_row_count_no_memory_holds_reserves_nothing() {
+        let mut o = orders(&[(1, 1, 1, 1.0)]);
+        o.reserve_rows(usize::MAX / 2);
+        o.at.push(2);
+        assert_eq!(o.at, vec![1, 2]);
     }
 }

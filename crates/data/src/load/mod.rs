@@ -154,6 +154,7 @@ fn load_table(
         .enumerate()
         .flat_map(|(f, file)| (0..file.row_groups()).map(move |rg| (f, rg)))
         .collect();
+    loader.reserve(kind, files.iter().map(|f| f.rows()).sum());
     let window = 2 * rayon::current_num_threads().max(1);
     let mut rows = 0u64;
     let started = std::time::Instant::now();

@@ -53,6 +53,11 @@ impl FileSource {
     pub fn row_groups(&self) -> usize {
         self.metadata.metadata().num_row_groups()
     }
+
+    /// Rows in the file, as its metadata counts them (0 if the count is corrupt).
+    pub fn rows(&self) -> usize {
+        usize::try_from(self.metadata.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
 }
 
 /// Lists the Parquet files of a table path: the file itself, or every `.parquet` file under a
