@@ -356,8 +356,9 @@ pub(crate) trait ColumnOp {
     fn apply<T: Copy + Send + Sync>(&mut self, column: &mut Vec<T>);
 }
 
-/// An event table of equally long columns; `each_column` is the one list of its columns, so
-/// reordering and filtering cannot forget one.
+/// An event table of equally long columns; `time_and_contact` and `each_other_column` are
+/// together the one list of its columns, so reserving, reordering and filtering cannot forget
+/// one.
 pub(crate) trait Columns {
     /// The time and contact columns.
     fn time_and_contact(&mut self) -> (&mut Vec<i64>, &mut Vec<u32>);
