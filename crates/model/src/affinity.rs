@@ -596,23 +596,8 @@ impl AffinityModel {
         }
     }
 
-    /// Every candidate of [`AffinityModel::scores`] with its ranker features.
-    pub fn candidates(
-        &self,
-        profile: &Profile,
-        mode: Mode,
-        country: Option<&str>,
-    ) -> Vec<(u32, [f64; RANK_FEATURE_COUNT])> {
-        let max_orders = max_orders(profile);
-        let mut out = Vec::new();
-        self.each_candidate(profile, mode, country, |p, i2i, item| {
-            out.push((p, rank_features(self, p, item, i2i, max_orders)));
-        });
-        out
-    }
-
-    /// [`AffinityModel::candidates`] in both modes, `[replenish, discover]`, found once as in
-    /// [`AffinityModel::scores_by_mode`].
+    /// Every candidate of [`AffinityModel::scores`] with its ranker features, in both modes,
+    /// `[replenish, discover]`, found once as in [`AffinityModel::scores_by_mode`].
     pub fn candidates_by_mode(
         &self,
         profile: &Profile,

@@ -197,13 +197,11 @@ fn recall_sums(
                 score.add(top, relevant);
             }
         }
-        let compared = scores.first().map_or(0, |s| s.finish().contacts);
-        let sums = scores
+        let finished: Vec<_> = scores.iter().map(RecScore::finish).collect();
+        let compared = finished.first().map_or(0, |m| m.contacts);
+        let sums = finished
             .iter()
-            .map(|s| {
-                let m = s.finish();
-                m.recall_at_10 * m.contacts as f64
-            })
+            .map(|m| m.recall_at_10 * m.contacts as f64)
             .collect();
         (sums, compared)
     })
